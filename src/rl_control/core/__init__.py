@@ -1,0 +1,1 @@
+"""Pure learning code: networks, buffers, algorithms, training loop, bundles. No ROS."""
