@@ -60,3 +60,9 @@ class Agent(Protocol):
 
     def export_actor(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The deterministic actor as (network description, numpy weights) for a bundle."""
+
+    def reset_noise(self, env_indices: Any = None) -> None:
+        """Reset per-env exploration noise (TD3/DDPG OU noise) at episode ends; None: all."""
+
+    def set_progress(self, progress_remaining: float) -> None:
+        """Learning-rate schedule hook: progress_remaining goes from 1 to 0 over training."""

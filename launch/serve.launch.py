@@ -1,0 +1,206 @@
+"""Serve a trained policy bundle as the `policy_server` lifecycle node.
+
+Typical use against a real Panda driven by ros2_control (franka_ros2)::
+
+    ros2 launch rl_control serve.launch.py \
+        bundle:=/path/to/models/panda_reach_sac \
+        command_topic:=/velocity_controller/commands command_type:=velocity
+
+and against an FR3 (joint names fr3_joint1..7)::
+
+    ros2 launch rl_control serve.launch.py robot:=fr3
+
+Why the node is built in an OpaqueFunction: every topic / type / joint argument defaults to ''
+meaning "keep what params_file says". Only arguments the user actually set are layered on top
+of the parameter file, so the YAML stays the single source of defaults and the launch file
+never silently overrides it with a copy that drifts.
+
+Why the launch file (not the node) drives the lifecycle when autostart:=true: launch then
+reports each transition, and an operator can still `ros2 lifecycle set` the node by hand. The
+node's own `autostart` parameter is forced off so the two never race for the same transition.
+The activate step is tied to the configuring -> inactive transition only, so a later
+deactivate (operator or e-stop) is never undone by the launch file.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    GroupAction,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+)
+from launch.events import matches_action
+from launch.launch_context import LaunchContext
+from launch.launch_description import LaunchDescription
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch_ros.actions import LifecycleNode, PushRosNamespace
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
+import yaml
+
+PACKAGE = 'rl_control'
+
+# Launch argument -> (policy_server parameter, converter). '' always means "not set".
+_OVERRIDES = {
+    'bundle': ('bundle', str),
+    'joint_state_topic': ('joint_state_topic', str),
+    'goal_topic': ('goal_topic', str),
+    'command_topic': ('command_topic', str),
+    'command_type': ('command_type', str),
+    'command_joints': ('command_joints', 'str_list'),
+    'control_rate_hz': ('control_rate_hz', float),
+    'trigger': ('trigger', str),
+}
+
+
+def _truthy(text: str) -> bool:
+    """Parse a launch argument as a boolean, rejecting typos instead of guessing."""
+    value = text.strip().lower()
+    if value in ('true', '1', 'yes', 'on'):
+        return True
+    if value in ('false', '0', 'no', 'off', ''):
+        return False
+    raise ValueError(f'expected true/false, got {text!r}')
+
+
+def _str_list(text: str) -> list[str]:
+    """Accept `a,b,c` or a YAML list `[a, b, c]`: shells make the first easier to type."""
+    text = text.strip()
+    if text.startswith('['):
+        items = yaml.safe_load(text) or []
+    else:
+        items = text.split(',')
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def server_parameters(context: LaunchContext) -> list[Any]:
+    """Parameter list for policy_server: params_file first, then only the arguments set."""
+    cfg = context.launch_configurations
+    params: list[Any] = []
+    params_file = cfg.get('params_file', '')
+    if params_file:
+        params.append(params_file)
+    overrides: dict[str, Any] = {
+        'use_sim_time': _truthy(cfg.get('use_sim_time', 'false')),
+        # Launch owns the lifecycle (see module docstring); the node must not self-activate.
+        'autostart': False,
+    }
+    for arg, (param, kind) in _OVERRIDES.items():
+        text = cfg.get(arg, '')
+        if text == '':
+            continue
+        overrides[param] = _str_list(text) if kind == 'str_list' else kind(text)
+    params.append(overrides)
+    return params
+
+
+def lifecycle_actions(node: LifecycleNode, autostart: bool) -> list[Any]:
+    """Actions that configure `node` and activate it once configured, when autostart."""
+    if not autostart:
+        return [LogInfo(msg='policy_server left unconfigured (autostart:=false); use '
+                            '`ros2 lifecycle set <node> configure` then `activate`.')]
+    activate = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, start_state='configuring', goal_state='inactive',
+        entities=[
+            LogInfo(msg='policy_server configured; activating.'),
+            EmitEvent(event=ChangeState(
+                lifecycle_node_matcher=matches_action(node),
+                transition_id=Transition.TRANSITION_ACTIVATE)),
+        ]))
+    report = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, goal_state='active',
+        entities=[LogInfo(msg='policy_server active: commands are being published.')]))
+    failed = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, start_state='configuring', goal_state='unconfigured',
+        entities=[LogInfo(msg='policy_server failed to configure (see its log); not '
+                              'activating.')]))
+    configure = EmitEvent(event=ChangeState(
+        lifecycle_node_matcher=matches_action(node),
+        transition_id=Transition.TRANSITION_CONFIGURE))
+    return [activate, report, failed, configure]
+
+
+def _launch_setup(context: LaunchContext) -> list[Any]:
+    """Build the namespaced policy_server and its lifecycle handling from resolved args."""
+    cfg = context.launch_configurations
+    node = LifecycleNode(
+        package=PACKAGE,
+        executable='policy_server',
+        name='policy_server',
+        namespace='',  # relative: composes with PushRosNamespace and any enclosing namespace
+        parameters=server_parameters(context),
+        output='screen',
+        emulate_tty=True,
+    )
+    autostart = _truthy(cfg.get('autostart', 'true'))
+    return [GroupAction([
+        PushRosNamespace(cfg.get('namespace', '')),
+        *lifecycle_actions(node, autostart),
+        node,
+    ])]
+
+
+def _default_params_file() -> PathJoinSubstitution:
+    """config/policy_server.yaml, or config/policy_server_<robot>.yaml when robot != panda."""
+    name = PythonExpression([
+        "'policy_server.yaml' if '", LaunchConfiguration('robot'),
+        "' == 'panda' else 'policy_server_", LaunchConfiguration('robot'), ".yaml'"])
+    return PathJoinSubstitution([FindPackageShare(PACKAGE), 'config', name])
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the serve arguments and start policy_server."""
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            'bundle', default_value='',
+            description="Policy bundle folder (policy.yaml + actor.safetensors); '' = "
+                        'params_file value, else the installed models/panda_reach_sac.'),
+        DeclareLaunchArgument(
+            'robot', default_value='panda', choices=['panda', 'fr3'],
+            description='Selects the default params_file: panda (panda_joint1..7) or fr3 '
+                        '(fr3_joint1..7).'),
+        DeclareLaunchArgument(
+            'params_file', default_value=_default_params_file(),
+            description='policy_server parameter YAML; launch arguments below override it.'),
+        DeclareLaunchArgument(
+            'joint_state_topic', default_value='',
+            description="sensor_msgs/JointState input ('' = params_file value)."),
+        DeclareLaunchArgument(
+            'goal_topic', default_value='',
+            description="geometry_msgs/PointStamped goal input ('' = params_file value)."),
+        DeclareLaunchArgument(
+            'command_topic', default_value='',
+            description="Controller command topic, e.g. /velocity_controller/commands "
+                        "('' = params_file value)."),
+        DeclareLaunchArgument(
+            'command_type', default_value='', choices=['', 'velocity', 'effort', 'trajectory'],
+            description="velocity | effort (Float64MultiArray) | trajectory (JointTrajectory) "
+                        "('' = params_file value)."),
+        DeclareLaunchArgument(
+            'command_joints', default_value='',
+            description="The controller's joints in ITS order, 'a,b,c' or '[a, b, c]' "
+                        "('' = params_file value)."),
+        DeclareLaunchArgument(
+            'control_rate_hz', default_value='',
+            description="Control loop rate ('' = params_file value / the bundle's period)."),
+        DeclareLaunchArgument(
+            'trigger', default_value='', choices=['', 'timer', 'state'],
+            description="timer: act at control_rate_hz | state: act on each joint state "
+                        "(lockstep with a /clock simulator) ('' = params_file value)."),
+        DeclareLaunchArgument(
+            'namespace', default_value='', description='ROS namespace for the node.'),
+        DeclareLaunchArgument(
+            'use_sim_time', default_value='false',
+            description='Follow /clock (true with a simulator that publishes it).'),
+        DeclareLaunchArgument(
+            'autostart', default_value='true',
+            description='Configure and activate the node from launch; false leaves it '
+                        'unconfigured for `ros2 lifecycle set`.'),
+        OpaqueFunction(function=_launch_setup),
+    ])

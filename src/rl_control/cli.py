@@ -1,0 +1,216 @@
+"""`rl-control`: train, evaluate, and bring up the ROS node graph without `ros2 launch`.
+
+Errors a person can fix (a bad config, a broken bundle, ROS not installed) are printed as one
+line on stderr with exit status 2 (usage/config) or 1 (runtime), never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+from pathlib import Path
+import shlex
+import sys
+from typing import Any
+
+EXIT_USAGE = 2
+
+_ROS_COMMANDS = {
+    'demo': ('rl_control.ros.demo', 'sim robot + policy server over DDS, shipped bundle'),
+    'sim': ('rl_control.ros.sim_robot', 'the simulated Panda node (ros2_control topics)'),
+    'serve': ('rl_control.ros.policy_server', 'the policy server node for a bundle'),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (separate so tests and docs can inspect it)."""
+    parser = argparse.ArgumentParser(
+        prog='rl-control',
+        description='Train actor-critic policies (SAC, TD3, DDPG, A2C) in simulation, evaluate '
+                    'policy bundles, and serve them as ROS 2 nodes.',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='examples:\n'
+               '  rl-control train --config config/pendulum_sac.yaml --out runs/pendulum\n'
+               '  rl-control train --config config/pendulum_sac.yaml --set algo_kwargs.lr=3e-4\n'
+               '  rl-control train --config config/pendulum_sac.yaml --out runs/pendulum '
+               '--resume\n'
+               '  rl-control eval runs/pendulum/bundle --episodes 20 --json\n'
+               '  rl-control demo')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    p = sub.add_parser('train', help='train from a YAML config (task x algorithm)',
+                       description='Train per a config file; writes a run directory with '
+                                   'progress.csv, TensorBoard logs (tb/), checkpoints/, the '
+                                   'policy bundle (bundle/) and learning_curve.png.')
+    p.add_argument('--config', required=True, metavar='PATH',
+                   help='YAML config, e.g. config/pendulum_sac.yaml')
+    p.add_argument('--set', dest='overrides', action='append', default=[],
+                   metavar='KEY=VALUE',
+                   help='override a config value with a dotted key, parsed as YAML '
+                        '(repeatable), e.g. --set total_steps=5000 --set algo_kwargs.lr=1e-3')
+    p.add_argument('--out', metavar='DIR',
+                   help='run directory (default: runs/<config name>)')
+    p.add_argument('--resume', action='store_true',
+                   help='continue from <out>/checkpoints/latest (same result as an '
+                        'uninterrupted run)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.add_argument('--check', action='store_true',
+                   help='validate the config (and env id) and exit without training')
+
+    p = sub.add_parser('eval', help='evaluate a policy bundle (deterministic actions)',
+                       description='Run a bundle for N episodes on its task (or --env) and '
+                                   'report mean/std return and success rate.')
+    p.add_argument('bundle', metavar='BUNDLE', help='bundle folder (with policy.yaml)')
+    p.add_argument('--episodes', type=int, default=10, help='episodes (default 10)')
+    p.add_argument('--env', metavar='ENV_ID', help="env id (default: the bundle's task)")
+    p.add_argument('--seed', type=int, default=0,
+                   help='episode i starts from seed SEED+i (default 0)')
+    p.add_argument('--json', action='store_true',
+                   help='print the result as one JSON object on the last stdout line')
+
+    for name, (_module, text) in _ROS_COMMANDS.items():
+        p = sub.add_parser(name, help=f'{text} (needs ROS 2 Python packages)',
+                           description=f'Runs {text}; arguments after the command go to it '
+                                       '(try --help there).', add_help=False)
+        p.add_argument('args', nargs=argparse.REMAINDER, help='arguments for the node')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `rl-control` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _ROS_COMMANDS:
+        # Everything after the command belongs to the node (including --ros-args and --help);
+        # argparse's REMAINDER cannot pass leading options through a subparser.
+        return _ros(argv[0], argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.command == 'train':
+        return _train(args, argv)
+    if args.command == 'eval':
+        return _eval(args)
+    return _ros(args.command, args.args)
+
+
+def _fail(message: str, status: int) -> int:
+    print(f'rl-control: error: {message}', file=sys.stderr)
+    return status
+
+
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from rl_control.core.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    if args.check:
+        print(f'{args.config}: OK ({cfg.algo} on {cfg.env}, {cfg.total_steps} steps)')
+        return 0
+    out = Path(args.out) if args.out else Path('runs') / Path(args.config).stem
+    from rl_control.core.loop import ResumeError, train
+
+    command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
+    print(f'training {cfg.algo} on {cfg.env} for {cfg.total_steps} steps -> {out}', flush=True)
+    try:
+        result = train(cfg, out, resume=args.resume, progress=not args.no_progress,
+                       command=command)
+    except ResumeError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    last = result.last_eval or {}
+    print(f'done: {result.steps} steps in {result.wall_s:.1f} s; last eval return '
+          f'{last.get("eval_mean_return", float("nan")):.1f} ± '
+          f'{last.get("eval_std_return", float("nan")):.1f}'
+          + (' (target reached)' if result.reached_target else ''))
+    print(f'  bundle:      {result.bundle_dir}')
+    print(f'  progress:    {out / "progress.csv"}')
+    if result.curve_png:
+        print(f'  curve:       {result.curve_png}')
+    if cfg.tensorboard:
+        print(f'  tensorboard: tensorboard --logdir {out / "tb"}')
+    print(f'  checkpoints: {out / "checkpoints"}')
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from rl_control.core.bundle import BundleError, load_bundle
+
+    if args.episodes <= 0:
+        return _fail('--episodes must be > 0', EXIT_USAGE)
+    try:
+        spec, policy = load_bundle(args.bundle)
+    except BundleError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    task = spec.get('task') or {}
+    env_id = args.env or task['env_id']
+    from rl_control.core.config import ConfigError, check_env_id
+    from rl_control.core.evaluation import evaluate
+
+    try:
+        check_env_id(env_id, '--env')
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    result = evaluate(_batched(policy), env_id, args.episodes, seed=args.seed,
+                      env_kwargs=task.get('env_kwargs') or {}, time_limit=task.get('time_limit'))
+    summary = result.to_dict()
+    summary['env_id'] = env_id
+    summary['bundle'] = str(args.bundle)
+    if args.json:
+        _flush_c_stdio()  # pybullet printf()s on stdout; the JSON must come out last
+        print(json.dumps(summary), flush=True)
+    else:
+        sr = summary['success_rate']
+        print(f'{env_id}: {summary["episodes"]} episodes, return {summary["mean_return"]:.2f} '
+              f'± {summary["std_return"]:.2f}'
+              + ('' if sr is None else f', success rate {sr:.2f}'))
+    return 0
+
+
+def _flush_c_stdio() -> None:
+    sys.stdout.flush()
+    try:
+        import ctypes
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+def _batched(policy: Any) -> Any:
+    """Policy.act on a batch (n, obs_dim); falls back to row by row for a single-obs act."""
+    import numpy as np
+
+    def act(x: np.ndarray) -> np.ndarray:
+        out = np.asarray(policy.act(x))
+        if out.ndim == 2 and out.shape[0] == x.shape[0]:
+            return out
+        return np.stack([np.asarray(policy.act(row)) for row in x])
+
+    return act
+
+
+def _ros(command: str, node_args: list[str]) -> int:
+    module_name = _ROS_COMMANDS[command][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return _fail(f'`{command}` is not available in this installation ({module_name} '
+                         'is missing)', 1)
+        if exc.name and (exc.name.startswith('rclpy') or exc.name.endswith('_msgs')
+                         or exc.name.startswith('rmw')):
+            return _fail(f'`{command}` needs ROS 2 Python packages ({exc.name} not found): '
+                         "source a ROS 2 distro or `pip install -e '.[ros]'`", 1)
+        raise
+    fn = module.main
+    if inspect.signature(fn).parameters:
+        status = fn(node_args)
+    else:  # a ros2-style main() that reads sys.argv itself
+        sys.argv = [f'rl-control {command}', *node_args]
+        status = fn()
+    return int(status or 0)
+
+
+if __name__ == '__main__':  # pragma: no cover
+    os.environ.setdefault('MPLBACKEND', 'Agg')
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Policy bundles: `policy.yaml` (the contract) + `actor.safetensors` (numpy weights).
+
+A bundle is what leaves the training machine and drives a robot, so loading it must never
+unpickle anything (safetensors holds only arrays) and must fail loudly, naming the file and the
+field, on anything missing, corrupt or inconsistent: a policy that silently reads the wrong
+joint order or stale weights moves a real arm wrongly. No torch import here: the serving path is
+numpy only.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rl_control import __version__
+from rl_control.core.checkpoint import atomic_write_bytes, atomic_write_text
+
+FORMAT = 'rl_control.policy/1'
+SPEC_FILE = 'policy.yaml'
+WEIGHTS_FILE = 'actor.safetensors'
+ACTION_TYPES = ('box', 'joint_velocity', 'joint_effort', 'joint_position_delta')
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names the file and the field."""
+
+
+def save_bundle(out_dir: str | Path, agent: Any, normalizer: Any, env_meta: dict[str, Any],
+                cfg: Any, evaluation: dict[str, Any] | None, trained_with_command: str,
+                total_steps: int | None = None, wall_s: float | None = None) -> Path:
+    """Write a bundle for `agent`'s deterministic actor; returns the bundle folder.
+
+    `normalizer` (or None) must offer `to_yaml()` -> {mean, var, clip, epsilon}; `env_meta` is
+    `sim.envs.env_metadata(...)`; `cfg` a TrainConfig (or a dict). Weights are written first and
+    the spec last, each atomically, so a bundle with a policy.yaml is always complete.
+    """
+    from safetensors.numpy import save as st_save
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    network, weights = agent.export_actor()
+    weights = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in weights.items()}
+    blob = st_save(weights)
+    atomic_write_bytes(out_dir / WEIGHTS_FILE, blob)
+    cfg_dict = cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg or {})
+    spec: dict[str, Any] = {
+        'format': FORMAT,
+        'algorithm': cfg_dict.get('algo'),
+        'rl_control_version': __version__,
+        'task': {'env_id': env_meta['env_id'], 'env_kwargs': env_meta.get('env_kwargs') or {},
+                 'time_limit': env_meta.get('time_limit')},
+        'control_period_s': None,
+        'joint_names': [],
+        'observation': {'terms': env_meta['obs_terms'], 'normalization': None},
+        'action': _box_action(env_meta),
+    }
+    if env_meta.get('contract') is not None:
+        spec.update(_contract_sections(env_meta['contract']))
+    spec['observation']['normalization'] = (
+        _plain(normalizer.to_yaml()) if normalizer is not None else None)
+    spec['network'] = _plain(network)
+    spec['weights'] = {'file': WEIGHTS_FILE, 'sha256': hashlib.sha256(blob).hexdigest()}
+    spec['trained_with'] = {'command': trained_with_command, 'config': _plain(cfg_dict),
+                            'total_steps': total_steps, 'seed': cfg_dict.get('seed'),
+                            'wall_s': None if wall_s is None else round(float(wall_s), 3)}
+    spec['evaluation'] = _plain(evaluation) if evaluation else None
+    _validate(spec, weights, out_dir / SPEC_FILE)
+    atomic_write_text(out_dir / SPEC_FILE, dump_yaml(spec))
+    return out_dir
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML dumper: block mappings, flow-style lists of scalars.
+
+    `low: [-2.0, 2.0]` keeps a 7-joint spec readable; nested structure stays one key per line.
+    """
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(not isinstance(v, (dict, list)) for v in data) or all(
+        isinstance(v, list) and all(not isinstance(x, (dict, list)) for x in v) for v in data)
+    return dumper.represent_sequence('tag:yaml.org,2002:seq', data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text as written into policy.yaml (safe types only)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=99)
+
+
+def _box_action(env_meta: dict[str, Any]) -> dict[str, Any]:
+    """Generic env: command = low + (a + 1) / 2 * (high - low), i.e. scale = (high - low) / 2."""
+    low = np.asarray(env_meta['action_low'], np.float64)
+    high = np.asarray(env_meta['action_high'], np.float64)
+    return {'type': 'box', 'size': int(env_meta['act_dim']),
+            'scale': ((high - low) / 2).tolist(), 'low': low.tolist(), 'high': high.tolist()}
+
+
+def _contract_sections(contract: Any) -> dict[str, Any]:
+    """policy.yaml sections of a robot env's contract (joints, obs terms, action, period).
+
+    They are produced by sim/contract.py, so the server parses exactly what the env wrote.
+    """
+    if hasattr(contract, 'to_yaml'):
+        sections = _plain(contract.to_yaml())
+    else:
+        from rl_control.sim.contract import contract_to_yaml
+
+        sections = _plain(contract_to_yaml(contract.obs_spec, contract.act_spec,
+                                           contract.control_period_s))
+    out: dict[str, Any] = {}
+    for key in ('joint_names', 'control_period_s', 'action'):
+        if key in sections:
+            out[key] = sections[key]
+    obs = sections.get('observation')
+    if isinstance(obs, dict):
+        out['observation'] = {'terms': obs['terms'], 'normalization': None}
+    elif 'terms' in sections:
+        out['observation'] = {'terms': sections['terms'], 'normalization': None}
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars/arrays and tuples -> plain YAML types."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, '__dataclass_fields__'):
+        import dataclasses
+        return _plain(dataclasses.asdict(value))
+    return value
+
+
+def load_bundle_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and fully validate a bundle: (spec dict, weights). Raises BundleError."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as st_load
+
+    folder = Path(path)
+    if folder.is_file() and folder.name == SPEC_FILE:
+        folder = folder.parent
+    spec_path = folder / SPEC_FILE
+    if not spec_path.is_file():
+        raise BundleError(f'{spec_path}: missing (is {folder} a policy bundle?)')
+    try:
+        spec = yaml.safe_load(spec_path.read_text())
+    except yaml.YAMLError as exc:
+        raise BundleError(f'{spec_path}: not valid YAML: {exc}') from None
+    if not isinstance(spec, dict):
+        raise BundleError(f'{spec_path}: expected a mapping at the top level')
+    _require(spec, 'format', spec_path)
+    if spec['format'] != FORMAT:
+        raise BundleError(f'{spec_path}: format: {spec["format"]!r} is not supported '
+                          f'(this rl_control reads {FORMAT!r})')
+    wfile = _require(spec, 'weights.file', spec_path)
+    sha = _require(spec, 'weights.sha256', spec_path)
+    wpath = folder / str(wfile)
+    if not wpath.is_file():
+        raise BundleError(f'{wpath}: weights file missing (named by {spec_path}: weights.file)')
+    blob = wpath.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != sha:
+        raise BundleError(f'{wpath}: sha256 does not match {spec_path}: weights.sha256 '
+                          '(corrupt or replaced weights)')
+    try:
+        weights = st_load(blob)
+    except (SafetensorError, ValueError) as exc:
+        raise BundleError(f'{wpath}: not a valid safetensors file: {exc}') from None
+    _validate(spec, weights, spec_path)
+    return spec, weights
+
+
+def load_bundle(path: str | Path) -> tuple[dict[str, Any], Any]:
+    """Load a bundle as (spec, Policy): numpy inference with normalization baked in."""
+    from rl_control.core.policy import Policy
+
+    spec, weights = load_bundle_spec(path)
+    policy = Policy(spec['network'], weights, spec['observation'].get('normalization'))
+    return spec, policy
+
+
+def _require(spec: dict[str, Any], dotted: str, where: Path) -> Any:
+    node: Any = spec
+    for part in dotted.split('.'):
+        if not isinstance(node, dict) or node.get(part) is None:
+            raise BundleError(f'{where}: {dotted}: required field is missing')
+        node = node[part]
+    return node
+
+
+def _validate(spec: dict[str, Any], weights: dict[str, np.ndarray], where: Path) -> None:
+    """Cross-check the spec's sections against each other and the weight shapes."""
+    for dotted in ('algorithm', 'task.env_id', 'observation.terms', 'action.type',
+                   'action.size', 'network.layers', 'network.activation', 'network.output'):
+        _require(spec, dotted, where)
+    if spec['action']['type'] not in ACTION_TYPES:
+        raise BundleError(f'{where}: action.type: {spec["action"]["type"]!r} is not one of '
+                          f'{list(ACTION_TYPES)}')
+    try:
+        obs_size = sum(int(t['size']) for t in spec['observation']['terms'])
+        layers = [(int(a), int(b)) for a, b in spec['network']['layers']]
+    except (KeyError, TypeError, ValueError):
+        raise BundleError(f'{where}: observation.terms / network.layers: malformed') from None
+    if not layers or layers[0][0] != obs_size:
+        raise BundleError(f'{where}: network.layers: input size {layers[0][0] if layers else 0} '
+                          f'!= observation size {obs_size} (sum of observation.terms)')
+    act_size = int(spec['action']['size'])
+    if layers[-1][1] != act_size:
+        raise BundleError(f'{where}: network.layers: output size {layers[-1][1]} != '
+                          f'action.size {act_size}')
+    for key in ('scale', 'low', 'high'):
+        values = spec['action'].get(key)
+        if values is not None and len(values) != act_size:
+            raise BundleError(f'{where}: action.{key}: {len(values)} values for action size '
+                              f'{act_size}')
+    joints = spec.get('joint_names') or []
+    if spec['action']['type'] != 'box' and len(joints) != act_size:
+        raise BundleError(f'{where}: joint_names: {len(joints)} names for action size {act_size}')
+    norm = spec['observation'].get('normalization')
+    if norm is not None:
+        for key in ('mean', 'var'):
+            if key not in norm or len(norm[key]) != obs_size:
+                raise BundleError(f'{where}: observation.normalization.{key}: needs '
+                                  f'{obs_size} values')
+    for i, (n_in, n_out) in enumerate(layers):
+        for name, shape in ((f'l{i}.weight', (n_out, n_in)), (f'l{i}.bias', (n_out,))):
+            if name not in weights:
+                raise BundleError(f'{where}: weights: tensor {name!r} missing for '
+                                  f'network.layers[{i}]')
+            if tuple(weights[name].shape) != shape:
+                raise BundleError(f'{where}: weights: {name} has shape '
+                                  f'{tuple(weights[name].shape)}, network.layers[{i}] needs '
+                                  f'{shape}')

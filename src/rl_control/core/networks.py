@@ -1,0 +1,386 @@
+"""Neural networks for the actor-critic algorithms, plus the actor export format.
+
+Every actor can export its deterministic path as a plain MLP description + numpy weights (the
+INTERFACES.md "network" format), so serving needs no torch. Critics are ensembles whose heads
+are evaluated in one batched matmul per layer (`torch.baddbmm` over stacked weights): on a CPU,
+per-call overhead dominates 256-wide layers, so two critics cost little more than one.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {'relu': nn.ReLU, 'tanh': nn.Tanh}
+LOG_2PI = math.log(2.0 * math.pi)
+LOG_2 = math.log(2.0)
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None, activation: str = 'relu',
+        output_activation: str | None = None) -> nn.Sequential:
+    """Linear/activation stack; `out_dim=None` ends with the last hidden activation (a trunk)."""
+    layers: list[nn.Module] = []
+    sizes = [in_dim, *hidden]
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        # In-place ReLU: the Linear's backward never needs its output, so no extra tensor.
+        layers += [nn.Linear(a, b), nn.ReLU(inplace=True) if activation == 'relu'
+                   else ACTIVATIONS[activation]()]
+    if out_dim is not None:
+        layers.append(nn.Linear(sizes[-1], out_dim))
+        if output_activation is not None:
+            layers.append(ACTIVATIONS[output_activation]())
+    return nn.Sequential(*layers)
+
+
+def linears(module: nn.Module) -> list[nn.Linear]:
+    """The Linear layers of a module in forward order (for export and initialization)."""
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def orthogonal_init(module: nn.Module, gain: float) -> None:
+    """Orthogonal weights and zero biases (SB3/PPO-paper `ortho_init`)."""
+    for layer in linears(module):
+        nn.init.orthogonal_(layer.weight, gain=gain)
+        nn.init.zeros_(layer.bias)
+
+
+def export_linears(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], activation: str,
+                   output: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(weight, bias) pairs -> ({kind, layers, activation, output}, {l0.weight: ...}).
+
+    Weights keep torch's (out, in) layout; `layers` lists [in, out] per layer.
+    """
+    desc: dict[str, Any] = {'kind': 'mlp', 'layers': [], 'activation': activation,
+                            'output': output}
+    weights: dict[str, np.ndarray] = {}
+    for i, (w, b) in enumerate(layers):
+        desc['layers'].append([int(w.shape[1]), int(w.shape[0])])
+        weights[f'l{i}.weight'] = w.detach().cpu().numpy().astype(np.float32).copy()
+        weights[f'l{i}.bias'] = b.detach().cpu().numpy().astype(np.float32).copy()
+    return desc, weights
+
+
+class SquashedGaussianActor(nn.Module):
+    """SAC actor: a = tanh(mu + std * eps), with log-prob corrected for the tanh squashing.
+
+    Mean and log-std come from one output layer (2 * act_dim wide) to save a matmul per call;
+    export keeps only the mean rows, so the served action is tanh(mu), SAC's deterministic action.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
+                 activation: str = 'relu', log_std_min: float = -20.0,
+                 log_std_max: float = 2.0) -> None:
+        super().__init__()
+        self.act_dim, self.activation = act_dim, activation
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+        self.net = mlp(obs_dim, hidden, 2 * act_dim, activation)
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False,
+                noise: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (action in [-1, 1], log pi(action | obs)) shaped (B, act_dim) and (B,).
+
+        log pi = sum_i [log N(u_i; mu_i, std_i) - log(1 - tanh(u_i)^2)], with the tanh term in
+        the numerically stable form 2 (log 2 - u - softplus(-2u)) (Spinning Up).
+        """
+        mu, log_std = self.net(obs).split(self.act_dim, dim=-1)
+        log_std = log_std.clamp(self.log_std_min, self.log_std_max)
+        if deterministic:
+            eps = torch.zeros_like(mu)
+        elif noise is not None:
+            eps = noise
+        else:
+            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        u = mu + log_std.exp() * eps
+        logp = (-0.5 * eps.square() - log_std).sum(-1) - 0.5 * LOG_2PI * self.act_dim
+        logp = logp - (2.0 * (LOG_2 - u - nn.functional.softplus(-2.0 * u))).sum(-1)
+        return torch.tanh(u), logp
+
+    def action(self, obs: torch.Tensor, deterministic: bool = False,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Only the action (no log-prob): the cheap path for acting in the env."""
+        mu, log_std = self.net(obs).split(self.act_dim, dim=-1)
+        if deterministic:
+            return torch.tanh(mu)
+        std = log_std.clamp(self.log_std_min, self.log_std_max).exp()
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        return torch.tanh(mu + std * eps)
+
+    def export(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The deterministic actor tanh(mu(obs)) as an MLP description + numpy weights."""
+        ls = linears(self.net)
+        pairs = [(m.weight, m.bias) for m in ls[:-1]]
+        pairs.append((ls[-1].weight[: self.act_dim], ls[-1].bias[: self.act_dim]))
+        return export_linears(pairs, self.activation, 'tanh')
+
+
+class DeterministicActor(nn.Module):
+    """TD3/DDPG actor: a = tanh(MLP(obs))."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
+                 activation: str = 'relu') -> None:
+        super().__init__()
+        self.activation = activation
+        self.net = mlp(obs_dim, hidden, act_dim, activation, output_activation='tanh')
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic action in [-1, 1]."""
+        return self.net(obs)
+
+    def export(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The actor as an MLP description + numpy weights (output tanh)."""
+        return export_linears([(m.weight, m.bias) for m in linears(self.net)],
+                              self.activation, 'tanh')
+
+
+class EnsembleQ(nn.Module):
+    """n independent Q(s, a) MLPs evaluated together: one `baddbmm` per layer for all heads.
+
+    Weights are stacked as (n, in, out) parameters, each head initialized like nn.Linear
+    (U(-1/sqrt(in), 1/sqrt(in))), so the ensemble is n ordinary critics computed in one call.
+    `params` lets a caller evaluate with detached weights: the actor loss then backpropagates
+    into the action only, without toggling requires_grad on the critic every step.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
+                 n_critics: int = 2, activation: str = 'relu') -> None:
+        super().__init__()
+        self.n_critics = n_critics
+        # In place (baddbmm's backward does not need its output): saves one tensor per layer.
+        self.act_fn = {'relu': torch.relu_, 'tanh': torch.tanh_}[activation]
+        sizes = [obs_dim + act_dim, *hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            bound = 1.0 / math.sqrt(a)
+            self.weights.append(nn.Parameter(torch.empty(n_critics, a, b).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(n_critics, 1, b).uniform_(-bound, bound)))
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, detach: bool = False,
+                heads: int | None = None) -> torch.Tensor:
+        """Q values of every head (or the first `heads`), shaped (n_heads, B).
+
+        `detach=True` uses detached weights: gradients reach `act` (and what produced it) but
+        never the critic's parameters.
+        """
+        ws: list[torch.Tensor] = list(self.weights)
+        bs: list[torch.Tensor] = list(self.biases)
+        if heads is not None:
+            ws, bs = [w[:heads] for w in ws], [b[:heads] for b in bs]
+        if detach:
+            ws, bs = [w.detach() for w in ws], [b.detach() for b in bs]
+        x = torch.cat([obs, act], dim=-1)
+        h = torch.baddbmm(bs[0], x.expand(ws[0].shape[0], *x.shape), ws[0])
+        for w, b in zip(ws[1:], bs[1:], strict=True):
+            h = torch.baddbmm(b, self.act_fn(h), w)
+        return h.squeeze(-1)
+
+
+class GaussianActor(nn.Module):
+    """A2C policy: a Gaussian around mu(obs), as SB3's ActorCriticPolicy.
+
+    Plain: N(mu, exp(log_std)^2) with a state-independent log_std vector. With `sde` (gSDE,
+    Raffin et al., 2021; SB3 `use_sde`, full_std): log_std is a (latent, act_dim) matrix, the
+    noise is latent(obs) @ E with E ~ N(0, exp(log_std)^2) held fixed between `reset_sde` calls
+    (one matrix per env), so exploration is smooth in time; the density is
+    N(mu, latent^2 @ exp(log_std)^2 + 1e-6), latent detached (SB3 learn_features=False).
+    The env receives the sample clipped to [-1, 1]; the log-prob is of the unclipped sample,
+    which is what the rollout stores. Export serves clip(mu(obs)).
+    """
+
+    SDE_EPS = 1e-6
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (64, 64),
+                 activation: str = 'tanh', log_std_init: float = 0.0,
+                 ortho_init: bool = True, sde: bool = False) -> None:
+        super().__init__()
+        self.activation, self.sde = activation, sde
+        latent = hidden[-1] if hidden else obs_dim
+        self.trunk = mlp(obs_dim, hidden, None, activation)
+        self.mu = nn.Linear(latent, act_dim)
+        shape = (latent, act_dim) if sde else (act_dim,)
+        self.log_std = nn.Parameter(torch.full(shape, float(log_std_init)))
+        # gSDE exploration matrices, one per env: (n_envs, latent, act_dim).
+        self.register_buffer('sde_matrices', torch.zeros(0, latent, act_dim), persistent=True)
+        if ortho_init:  # SB3 gains: sqrt(2) for hidden layers, 0.01 for the action layer.
+            orthogonal_init(self.trunk, math.sqrt(2.0))
+            orthogonal_init(self.mu, 0.01)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Mean action (unclipped)."""
+        return self.mu(self.trunk(obs))
+
+    def reset_sde(self, n_envs: int, generator: torch.Generator | None = None) -> None:
+        """Draw new gSDE exploration matrices for `n_envs` envs (no-op without gSDE)."""
+        if self.sde:
+            with torch.inference_mode(False):  # a normal tensor even when called from act()
+                std = self.log_std.detach().exp()
+                eps = torch.randn((n_envs, *std.shape), generator=generator)
+                self.sde_matrices = eps.to(std.device) * std
+
+    def sample(self, obs: torch.Tensor,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """An (unclipped) action per row; with gSDE row i uses env i's exploration matrix."""
+        latent = self.trunk(obs)
+        mu = self.mu(latent)
+        if not self.sde:
+            eps = torch.randn(mu.shape, generator=generator).to(mu.device)
+            return mu + self.log_std.exp() * eps
+        if self.sde_matrices.shape[0] != obs.shape[0]:
+            self.reset_sde(obs.shape[0], generator)
+        return mu + torch.bmm(latent.unsqueeze(1), self.sde_matrices).squeeze(1)
+
+    def log_prob_entropy(self, obs: torch.Tensor,
+                         act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log pi(act | obs), entropy), both summed over action dims, shaped (B,)."""
+        latent = self.trunk(obs)
+        mu = self.mu(latent)
+        if self.sde:
+            var = latent.detach().square() @ (2.0 * self.log_std).exp()
+            log_std = 0.5 * (var + self.SDE_EPS).log()
+        else:
+            log_std = self.log_std.expand_as(mu)
+        logp = (-0.5 * ((act - mu) / log_std.exp()).square() - log_std - 0.5 * LOG_2PI).sum(-1)
+        entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum(-1)
+        return logp, entropy
+
+    def export(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The mean path as an MLP description + numpy weights (output clip to [-1, 1])."""
+        return export_linears([(m.weight, m.bias) for m in linears(self)], self.activation,
+                              'clip')
+
+
+class ValueNet(nn.Module):
+    """State-value V(obs) for A2C (a separate MLP, as SB3's default `vf` branch)."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int] = (64, 64), activation: str = 'tanh',
+                 ortho_init: bool = True) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, 1, activation)
+        if ortho_init:  # SB3 gains: sqrt(2) hidden, 1 for the value layer.
+            orthogonal_init(self.net, math.sqrt(2.0))
+            orthogonal_init(linears(self.net)[-1], 1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs) shaped (B,)."""
+        return self.net(obs).squeeze(-1)
+
+
+class ForeachAdam:
+    """Adam (Kingma & Ba, 2015) as a handful of `torch._foreach_*` calls per param group.
+
+    The same arithmetic as torch.optim.Adam's foreach path (bit-identical results, see the
+    tests), without its per-step Python machinery, and without importing torch._dynamo, which
+    torch.optim does on first use: about 2 s of process start-up on this machine, paid by every
+    training run. Parameters whose grad is None are skipped and keep their own step count, as in
+    torch (TD3's actor on non-delayed steps). Interface: param_groups, zero_grad, step,
+    state_dict, load_state_dict.
+    """
+
+    def __init__(self, groups: list[dict[str, Any]], betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.param_groups = [{**g, 'params': list(g['params'])} for g in groups]
+        self.betas, self.eps = betas, eps
+        self.state: dict[int, dict[str, Any]] = {}  # by position over all groups
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for g in self.param_groups for p in g['params']]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop (or zero) every gradient."""
+        for p in self._params():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One Adam step on every parameter that has a gradient."""
+        beta1, beta2 = self.betas
+        index = 0
+        for group in self.param_groups:
+            params, grads, avgs, sqs, step_sizes, bc2_sqrts = [], [], [], [], [], []
+            for p in group['params']:
+                st = self.state.get(index)
+                index += 1
+                if p.grad is None:
+                    continue
+                if st is None:
+                    st = self.state[index - 1] = {'step': 0, 'exp_avg': torch.zeros_like(p),
+                                                  'exp_avg_sq': torch.zeros_like(p)}
+                st['step'] += 1
+                params.append(p)
+                grads.append(p.grad)
+                avgs.append(st['exp_avg'])
+                sqs.append(st['exp_avg_sq'])
+                step_sizes.append(-group['lr'] / (1.0 - beta1 ** st['step']))
+                bc2_sqrts.append(math.sqrt(1.0 - beta2 ** st['step']))
+            if not params:
+                continue
+            torch._foreach_lerp_(avgs, grads, 1.0 - beta1)
+            torch._foreach_mul_(sqs, beta2)
+            torch._foreach_addcmul_(sqs, grads, grads, 1.0 - beta2)
+            denom = torch._foreach_sqrt(sqs)
+            torch._foreach_div_(denom, bc2_sqrts)
+            torch._foreach_add_(denom, self.eps)
+            torch._foreach_addcdiv_(params, avgs, denom, step_sizes)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Moments and step counts (by parameter position) and the group learning rates."""
+        return {'state': {i: {k: (v.clone() if torch.is_tensor(v) else v) for k, v in s.items()}
+                          for i, s in self.state.items()},
+                'lrs': [g['lr'] for g in self.param_groups], 'betas': self.betas, 'eps': self.eps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict (same parameter layout)."""
+        params = self._params()
+        self.state = {}
+        for i, s in state['state'].items():
+            i = int(i)
+            self.state[i] = {'step': int(s['step']),
+                             'exp_avg': s['exp_avg'].clone().to(params[i].device),
+                             'exp_avg_sq': s['exp_avg_sq'].clone().to(params[i].device)}
+        for g, lr in zip(self.param_groups, state['lrs'], strict=True):
+            g['lr'] = lr
+        self.betas, self.eps = tuple(state['betas']), float(state['eps'])
+
+
+def scheduled_lr(base_lr: float, schedule: str, progress_remaining: float) -> float:
+    """Learning rate under a schedule: 'constant', or 'linear' (SB3 zoo `lin_`: to 0 at end)."""
+    if schedule == 'constant':
+        return base_lr
+    if schedule == 'linear':
+        return base_lr * max(0.0, min(1.0, progress_remaining))
+    raise ValueError(f"unknown lr_schedule {schedule!r}; expected 'constant' or 'linear'")
+
+
+def set_progress_lrs(optimizer: Any, base_lrs: Sequence[float], schedule: str,
+                     progress_remaining: float) -> None:
+    """Set every param group's lr from its base lr and the schedule."""
+    for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+        group['lr'] = scheduled_lr(lr, schedule, progress_remaining)
+
+
+@contextmanager
+def seeded_init(seed: int | None) -> Iterator[None]:
+    """Network init drawn from `seed` without disturbing the caller's global torch RNG."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        yield
+
+
+def torch_generator(seed: int | None) -> torch.Generator:
+    """A private CPU generator for action sampling, saved in state_dict for exact resume."""
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed) + 1)
+    return g

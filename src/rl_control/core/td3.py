@@ -1,0 +1,212 @@
+"""TD3 (Fujimoto et al., 2018) and DDPG (Lillicrap et al., 2016) as one algorithm.
+
+TD3:
+    a'   = clip(pi'(s') + clip(N(0, target_noise^2), -c, c), -1, 1)      (target smoothing)
+    y    = r + gamma (1 - terminated) min_i Q'_i(s', a')                  (clipped double Q)
+    L_Q  = sum_i mean (Q_i(s, a) - y)^2
+    every `policy_delay` updates:  L_pi = -mean Q_1(s, pi(s)),  then Polyak on pi' and Q'.
+DDPG is the same update with one critic, no delay and no target smoothing (`DDPGConfig`).
+
+As in sac.py, the critic and actor losses touch disjoint parameters (the actor sees the critic
+through detached weights), so one backward and one optimizer step serve both; on non-delayed
+steps the actor's gradients are None and Adam leaves it (and its step count) untouched, exactly
+like a separate actor optimizer that is not stepped.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from rl_control.core.networks import (
+    DeterministicActor,
+    EnsembleQ,
+    ForeachAdam,
+    seeded_init,
+    set_progress_lrs,
+    torch_generator,
+)
+from rl_control.core.noise import GaussianNoise, make_noise
+from rl_control.core.polyak import polyak_update
+from rl_control.core.types import Batch
+
+
+@dataclass
+class TD3Config:
+    """TD3 hyperparameters (SB3 names and defaults, except 256x256 nets as the TD3 authors' code).
+
+    `action_noise`: exploration noise added by act(): 'gaussian' | 'ou' | 'none', with
+    `noise_sigma` (std in the [-1, 1] action box), `ou_theta`, `ou_dt`.
+    """
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    activation: str = 'relu'
+    lr: float = 1e-3
+    actor_lr: float | None = None
+    critic_lr: float | None = None
+    lr_schedule: str = 'constant'
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    learning_starts: int = 100
+    train_freq: int = 1
+    gradient_steps: int = 1
+    n_critics: int = 2
+    policy_delay: int = 2
+    target_noise: float = 0.2
+    target_noise_clip: float = 0.5
+    action_noise: str = 'gaussian'
+    noise_sigma: float = 0.1
+    ou_theta: float = 0.15
+    ou_dt: float = 1e-2
+
+    def __post_init__(self) -> None:
+        if self.action_noise not in ('gaussian', 'ou', 'none'):
+            raise ValueError(f"action_noise must be 'gaussian', 'ou' or 'none', "
+                             f'not {self.action_noise!r}')
+        if self.n_critics < 1 or self.policy_delay < 1:
+            raise ValueError('n_critics and policy_delay must be >= 1')
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError('tau must be in (0, 1]')
+
+    @classmethod
+    def ddpg(cls, **overrides: Any) -> DDPGConfig:
+        """DDPG settings (one critic, no delay, no target smoothing, OU noise) + overrides."""
+        return DDPGConfig(**overrides)
+
+
+@dataclass
+class DDPGConfig(TD3Config):
+    """DDPG = TD3 with n_critics=1, policy_delay=1, target_noise=0 (SB3's DDPG).
+
+    Exploration follows the DDPG paper: Ornstein-Uhlenbeck noise, theta 0.15, sigma 0.2.
+    """
+
+    n_critics: int = 1
+    policy_delay: int = 1
+    target_noise: float = 0.0
+    target_noise_clip: float = 0.0
+    action_noise: str = 'ou'
+    noise_sigma: float = 0.2
+
+
+class TD3:
+    """TD3 / DDPG agent acting in [-1, 1]^act_dim (see the module docstring)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: TD3Config | None = None,
+                 seed: int | None = None, device: str = 'cpu') -> None:
+        self.cfg = cfg = cfg or TD3Config()
+        self.obs_dim, self.act_dim, self.device = obs_dim, act_dim, torch.device(device)
+        self.seed = seed
+        with seeded_init(seed):
+            self.actor = DeterministicActor(obs_dim, act_dim, cfg.hidden_sizes,
+                                            cfg.activation).to(device)
+            self.critic = EnsembleQ(obs_dim, act_dim, cfg.hidden_sizes, cfg.n_critics,
+                                    cfg.activation).to(device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        groups = [{'params': list(self.critic.parameters()), 'lr': cfg.critic_lr or cfg.lr},
+                  {'params': list(self.actor.parameters()), 'lr': cfg.actor_lr or cfg.lr}]
+        self.base_lrs = [g['lr'] for g in groups]
+        self.optimizer = ForeachAdam(groups)
+        self._online = [*self.critic.parameters(), *self.actor.parameters()]
+        self._target = [*self.critic_target.parameters(), *self.actor_target.parameters()]
+        self.generator = torch_generator(seed)
+        self.noise: GaussianNoise | None = None  # built on the first act(): needs n_envs
+        self.n_updates = 0
+
+    # -- acting -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """pi(obs) (+ exploration noise unless deterministic), clipped to [-1, 1].
+
+        Takes a batch (n_envs, obs_dim) — one noise process per row — or one observation.
+        """
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        single = x.ndim == 1
+        a = self.actor(x[None] if single else x).cpu().numpy()
+        if not deterministic and self.cfg.action_noise != 'none':
+            if self.noise is None or self.noise.n_envs != a.shape[0]:
+                self.noise = make_noise(self.cfg.action_noise, a.shape[0], self.act_dim,
+                                        self.cfg.noise_sigma, self.cfg.ou_theta, self.cfg.ou_dt,
+                                        seed=None if self.seed is None else self.seed + 2)
+            a = np.clip(a + self.noise(), -1.0, 1.0)
+        return a[0] if single else a
+
+    def reset_noise(self, env_indices: Any = None) -> None:
+        """Reset the exploration noise of the given envs (all when None) at episode ends."""
+        if self.noise is not None:
+            self.noise.reset(env_indices)
+
+    def set_progress(self, progress_remaining: float) -> None:
+        """Apply the learning-rate schedule; progress_remaining goes 1 -> 0 over training."""
+        set_progress_lrs(self.optimizer, self.base_lrs, self.cfg.lr_schedule, progress_remaining)
+
+    # -- learning -----------------------------------------------------------------------------
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One critic step; every `policy_delay`-th call also an actor step and Polyak."""
+        cfg = self.cfg
+        self.n_updates += 1
+        with torch.no_grad():
+            next_a = self.actor_target(batch.next_obs)
+            if cfg.target_noise > 0:
+                eps = torch.randn(next_a.shape, generator=self.generator)
+                eps = (eps * cfg.target_noise).clamp(-cfg.target_noise_clip,
+                                                     cfg.target_noise_clip)
+                next_a = (next_a + eps.to(next_a.device)).clamp(-1.0, 1.0)
+            next_q = self.critic_target(batch.next_obs, next_a).min(0).values
+            y = batch.rew + cfg.gamma * (1.0 - batch.terminated) * next_q
+        q = self.critic(batch.obs, batch.act)
+        critic_loss = (q - y).square().mean(1).sum()
+        loss = critic_loss
+        delayed = self.n_updates % cfg.policy_delay == 0
+        if delayed:
+            actor_loss = -self.critic(batch.obs, self.actor(batch.obs), detach=True,
+                                      heads=1).mean()
+            loss = loss + actor_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        metrics = [critic_loss.detach(), q.detach().mean()]
+        if delayed:
+            polyak_update(self._target, self._online, cfg.tau)
+            metrics.append(actor_loss.detach())
+        vals = torch.stack(metrics).tolist()
+        out = {'critic_loss': vals[0], 'q_mean': vals[1]}
+        if delayed:
+            out['actor_loss'] = vals[2]
+        return out
+
+    # -- persistence --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, targets, optimizer, RNGs, exploration noise and the update counter."""
+        return {'actor': self.actor.state_dict(), 'critic': self.critic.state_dict(),
+                'actor_target': self.actor_target.state_dict(),
+                'critic_target': self.critic_target.state_dict(),
+                'optimizer': self.optimizer.state_dict(), 'generator': self.generator.get_state(),
+                'noise': None if self.noise is None else
+                {'n_envs': self.noise.n_envs, **self.noise.state_dict()},
+                'n_updates': self.n_updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict: afterwards act() and update() continue exactly."""
+        for name in ('actor', 'critic', 'actor_target', 'critic_target', 'optimizer'):
+            getattr(self, name).load_state_dict(state[name])
+        self.generator.set_state(state['generator'])
+        self.n_updates = int(state['n_updates'])
+        noise = state.get('noise')
+        if noise is not None and self.cfg.action_noise != 'none':
+            self.noise = make_noise(self.cfg.action_noise, int(noise['n_envs']), self.act_dim,
+                                    self.cfg.noise_sigma, self.cfg.ou_theta, self.cfg.ou_dt)
+            self.noise.load_state_dict(noise)
+
+    def export_actor(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The deterministic actor tanh(MLP(obs)) in the bundle's MLP format."""
+        return self.actor.export()
+
+
+DDPG = TD3

@@ -1,0 +1,146 @@
+"""ROS message <-> numpy conversions (the only message handling the nodes share).
+
+Arrays in rclpy messages are `array.array('d')`; `np.frombuffer` views them without a copy,
+which matters at 1 kHz. Every function is a plain function of its inputs so it can be tested
+with hand-built messages.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+import json
+from typing import Any
+
+from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PointStamped
+import numpy as np
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+
+def _as_array(values: Any) -> np.ndarray:
+    if len(values) == 0:
+        return np.zeros(0)
+    try:
+        return np.frombuffer(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.asarray(values, dtype=np.float64)
+
+
+def stamp_to_sec(stamp: Time) -> float:
+    """A header stamp in seconds (0.0 for an empty header)."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def sec_to_stamp(t: float) -> Time:
+    """Seconds to a builtin_interfaces/Time."""
+    sec = int(np.floor(t))
+    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+def sec_to_duration(t: float) -> Duration:
+    """Seconds to a builtin_interfaces/Duration."""
+    sec = int(np.floor(t))
+    return Duration(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+def joint_state_arrays(msg: JointState) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, float]:
+    """(names, positions, velocities, stamp seconds) of a JointState.
+
+    An empty velocity field (allowed by the message) becomes an empty array; the contract then
+    reports it, rather than this function inventing zero velocities.
+    """
+    return (tuple(msg.name), _as_array(msg.position), _as_array(msg.velocity),
+            stamp_to_sec(msg.header.stamp))
+
+
+def make_joint_state(names: Sequence[str], positions: Sequence[float],
+                     velocities: Sequence[float], efforts: Sequence[float] | None = None,
+                     stamp: Time | None = None, frame_id: str = '') -> JointState:
+    """A JointState from arrays (lists of float, as the message wants)."""
+    msg = JointState()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.name = list(names)
+    msg.position = [float(v) for v in positions]
+    msg.velocity = [float(v) for v in velocities]
+    if efforts is not None:
+        msg.effort = [float(v) for v in efforts]
+    return msg
+
+
+def float64_multiarray(values: np.ndarray | Sequence[float]) -> Float64MultiArray:
+    """The ros2_control forward command controller message (no layout: a flat vector)."""
+    msg = Float64MultiArray()
+    msg.data = np.asarray(values, dtype=np.float64).tolist()
+    return msg
+
+
+def multiarray_values(msg: Float64MultiArray) -> np.ndarray:
+    """The flat data of a Float64MultiArray as float64."""
+    return _as_array(msg.data)
+
+
+def joint_trajectory(names: Sequence[str], positions: np.ndarray, velocities: np.ndarray,
+                     horizon_s: float, stamp: Time | None = None) -> JointTrajectory:
+    """A one-point JointTrajectory reaching `positions` with `velocities` after `horizon_s`.
+
+    A stamp of zero (the default) means "start now" to joint_trajectory_controller.
+    """
+    msg = JointTrajectory()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.joint_names = list(names)
+    pt = JointTrajectoryPoint()
+    pt.positions = np.asarray(positions, dtype=np.float64).tolist()
+    pt.velocities = np.asarray(velocities, dtype=np.float64).tolist()
+    pt.time_from_start = sec_to_duration(horizon_s)
+    msg.points = [pt]
+    return msg
+
+
+def point_stamped(xyz: Sequence[float], frame_id: str, stamp: Time | None = None) -> PointStamped:
+    """A PointStamped in `frame_id`."""
+    msg = PointStamped()
+    msg.header.frame_id = frame_id
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.point.x, msg.point.y, msg.point.z = (float(v) for v in xyz)
+    return msg
+
+
+def point_array(msg: PointStamped) -> tuple[str, np.ndarray]:
+    """(frame_id, xyz) of a PointStamped."""
+    return msg.header.frame_id, np.array([msg.point.x, msg.point.y, msg.point.z])
+
+
+def json_string(obj: Any) -> String:
+    """A std_msgs/String carrying compact JSON (readable with `ros2 topic echo`)."""
+    return String(data=json.dumps(obj, separators=(',', ':')))
+
+
+def diagnostic_status(name: str, level: bytes | int, message: str, hardware_id: str,
+                      values: dict[str, Any]) -> DiagnosticStatus:
+    """A DiagnosticStatus whose KeyValues are `values` rendered as strings."""
+    st = DiagnosticStatus()
+    st.level = level if isinstance(level, bytes) else bytes([level])
+    st.name = name
+    st.message = message
+    st.hardware_id = hardware_id
+    st.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
+    return st
+
+
+def diagnostic_values(st: DiagnosticStatus) -> dict[str, str]:
+    """The KeyValues of a DiagnosticStatus as a dict."""
+    return {kv.key: kv.value for kv in st.values}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f'{v:.6g}'
+    if isinstance(v, bool):
+        return 'true' if v else 'false'
+    return str(v)

@@ -1,0 +1,347 @@
+"""`rl-control demo`: a simulated Panda driven by a policy bundle, over real DDS.
+
+Starts `sim_robot` and `policy_server` as separate processes on a private ROS domain
+(localhost-only discovery), activates the server (its `autostart` parameter walks the lifecycle
+configure -> activate), starts a fresh episode once the ramp-in is over, collects K episode
+results from `/sim_robot/episode_result` and the server's latency from `/diagnostics`, prints a
+summary (with `--json` the LAST stdout line is one JSON object), writes `demo_episodes.png` and
+`demo_results.json` into `--out`, and stops everything: SIGINT to the children (the server sends
+a zero command first), then SIGKILL after a timeout. Children also get SIGTERM from the kernel if
+this process dies (PR_SET_PDEATHSIG), so no node outlives the demo, even on SIGKILL.
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+import json
+import os
+from pathlib import Path
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+DEFAULT_EPISODES = 10
+
+
+def ros_args(params: dict[str, Any]) -> list[str]:
+    """`--ros-args -p name:=value ...` for a parameter dict (lists/bools in YAML syntax)."""
+    out = ['--ros-args']
+    for k, v in params.items():
+        if isinstance(v, bool):
+            s = 'true' if v else 'false'
+        elif isinstance(v, list | tuple):
+            s = '[' + ', '.join(json.dumps(x) for x in v) + ']'
+        else:
+            s = str(v)
+        out += ['-p', f'{k}:={s}']
+    return out
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL('libc.so.6', use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: the finally blocks still clean up
+        pass
+
+
+def start_node(module: str, params: dict[str, Any], log_path: str | Path | None = None,
+               env: dict[str, str] | None = None, extra_ros: Sequence[str] = ()
+               ) -> subprocess.Popen:
+    """Start `python -m module --ros-args -p ...` in its own session, output to `log_path`.
+
+    `extra_ros` are further ROS arguments (`-p name:=value`, `-r from:=to`).
+    """
+    cmd = [sys.executable, '-u', '-m', module, *ros_args(params), *extra_ros]
+    out: Any = subprocess.DEVNULL
+    if log_path is not None:
+        out = open(log_path, 'w')  # noqa: SIM115 - owned by the child for its lifetime
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True, preexec_fn=_die_with_parent)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    if log_path is not None:
+        out.close()  # the child holds its own descriptor
+    return proc
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> int | None:
+    """SIGINT, wait up to `timeout`, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5.0)
+        except ProcessLookupError:
+            pass
+    return proc.returncode
+
+
+def private_env(domain_id: int | None = None) -> dict[str, str]:
+    """os.environ with a private ROS domain and localhost-only discovery."""
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = str(domain_id if domain_id is not None
+                               else random.SystemRandom().randint(101, 199))
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env['ROS_LOCALHOST_ONLY'] = '1'
+    env.setdefault('OMP_NUM_THREADS', '1')
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    return env
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Percentile without numpy import at module level (NaN when empty)."""
+    import numpy as np
+
+    return float(np.percentile(values, q)) if len(values) else float('nan')
+
+
+def plot_episodes(results: list[dict[str, Any]], threshold: float, period_s: float,
+                  path: Path) -> None:
+    """Final distance per episode and the distance-to-goal traces, as one PNG."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    eps = list(range(len(results)))
+    final = [r['final_distance'] for r in results]
+    colors = ['tab:green' if r['success'] else 'tab:red' for r in results]
+    ax1.bar(eps, final, color=colors)
+    ax1.axhline(threshold, color='k', ls='--', lw=1, label=f'success < {threshold} m')
+    ax1.set_xlabel('episode')
+    ax1.set_ylabel('final distance to goal [m]')
+    rate = sum(r['success'] for r in results) / max(len(results), 1)
+    ax1.set_title(f'success rate {rate:.0%} ({len(results)} episodes)')
+    ax1.legend()
+    for r in results:
+        d = r.get('distances') or []
+        ax2.plot([period_s * (i + 1) for i in range(len(d))], d,
+                 color='tab:green' if r['success'] else 'tab:red', alpha=0.6)
+    ax2.axhline(threshold, color='k', ls='--', lw=1)
+    ax2.set_xlabel('time in episode [s]')
+    ax2.set_ylabel('end-effector distance to goal [m]')
+    ax2.set_title('distance over time')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+class _Monitor:
+    """The demo's own rclpy node: episode results, diagnostics, the episode-reset client."""
+
+    def __init__(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        import rclpy
+        from rclpy.node import Node
+        from rclpy.signals import SignalHandlerOptions
+        from std_msgs.msg import String
+        from std_srvs.srv import Trigger
+
+        from rl_control.ros import qos
+        from rl_control.ros.conversions import diagnostic_values
+
+        self.rclpy = rclpy
+        rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
+        self.node = Node('rl_control_demo')
+        self.results: list[dict[str, Any]] = []
+        self.diag: dict[str, str] = {}
+        self._values = diagnostic_values
+        self.node.create_subscription(String, '/sim_robot/episode_result', self._on_result,
+                                      qos.RESULTS)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag,
+                                      qos.DIAGNOSTICS)
+        self.reset_client = self.node.create_client(Trigger, '/sim_robot/reset_episode')
+        self.Trigger = Trigger
+
+    def _on_result(self, msg: Any) -> None:
+        self.results.append(json.loads(msg.data))
+
+    def _on_diag(self, msg: Any) -> None:
+        for st in msg.status:
+            if st.name.endswith('policy_server: policy'):
+                self.diag = self._values(st)
+
+    def spin_until(self, pred: Any, timeout: float, procs: Sequence[subprocess.Popen] = ()
+                   ) -> bool:
+        """Spin until pred() or timeout; False early if a child process died."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred():
+                return True
+            for p in procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f'{p.args[3]} exited with {p.returncode}; log: '
+                                       f'{getattr(p, "log_path", None)}')
+            self.rclpy.spin_once(self.node, timeout_sec=0.05)
+        return pred()
+
+    def reset_episode(self, timeout: float = 10.0) -> int:
+        """Ask the sim for a fresh episode; returns its episode number."""
+        if not self.reset_client.wait_for_service(timeout_sec=timeout):
+            raise RuntimeError('/sim_robot/reset_episode not available')
+        fut = self.reset_client.call_async(self.Trigger.Request())
+        self.rclpy.spin_until_future_complete(self.node, fut, timeout_sec=timeout)
+        if not fut.done():
+            raise RuntimeError('/sim_robot/reset_episode did not answer')
+        m = re.search(r'episode (\d+)', fut.result().message)
+        return int(m.group(1)) if m else 0
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        if self.rclpy.ok():
+            self.rclpy.shutdown()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options of `rl-control demo`."""
+    ap = argparse.ArgumentParser(prog='rl-control demo', description=__doc__.split('\n')[0])
+    ap.add_argument('--bundle', default='', help='policy bundle folder (default: the installed '
+                    'models/panda_reach_sac)')
+    ap.add_argument('--episodes', type=int, default=DEFAULT_EPISODES)
+    ap.add_argument('--json', action='store_true', help='last stdout line: a JSON summary')
+    ap.add_argument('--out', default='runs/demo', help='folder for the plot, results, logs')
+    ap.add_argument('--lockstep', action='store_true', help='sim publishes /clock and steps '
+                    'one control period per command (server on sim time, trigger: state)')
+    ap.add_argument('--seed', type=int, default=0, help='goal/reset seed of the sim')
+    ap.add_argument('--domain-id', type=int, default=None, help='ROS_DOMAIN_ID (default: a '
+                    'random private one in 101..199)')
+    ap.add_argument('--timeout', type=float, default=0.0, help='give up after this many '
+                    'seconds (default: 60 + 6 s per episode)')
+    ap.add_argument('--server-param', action='append', default=[], metavar='NAME:=VALUE',
+                    help='extra policy_server parameter (repeatable)')
+    return ap.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; exit code 0 when the episodes were collected (whatever the success)."""
+    args = parse_args(argv)
+    from rl_control.ros.policy_server import default_bundle
+
+    bundle = os.path.abspath(args.bundle or default_bundle())
+    try:
+        from rl_control.core.bundle import load_bundle_spec
+
+        spec, _ = load_bundle_spec(bundle)
+    except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
+        print(f'rl-control demo: cannot use bundle {bundle}: {exc}\n'
+              '  (train one with `rl-control train`, or pass --bundle PATH)', file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = private_env(args.domain_id)
+    os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
+                                            'ROS_LOCALHOST_ONLY')})
+    period = float(spec.get('control_period_s') or 0.04)
+    sim_params: dict[str, Any] = {'seed': args.seed, 'control_period_s': period}
+    srv_params: dict[str, Any] = {'bundle': bundle, 'autostart': True}
+    if args.lockstep:
+        sim_params['publish_clock'] = True
+        srv_params.update({'use_sim_time': True, 'trigger': 'state'})
+    extra_srv: list[str] = []
+    for item in args.server_param:
+        extra_srv += ['-p', item]
+    timeout = args.timeout or 60.0 + 6.0 * args.episodes
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    say(f'demo: ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, bundle {bundle}, {args.episodes} episodes'
+        f'{" (lockstep)" if args.lockstep else ""}; logs in {out}/')
+
+    procs: list[subprocess.Popen] = []
+    monitor: _Monitor | None = None
+    old_term = signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    t0 = time.monotonic()
+    try:
+        procs.append(start_node('rl_control.ros.sim_robot', sim_params, out / 'sim_robot.log',
+                                env))
+        srv = start_node('rl_control.ros.policy_server', srv_params,
+                         out / 'policy_server.log', env, extra_srv)
+        procs.append(srv)
+        monitor = _Monitor()
+        if not monitor.spin_until(lambda: monitor.diag.get('active') == 'true', 60.0, procs):
+            raise RuntimeError(f'policy_server did not become active; see {srv.log_path}')
+        # a fresh episode once the ramp-in is over, so every counted episode is a full one
+        monitor.spin_until(lambda: False, 0.6, procs)
+        first = monitor.reset_episode()
+        say(f'demo: server active after {time.monotonic() - t0:.1f} s; counting episodes '
+            f'from {first}')
+
+        def counted() -> list[dict[str, Any]]:
+            return [r for r in monitor.results if r['episode'] >= first]
+
+        def report() -> bool:
+            n = len(counted())
+            if n > report.n:  # type: ignore[attr-defined]
+                report.n = n  # type: ignore[attr-defined]
+                r = counted()[-1]
+                say(f"  episode {n}/{args.episodes}: success={r['success']} "
+                    f"final_distance={r['final_distance']:.4f} m")
+            return n >= args.episodes
+
+        report.n = 0  # type: ignore[attr-defined]
+        if not monitor.spin_until(report, timeout, procs):
+            raise RuntimeError(f'only {len(counted())} of {args.episodes} episodes in '
+                               f'{timeout:.0f} s')
+        monitor.spin_until(lambda: False, 1.1, procs)  # one more diagnostics message
+        results = counted()[:args.episodes]
+        diag = dict(monitor.diag)
+    except KeyboardInterrupt:
+        say('demo: interrupted')
+        return 130
+    except RuntimeError as exc:
+        print(f'rl-control demo: {exc}', file=sys.stderr)
+        return 1
+    finally:
+        for p in reversed(procs):  # the server first: it sends a zero command on SIGINT
+            stop_process(p)
+        if monitor is not None:
+            monitor.close()
+        signal.signal(signal.SIGTERM, old_term)
+
+    def num(key: str) -> float:
+        try:
+            return float(diag.get(key, 'nan'))
+        except ValueError:
+            return float('nan')
+
+    threshold = 0.05
+    success = [bool(r['success']) for r in results]
+    summary = {
+        'success_rate': sum(success) / len(success),
+        'episodes': len(results),
+        'latency_ms_p50': num('latency_ms_p50_total'),
+        'latency_ms_p99': num('latency_ms_p99_total'),
+        'compute_ms_p50': num('compute_ms_p50_total'),
+        'compute_ms_p99': num('compute_ms_p99_total'),
+        'loop_rate_hz': num('rate_hz'),
+        'final_distance_mean': sum(r['final_distance'] for r in results) / len(results),
+        'final_distance_p90': percentile([r['final_distance'] for r in results], 90),
+        'clamped': int(num('clamped')) if diag.get('clamped') else 0,
+        'bundle': bundle,
+        'lockstep': bool(args.lockstep),
+        'plot': str(out / 'demo_episodes.png'),
+        'wall_s': round(time.monotonic() - t0, 2),
+    }
+    plot_episodes(results, threshold, period, out / 'demo_episodes.png')
+    (out / 'demo_results.json').write_text(json.dumps({'summary': summary,
+                                                        'episodes': results}, indent=1))
+    say(f"demo: success rate {summary['success_rate']:.0%} over {len(results)} episodes; "
+        f"state->command latency p50 {summary['latency_ms_p50']:.3f} ms, p99 "
+        f"{summary['latency_ms_p99']:.3f} ms (joint state received -> command published, in "
+        f"the server; timer mode includes the wait for the next tick), compute p50 "
+        f"{summary['compute_ms_p50']:.3f} ms; plot {summary['plot']}")
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The observation/action contract shared by training envs and the policy server (pure numpy).
+
+Why one module: "one policy, sim or hardware" holds only if the vector a policy sees is built
+by the same function from the same inputs in both places. Inputs are what a real robot's topics
+give — joint names, positions, velocities (any order, extra joints allowed) — plus the goal in
+the robot base frame; everything else (the end-effector position) is derived by forward
+kinematics. The action side maps the policy's [-1, 1] box to joint commands by the same rule.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+import math
+from typing import Any
+
+import numpy as np
+
+from rl_control.sim.panda import fk_single
+
+TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', 'ee_pos', 'goal')
+ACTION_TYPES: tuple[str, ...] = ('joint_velocity', 'joint_effort')
+
+
+class ContractError(ValueError):
+    """Inputs do not satisfy the contract; the message names what is missing or wrong."""
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """Which joints (in policy order) and which terms (in order) make the observation vector."""
+
+    joint_names: tuple[str, ...]
+    terms: tuple[str, ...]
+    _index_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'joint_names', tuple(self.joint_names))
+        object.__setattr__(self, 'terms', tuple(self.terms))
+        bad = [t for t in self.terms if t not in TERMS]
+        if bad:
+            raise ContractError(f'unknown observation term(s) {bad}; known: {list(TERMS)}')
+        if len(set(self.terms)) != len(self.terms):
+            raise ContractError(f'observation terms repeat: {list(self.terms)}')
+        if 'ee_pos' in self.terms and len(self.joint_names) != 7:
+            raise ContractError(
+                f'ee_pos needs the 7 Panda arm joints, got {len(self.joint_names)} joint names')
+
+    def term_size(self, term: str) -> int:
+        """Length of one term: joint terms have one entry per joint, positions have 3."""
+        return len(self.joint_names) if term in ('joint_pos', 'joint_vel') else 3
+
+    @property
+    def size(self) -> int:
+        """Length of the observation vector."""
+        return sum(self.term_size(t) for t in self.terms)
+
+    def term_slice(self, term: str) -> slice:
+        """Where `term` lies in the vector (e.g. to read ee_pos back without a second FK)."""
+        start = 0
+        for t in self.terms:
+            if t == term:
+                return slice(start, start + self.term_size(t))
+            start += self.term_size(t)
+        raise ContractError(f'observation has no term {term!r}; terms: {list(self.terms)}')
+
+    def without(self, term: str) -> ObservationSpec:
+        """The same spec minus one term (the env's `observation` is the contract minus goal)."""
+        return ObservationSpec(self.joint_names, tuple(t for t in self.terms if t != term))
+
+    def indices(self, names: Sequence[str]) -> np.ndarray:
+        """Index of each policy joint in `names`; cached per names tuple (1 kHz callers)."""
+        key = tuple(names)
+        idx = self._index_cache.get(key)
+        if idx is None:
+            where = {n: i for i, n in enumerate(key)}
+            missing = [n for n in self.joint_names if n not in where]
+            if missing:
+                raise ContractError(
+                    f'joint state lacks joint(s) {missing}; received names {list(key)}')
+            idx = np.array([where[n] for n in self.joint_names], dtype=np.intp)
+            if len(self._index_cache) > 64:   # names lists of one robot rarely vary; bound it
+                self._index_cache.clear()
+            self._index_cache[key] = idx
+        return idx
+
+
+@dataclass(frozen=True, eq=False)
+class ActionSpec:
+    """How a policy action in [-1, 1] becomes a joint command: clip(scale * a, low, high)."""
+
+    type: str
+    joint_names: tuple[str, ...]
+    scale: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.type not in ACTION_TYPES:
+            raise ContractError(f'action.type {self.type!r} is not one of {list(ACTION_TYPES)}')
+        object.__setattr__(self, 'joint_names', tuple(self.joint_names))
+        n = len(self.joint_names)
+        for name in ('scale', 'low', 'high'):
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            if arr.shape != (n,):
+                raise ContractError(f'action.{name} has shape {arr.shape}, expected ({n},)')
+            if not np.all(np.isfinite(arr)):
+                raise ContractError(f'action.{name} is not finite: {arr.tolist()}')
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+        if np.any(self.low > self.high):
+            raise ContractError('action.low exceeds action.high for some joint')
+
+    @property
+    def size(self) -> int:
+        """Action dimension."""
+        return len(self.joint_names)
+
+
+@dataclass(frozen=True, eq=False)
+class RobotContract:
+    """What a bundle records about a robot task: observation, action and control period."""
+
+    obs_spec: ObservationSpec
+    act_spec: ActionSpec
+    control_period_s: float
+
+    def to_yaml(self) -> dict[str, Any]:
+        """The policy.yaml sections (see `contract_to_yaml`)."""
+        return contract_to_yaml(self.obs_spec, self.act_spec, self.control_period_s)
+
+
+def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Sequence[float],
+                      velocities: Sequence[float], goal: Sequence[float] | None = None,
+                      ) -> np.ndarray:
+    """The policy's observation vector (float32) from a joint state and a goal (base frame).
+
+    Joints are picked by NAME from `names` (any order, extras such as fingers ignored).
+    `positions` and `velocities` must be as long as `names`; `goal` is required only when the
+    spec has a goal term.
+    """
+    n = len(names)
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.shape != (n,):
+        raise ContractError(f'{pos.size} joint positions for {n} joint names')
+    idx = spec.indices(names)
+    q = pos[idx]
+    parts: list[Any] = []
+    for term in spec.terms:
+        if term == 'joint_pos':
+            parts.append(q)
+        elif term == 'joint_vel':
+            vel = np.asarray(velocities, dtype=np.float64)
+            if vel.shape != (n,):
+                raise ContractError(f'{vel.size} joint velocities for {n} joint names')
+            parts.append(vel[idx])
+        elif term == 'ee_pos':
+            parts.append(fk_single(q.tolist()))
+        else:
+            if goal is None:
+                raise ContractError('observation has a goal term but no goal was given')
+            g = np.asarray(goal, dtype=np.float64)
+            if g.shape != (3,):
+                raise ContractError(f'goal must have 3 entries (x, y, z), got shape {g.shape}')
+            parts.append(g)
+    return np.concatenate(parts, dtype=np.float32) if parts else np.zeros(0, np.float32)
+
+
+def action_to_command(spec: ActionSpec, action: Sequence[float]) -> np.ndarray:
+    """Joint command (float64) for a policy action: clip(scale * clip(a, -1, 1), low, high)."""
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != (spec.size,):
+        raise ContractError(f'action has shape {a.shape}, expected ({spec.size},)')
+    if not np.all(np.isfinite(a)):
+        raise ContractError(f'action is not finite: {a.tolist()}')
+    return np.clip(spec.scale * np.clip(a, -1.0, 1.0), spec.low, spec.high)
+
+
+def contract_to_yaml(obs_spec: ObservationSpec, act_spec: ActionSpec,
+                     control_period_s: float) -> dict[str, Any]:
+    """policy.yaml sections: joint_names, observation.terms, action, control_period_s.
+
+    Plain Python types only, so yaml.safe_dump writes it; normalization is the bundle's job.
+    """
+    return {
+        'control_period_s': float(control_period_s),
+        'joint_names': list(obs_spec.joint_names),
+        'observation': {'terms': [{'name': t, 'size': obs_spec.term_size(t)}
+                                  for t in obs_spec.terms]},
+        'action': {
+            'type': act_spec.type,
+            'size': act_spec.size,
+            'scale': [float(v) for v in act_spec.scale],
+            'low': [float(v) for v in act_spec.low],
+            'high': [float(v) for v in act_spec.high],
+        },
+    }
+
+
+def _field(d: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(d, Mapping):
+        raise ContractError(f'{where or "policy spec"} must be a mapping, got {type(d).__name__}')
+    if key not in d or d[key] is None:
+        raise ContractError(f'missing field {where + "." if where else ""}{key}')
+    return d[key]
+
+
+def contract_from_yaml(d: Mapping[str, Any]) -> RobotContract:
+    """Parse the sections written by `contract_to_yaml`; errors name the missing/bad field."""
+    joint_names = _field(d, 'joint_names', '')
+    if not isinstance(joint_names, list | tuple) or not joint_names:
+        raise ContractError('field joint_names must be a non-empty list of joint names')
+    period = _field(d, 'control_period_s', '')
+    if not isinstance(period, int | float) or not math.isfinite(period) or period <= 0:
+        raise ContractError(f'field control_period_s must be a positive number, got {period!r}')
+    obs = _field(d, 'observation', '')
+    terms_raw = _field(obs, 'terms', 'observation')
+    terms = []
+    for i, t in enumerate(terms_raw):
+        terms.append(_field(t, 'name', f'observation.terms[{i}]'))
+    obs_spec = ObservationSpec(tuple(joint_names), tuple(terms))
+    for i, t in enumerate(terms_raw):
+        size = _field(t, 'size', f'observation.terms[{i}]')
+        if size != obs_spec.term_size(t['name']):
+            raise ContractError(f'observation.terms[{i}].size is {size} but {t["name"]} has '
+                                f'{obs_spec.term_size(t["name"])} entries')
+    act = _field(d, 'action', '')
+    size = _field(act, 'size', 'action')
+    if size != len(joint_names):
+        raise ContractError(f'action.size is {size} but there are {len(joint_names)} joints')
+    act_spec = ActionSpec(
+        type=_field(act, 'type', 'action'), joint_names=tuple(joint_names),
+        scale=_field(act, 'scale', 'action'), low=_field(act, 'low', 'action'),
+        high=_field(act, 'high', 'action'))
+    return RobotContract(obs_spec, act_spec, float(period))
+
+
+# INTERFACES.md names these spec_to_yaml / spec_from_yaml.
+spec_to_yaml = contract_to_yaml
+spec_from_yaml = contract_from_yaml

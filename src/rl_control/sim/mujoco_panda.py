@@ -1,0 +1,138 @@
+"""A raw MuJoCo Panda behind a ros2_control-like interface (no gymnasium, no ROS).
+
+Why a separate layer: the training env and the `sim_robot` ROS node drive the very same
+simulator, the first by calling `step` directly, the second from topic callbacks. The interface
+is what a real Panda under ros2_control offers: a joint state (names, positions, velocities,
+efforts, finger joints included) and a joint velocity (or effort) command.
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+import mujoco
+import numpy as np
+
+from rl_control.sim.panda import PANDA
+
+MODEL_FILE = 'panda.xml'
+
+
+def model_path() -> str:
+    """Path of the packaged MJCF (built from this package's files; nothing is downloaded)."""
+    return str(resources.files('rl_control.sim') / 'assets' / MODEL_FILE)
+
+
+class MujocoPanda:
+    """The Panda arm in MuJoCo with a joint velocity (default) or joint effort interface.
+
+    Velocity mode: each joint's actuator applies kv * (command - qvel) with gravity compensated,
+    much like the Panda's internal velocity controller; the command is clamped at the velocity
+    limits, the torque is not (see assets/panda.xml for why), so reported efforts can exceed
+    the effort limits during abrupt command changes.
+    Effort mode: the command is the joint torque on top of gravity compensation (as
+    franka_ros2's effort interface). The fingers are rigid; their joints are reported at a
+    fixed width so `/joint_states` looks like a real Panda's.
+    """
+
+    joint_names: tuple[str, ...] = PANDA.all_joint_names
+    arm_joint_names: tuple[str, ...] = PANDA.arm_joint_names
+
+    def __init__(self, finger_width: float = 0.04, timestep: float | None = None) -> None:
+        """Load the packaged model; `timestep` [s] overrides its 10 ms physics step.
+
+        Training steps 40 ms at a time, so 10 ms (4 substeps) is plenty; a node that advances
+        the physics in smaller ticks (e.g. 1 ms) must pass a timestep that divides its tick.
+        """
+        self.model = mujoco.MjModel.from_xml_path(model_path())
+        if timestep is not None:
+            if not timestep > 0:
+                raise ValueError(f'timestep must be positive, got {timestep}')
+            self.model.opt.timestep = timestep
+        self.data = mujoco.MjData(self.model)
+        self.finger_width = float(finger_width)
+        self._velocity_gain = self.model.actuator_gainprm[:, 0].copy()  # kv per actuator
+        self._ee_site = self.model.site('ee').id
+        self.mode = 'velocity'
+        self.reset()
+
+    @property
+    def timestep(self) -> float:
+        """Physics step [s]; `step` integrates whole multiples of it."""
+        return float(self.model.opt.timestep)
+
+    @property
+    def time(self) -> float:
+        """Simulated time since the last reset [s]."""
+        return float(self.data.time)
+
+    def reset(self, q: np.ndarray | None = None, qd: np.ndarray | None = None) -> None:
+        """Put the arm at `q` (default: home) with velocity `qd` (default 0), command zero."""
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[:] = PANDA.home if q is None else q
+        if qd is not None:
+            self.data.qvel[:] = qd
+        mujoco.mj_kinematics(self.model, self.data)
+
+    def set_control_mode(self, mode: str) -> None:
+        """Switch between 'velocity' and 'effort' command interfaces (zeroes the command)."""
+        m = self.model
+        if mode == 'velocity':
+            m.actuator_gainprm[:, 0] = self._velocity_gain
+            m.actuator_biasprm[:, 2] = -self._velocity_gain
+            m.actuator_ctrlrange[:] = np.stack([-PANDA.limits.qd_max, PANDA.limits.qd_max], 1)
+        elif mode == 'effort':
+            m.actuator_gainprm[:, 0] = 1.0
+            m.actuator_biasprm[:, 2] = 0.0
+            eff = PANDA.limits.effort_max
+            m.actuator_ctrlrange[:] = np.stack([-eff, eff], 1)
+        else:
+            raise ValueError(f"control mode must be 'velocity' or 'effort', got {mode!r}")
+        self.mode = mode
+        self.data.ctrl[:] = 0.0
+
+    def set_joint_velocity_command(self, qd_cmd: np.ndarray) -> None:
+        """Joint velocity command for the 7 arm joints [rad/s], clamped at the velocity limits."""
+        if self.mode != 'velocity':
+            raise RuntimeError('velocity command while in effort mode; call set_control_mode')
+        self.data.ctrl[:] = qd_cmd    # MuJoCo clamps ctrl to ctrlrange (the velocity limits)
+
+    def set_joint_effort_command(self, tau: np.ndarray) -> None:
+        """Joint torque command for the 7 arm joints [Nm], clamped at the effort limits."""
+        if self.mode != 'effort':
+            raise RuntimeError('effort command while in velocity mode; call set_control_mode')
+        self.data.ctrl[:] = tau
+
+    def step(self, duration: float) -> None:
+        """Advance the physics by `duration` seconds, a whole multiple of the timestep.
+
+        Raises instead of rounding: silently stepping 10 ms when 1 ms was asked would make a
+        simulated robot run ten times too fast.
+        """
+        dt = self.model.opt.timestep
+        n = int(round(duration / dt))
+        if n < 1 or abs(n * dt - duration) > 1e-6 * dt:
+            raise ValueError(f'step duration {duration} s is not a whole multiple of the '
+                             f'{dt} s physics timestep (see MujocoPanda(timestep=...))')
+        mujoco.mj_step(self.model, self.data, nstep=n)
+
+    step_physics = step
+
+    def arm_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Arm joint positions and velocities (copies), shape (7,) each: the cheap path."""
+        return self.data.qpos.copy(), self.data.qvel.copy()
+
+    def joint_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+        """(names, positions, velocities, efforts) for 7 arm + 2 finger joints, like /joint_states.
+
+        Efforts are the actuator torques (gravity compensation excluded).
+        """
+        half = 0.5 * self.finger_width
+        q = np.concatenate([self.data.qpos, (half, half)])
+        qd = np.concatenate([self.data.qvel, (0.0, 0.0)])
+        tau = np.concatenate([self.data.actuator_force, (0.0, 0.0)])
+        return self.joint_names, q, qd, tau
+
+    def ee_position(self) -> np.ndarray:
+        """End-effector site position in the base frame, from the simulator (for checks)."""
+        mujoco.mj_kinematics(self.model, self.data)
+        return self.data.site_xpos[self._ee_site].copy()

@@ -1,0 +1,218 @@
+"""Goal-conditioned Panda reaching with joint velocity control, on MuJoCo (here) and PyBullet.
+
+Why this shape: the env is a thin task layer over a raw simulator that looks like a ros2_control
+robot (joint state in, joint velocity command out). The observation is built from that joint
+state by `sim.contract.build_observation` — the same call the policy server makes on a real
+robot's `/joint_states` — and the action goes through `sim.contract.action_to_command`, so a
+policy trained here sees and does exactly what it will on hardware. Task logic (goal sampling,
+reward, success) is shared by both engines; only `_make_sim` differs.
+
+Registered on import: `rl_control/PandaJointReach-v0` (MuJoCo, sparse reward),
+`rl_control/PandaJointReachDense-v0`, `rl_control/PandaJointReachBullet-v0` and
+`rl_control/PandaJointReachBulletDense-v0` (PyBullet, see `sim/bullet_panda.py`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+from gymnasium import spaces
+import numpy as np
+
+from rl_control.sim.contract import (
+    ActionSpec,
+    ObservationSpec,
+    RobotContract,
+    action_to_command,
+    build_observation,
+)
+from rl_control.sim.panda import PANDA
+
+CONTROL_PERIOD_S = 0.04                      # panda-gym's step too (20 x 2 ms)
+ACTION_SCALE = 0.5 * PANDA.limits.qd_max     # |a| = 1 -> half the joint velocity limit
+MAX_EPISODE_STEPS = 50
+# panda-gym's PandaReach goal box, expressed in the robot base frame (its base sits at x=-0.6).
+GOAL_LOW = np.array([0.45, -0.15, 0.0])
+GOAL_HIGH = np.array([0.75, 0.15, 0.3])
+
+
+class JointVelocityRobot(Protocol):
+    """What the env needs from a simulator; `MujocoPanda` and `BulletPanda` provide it."""
+
+    joint_names: tuple[str, ...]
+
+    def reset(self, q: np.ndarray | None = None, qd: np.ndarray | None = None) -> None:
+        """Arm at `q` (None: home) with velocity `qd` (None: zero), command zero."""
+
+    def set_joint_velocity_command(self, qd_cmd: np.ndarray) -> None:
+        """Hold this arm joint velocity command [rad/s] until the next one."""
+
+    def step(self, duration: float) -> None:
+        """Advance the physics by `duration` seconds."""
+
+    def joint_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+        """(names, positions, velocities, efforts), arm and finger joints, any order."""
+
+
+def panda_contract(joint_names: tuple[str, ...] = PANDA.arm_joint_names) -> RobotContract:
+    """The contract every Panda reach env (and its bundles) uses."""
+    obs = ObservationSpec(joint_names, ('joint_pos', 'joint_vel', 'ee_pos', 'goal'))
+    act = ActionSpec('joint_velocity', joint_names, ACTION_SCALE,
+                     -PANDA.limits.qd_max, PANDA.limits.qd_max)
+    return RobotContract(obs, act, CONTROL_PERIOD_S)
+
+
+@dataclass(frozen=True, eq=False)
+class ReachTask:
+    """Goal sampling, reward and success of the reach task, shared by every engine."""
+
+    goal_low: np.ndarray = field(default_factory=GOAL_LOW.copy)
+    goal_high: np.ndarray = field(default_factory=GOAL_HIGH.copy)
+    distance_threshold: float = 0.05
+    reward_type: str = 'sparse'
+
+    def __post_init__(self) -> None:
+        if self.reward_type not in ('sparse', 'dense'):
+            raise ValueError(f"reward_type must be 'sparse' or 'dense', got {self.reward_type!r}")
+
+    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        """A goal uniform in the goal box (base frame); every point of it is reachable."""
+        return rng.uniform(self.goal_low, self.goal_high)
+
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
+                       info: Any = None) -> np.ndarray:
+        """Vectorized over leading axes (HER relabels whole batches): -(d > thr) or -d."""
+        d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        if self.reward_type == 'sparse':
+            return -(d > self.distance_threshold).astype(np.float32)
+        return -d.astype(np.float32)
+
+    def is_success(self, achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
+        """Within the distance threshold."""
+        d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        return d <= self.distance_threshold
+
+
+class PandaJointReachBase(gym.Env):
+    """Reach a 3-D goal with the Panda's end effector by commanding joint velocities.
+
+    Observation (Dict): `observation` = contract vector without the goal (joint_pos, joint_vel,
+    ee_pos), `achieved_goal` = ee_pos, `desired_goal` = goal, all float32, base frame. The
+    policy input concat(observation, desired_goal) is the contract vector. Episodes do not end
+    on success (a served policy must also hold the goal); TimeLimit truncates at 50 steps.
+    """
+
+    metadata = {'render_modes': [], 'render_fps': int(round(1 / CONTROL_PERIOD_S))}
+
+    def __init__(self, reward_type: str = 'sparse', distance_threshold: float = 0.05,
+                 init_noise: float = 0.1, terminate_on_success: bool = False) -> None:
+        self.task = ReachTask(distance_threshold=distance_threshold, reward_type=reward_type)
+        self.contract = panda_contract()
+        self._obs_spec = self.contract.obs_spec.without('goal')
+        self._ee = self._obs_spec.term_slice('ee_pos')
+        self.init_noise = float(init_noise)
+        self.terminate_on_success = bool(terminate_on_success)
+        self.sim: JointVelocityRobot = self._make_sim()
+        n = self._obs_spec.size
+        # Generous finite bounds (as panda-gym's +-10): joint angles, rad/s and metres all fit.
+        box3 = spaces.Box(-10.0, 10.0, (3,), np.float32)
+        self.observation_space = spaces.Dict({
+            'observation': spaces.Box(-10.0, 10.0, (n,), np.float32),
+            'achieved_goal': box3,
+            'desired_goal': box3,
+        })
+        self.action_space = spaces.Box(-1.0, 1.0, (self.contract.act_spec.size,), np.float32)
+        self._goal = np.zeros(3, np.float32)
+
+    def _make_sim(self) -> JointVelocityRobot:
+        raise NotImplementedError
+
+    @property
+    def goal(self) -> np.ndarray:
+        """Current goal (base frame, float32 copy)."""
+        return self._goal.copy()
+
+    @goal.setter
+    def goal(self, value: np.ndarray) -> None:
+        g = np.asarray(value, dtype=np.float32)
+        if g.shape != (3,) or not np.all(np.isfinite(g)):
+            raise ValueError(f'goal must be 3 finite numbers, got {value!r}')
+        self._goal = g
+
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
+                       info: Any) -> np.ndarray:
+        """Reward for (batches of) goals, as HER needs; the same rule `step` uses."""
+        return self.task.compute_reward(achieved_goal, desired_goal, info)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Home + uniform noise (within limits), zero velocity; a new goal unless given.
+
+        options: {'goal': xyz} fixes the goal, {'q': q7} the start configuration.
+        """
+        super().reset(seed=seed)
+        options = options or {}
+        rng = self.np_random
+        if 'q' in options:
+            q = np.asarray(options['q'], dtype=np.float64)
+        else:
+            q = PANDA.home + rng.uniform(-self.init_noise, self.init_noise, 7)
+        q = np.clip(q, PANDA.limits.q_min, PANDA.limits.q_max)
+        self.sim.reset(q)
+        self.goal = options['goal'] if 'goal' in options else self.task.sample_goal(rng)
+        obs = self._observe()
+        return obs, self._info(obs)
+
+    def step(self, action: np.ndarray,
+             ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Map the action by the contract, hold the command for one control period."""
+        self.sim.set_joint_velocity_command(action_to_command(self.contract.act_spec, action))
+        self.sim.step(CONTROL_PERIOD_S)
+        obs = self._observe()
+        info = self._info(obs)
+        reward = float(self.task.compute_reward(obs['achieved_goal'], obs['desired_goal']))
+        terminated = self.terminate_on_success and info['is_success']
+        return obs, reward, terminated, False, info
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        names, q, qd, _ = self.sim.joint_state()
+        vec = build_observation(self._obs_spec, names, q, qd)
+        return {'observation': vec, 'achieved_goal': vec[self._ee].copy(),
+                'desired_goal': self._goal.copy()}
+
+    def _info(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
+        d = float(np.linalg.norm(obs['achieved_goal'] - obs['desired_goal']))
+        return {'is_success': d <= self.task.distance_threshold, 'distance': d}
+
+    def policy_input(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The vector a policy sees: concat(observation, desired_goal) (= the contract vector)."""
+        return np.concatenate([obs['observation'], obs['desired_goal']])
+
+
+class PandaJointReachEnv(PandaJointReachBase):
+    """The reach task on the packaged MuJoCo Panda (fast: no contacts, no rendering)."""
+
+    def _make_sim(self) -> JointVelocityRobot:
+        from rl_control.sim.mujoco_panda import MujocoPanda
+        return MujocoPanda()
+
+
+def _register() -> None:
+    """Register the envs once (no passive checker: the unit tests run the full check_env)."""
+    specs = {
+        'rl_control/PandaJointReach-v0': ('panda_envs:PandaJointReachEnv', 'sparse'),
+        'rl_control/PandaJointReachDense-v0': ('panda_envs:PandaJointReachEnv', 'dense'),
+        'rl_control/PandaJointReachBullet-v0': ('bullet_panda:PandaJointReachBulletEnv',
+                                                'sparse'),
+        'rl_control/PandaJointReachBulletDense-v0': ('bullet_panda:PandaJointReachBulletEnv',
+                                                     'dense'),
+    }
+    for env_id, (entry, reward_type) in specs.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=f'rl_control.sim.{entry}',
+                         max_episode_steps=MAX_EPISODE_STEPS, disable_env_checker=True,
+                         kwargs={'reward_type': reward_type})
+
+
+_register()
