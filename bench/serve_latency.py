@@ -14,6 +14,10 @@ the ratio compares what the server adds on top of the cheapest possible rclpy no
         [--executor single|events|both] [--json out.json]
 
 Targets: p99 <= 1 ms and <= 1.3x the echo node.
+
+`--executor events` uses rclpy.experimental.EventsExecutor in both nodes. In the rclpy 9.1.2
+PyPI build used here it delivers no subscription callbacks (and the process ignores SIGTERM),
+so the default is SingleThreadedExecutor; the option is kept for ROS distros where it works.
 """
 from __future__ import annotations
 
@@ -101,6 +105,19 @@ class Driver:
         self.got = 0
         self.node.create_subscription(Float64MultiArray, '/bench/commands', self._cb,
                                       qos.COMMAND)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from rl_control.ros.conversions import diagnostic_values
+
+        self.diag: dict[str, str] = {}
+
+        def on_diag(arr: DiagnosticArray) -> None:
+            for st in arr.status:
+                if st.name.endswith('policy_server: policy'):
+                    self.diag = diagnostic_values(st)
+
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', on_diag,
+                                      qos.DIAGNOSTICS)
         self.JointState = JointState
         self.executor = rclpy.executors.SingleThreadedExecutor()
         self.executor.add_node(self.node)
@@ -188,7 +205,8 @@ def main() -> int:
     ap.add_argument('--n', type=int, default=5000)
     ap.add_argument('--warmup', type=int, default=500)
     ap.add_argument('--rate', type=float, default=1000.0)
-    ap.add_argument('--executor', default='single', choices=['single', 'events', 'both'])
+    ap.add_argument('--executor', default='single', choices=['single', 'events', 'both'],
+                    help='events: experimental, see the module docstring')
     ap.add_argument('--json', default='')
     ap.add_argument('--echo-node', default='', help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -236,7 +254,16 @@ def main() -> int:
             try:
                 driver.wait_connected()
                 publish_goal(driver)
-                rows[f'policy_server ({kind})'] = driver.run(args.n, args.rate, args.warmup)
+                driver.diag = {}
+                row = driver.run(args.n, args.rate, args.warmup)
+                end = time.monotonic() + 3.0
+                while time.monotonic() < end and not driver.diag.get('latency_samples_total'):
+                    driver.executor.spin_once(timeout_sec=0.1)
+                driver.executor.spin_once(timeout_sec=1.1)  # the newest window
+                for k in ('latency_ms_p50_total', 'latency_ms_p99_total',
+                          'compute_ms_p50_total', 'compute_ms_p99_total'):
+                    row['server_' + k] = float(driver.diag.get(k, 'nan'))
+                rows[f'policy_server ({kind})'] = row
             finally:
                 stop_process(server)
             driver.executor.spin_once(timeout_sec=0.5)
@@ -251,6 +278,13 @@ def main() -> int:
     for name, r in rows.items():
         print(f"{name:28s} {r['rate_hz']:8.1f} {r['p50_ms']:7.3f} {r['p90_ms']:7.3f} "
               f"{r['p99_ms']:7.3f} {r['max_ms']:7.3f} {r['lost']:5d}")
+    for kind in kinds:
+        r = rows[f'policy_server ({kind})']
+        print(f"policy_server ({kind}) inside the node: state received -> command published "
+              f"p50 {r['server_latency_ms_p50_total']:.3f} ms, p99 "
+              f"{r['server_latency_ms_p99_total']:.3f} ms; tick compute p50 "
+              f"{r['server_compute_ms_p50_total']:.3f} ms, p99 "
+              f"{r['server_compute_ms_p99_total']:.3f} ms")
     for kind in kinds:
         e, s = rows[f'echo ({kind})'], rows[f'policy_server ({kind})']
         print(f'{kind}: policy_server / echo: p50 x{s["p50_ms"] / e["p50_ms"]:.2f}, '

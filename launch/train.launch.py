@@ -1,6 +1,6 @@
 """Train a policy with the `trainer` node.
 
-    ros2 launch rl_control train.launch.py                              # Panda reach, HER+SAC
+    ros2 launch rl_control train.launch.py                  # Panda joint reach (servable)
     ros2 launch rl_control train.launch.py task:=pendulum_sac out:=runs/pendulum
     ros2 launch rl_control train.launch.py config:=/path/my.yaml set:='total_steps=2000,seed=3'
     ros2 launch rl_control train.launch.py out:=runs/reach resume:=true
@@ -27,7 +27,7 @@ from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'rl_control'
-DEFAULT_TASK = 'panda_reach_her_sac'
+DEFAULT_TASK = 'panda_joint_reach_sac'  # trains the bundle serve/demo use
 
 
 def _truthy(text: str) -> bool:

@@ -74,7 +74,8 @@ def publish_goal(probe: Probe, goal: Any = GOAL, frame: str = 'panda_link0') -> 
 
     if not hasattr(probe, '_goal_pub'):
         probe._goal_pub = probe.publisher(PointStamped, '/test/goal', qos.GOAL)
-        time.sleep(0.3)  # discovery
+    # goals are volatile: wait until the server (configured) subscribes
+    wait_for(lambda: probe._goal_pub.get_subscription_count() > 0, 30, 'goal subscriber')
     probe._goal_pub.publish(point_stamped(goal, frame))
 
 
@@ -305,3 +306,79 @@ def test_configure_transition_fails_over_the_lifecycle_service(
     assert f2.result().current_state.label == 'unconfigured'
     assert proc.poll() is None  # still alive: a fixed bundle can be configured next
     wait_for(lambda: 'missing_bundle' in nodes.log(proc), 5, 'log naming the bundle')
+
+
+def _change_state(probe: Probe, transition: int) -> bool:
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    client = probe.node.create_client(ChangeState, '/policy_server/change_state')
+    assert client.wait_for_service(timeout_sec=30)
+    fut = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
+    wait_for(fut.done, 20, 'change_state reply')
+    return fut.result().success
+
+
+def test_lifecycle_services_then_deactivate_and_sigint_send_zero(
+        nodes: Nodes, probe: Probe, test_bundle: Path) -> None:
+    from lifecycle_msgs.msg import Transition
+    from std_msgs.msg import Float64MultiArray
+
+    from rl_control.ros import qos
+
+    probe.record(Float64MultiArray, '/test/commands', qos.COMMAND)
+    proc = nodes.start('rl_control.ros.policy_server',
+                       server_params(test_bundle, autostart=False, ramp_in_s=0.0))
+    pub = StatePublisher(probe, ARM, HOME, np.zeros(7)).start()
+    try:
+        assert _change_state(probe, Transition.TRANSITION_CONFIGURE)
+        publish_goal(probe)
+        time.sleep(0.3)
+        assert not commands(probe), 'inactive: the lifecycle publisher must stay silent'
+        assert _change_state(probe, Transition.TRANSITION_ACTIVATE)
+        t0 = time.monotonic()
+        wait_for(lambda: any(nonzero(c) for _, c in commands(probe, t0)), 10, 'commands')
+        assert _change_state(probe, Transition.TRANSITION_DEACTIVATE)
+        t1 = time.monotonic()
+        time.sleep(0.3)
+        after = commands(probe, t1 - 0.05)
+        assert after and not nonzero(after[-1][1]), 'deactivate must end on a zero command'
+        assert not commands(probe, t1 + 0.1), 'inactive again: silent'
+        assert _change_state(probe, Transition.TRANSITION_ACTIVATE)
+        t2 = time.monotonic()
+        wait_for(lambda: any(nonzero(c) for _, c in commands(probe, t2)), 10, 'reactivated')
+        assert nodes.stop(proc) == 0
+        time.sleep(0.2)
+        assert not nonzero(commands(probe)[-1][1]), 'SIGINT must end on a zero command'
+    finally:
+        pub.stop()
+
+
+def test_trajectory_mode_publishes_one_point_in_controller_order(
+        nodes: Nodes, probe: Probe, test_bundle: Path) -> None:
+    from trajectory_msgs.msg import JointTrajectory
+
+    from rl_control.ros import qos
+
+    order = [ARM[i] for i in (2, 0, 1, 6, 5, 4, 3)]
+    traj = probe.record(JointTrajectory, '/test/commands', qos.COMMAND)
+    proc = nodes.start('rl_control.ros.policy_server', server_params(
+        test_bundle, command_type='trajectory', command_joints=order, ramp_in_s=0.0,
+        rate_limit=[0.0]))
+    q = HOME + 0.05
+    pub = StatePublisher(probe, ARM, q, np.zeros(7)).start()
+    try:
+        publish_goal(probe)
+        wait_for(lambda: any(np.any(np.abs(m.points[0].velocities) > 1e-6) for _t, m in traj),
+                 20, 'a moving trajectory point', [proc])
+    finally:
+        pub.stop()
+    m = [m for _t, m in traj if np.any(np.abs(m.points[0].velocities) > 1e-6)][-1]
+    assert list(m.joint_names) == order and len(m.points) == 1
+    pt = m.points[0]
+    want_v = expected_command(test_bundle, ARM, q, np.zeros(7), GOAL, order)
+    np.testing.assert_allclose(pt.velocities, want_v, rtol=1e-6, atol=1e-9)
+    dt = pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9
+    assert dt == pytest.approx(PERIOD)
+    q_order = np.array([q[ARM.index(j)] for j in order])
+    np.testing.assert_allclose(pt.positions, q_order + want_v * dt, atol=1e-9)

@@ -191,6 +191,18 @@ def _sourced_env(install: Path) -> dict[str, str]:
     return env
 
 
+def _yaml_parameter(name: str, parameter: str) -> Any:
+    """`parameter` from config/<name>'s (single) node section; None when absent."""
+    import yaml
+
+    path = REPO / 'config' / name
+    if not path.is_file():
+        return None
+    for section in (yaml.safe_load(path.read_text()) or {}).values():
+        return (section.get('ros__parameters') or {}).get(parameter)
+    return None
+
+
 class Observer:
     """A private rclpy context watching the demo's topics and the server's lifecycle state."""
 
@@ -227,6 +239,22 @@ class Observer:
         if future.done() and future.result() is not None:
             self.state = future.result().current_state.label
 
+    def parameter(self, node: str, name: str) -> Any:
+        """A parameter's value read over `<ns>/<node>/get_parameters` (None if unavailable)."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        client = self.node.create_client(GetParameters, f'{self.ns}/{node}/get_parameters')
+        try:
+            if not client.wait_for_service(timeout_sec=5.0):
+                return None
+            future = client.call_async(GetParameters.Request(names=[name]))
+            self.executor.spin_until_future_complete(future, timeout_sec=5.0)
+            result = future.result() if future.done() else None
+            return parameter_value_to_python(result.values[0]) if result else None
+        finally:
+            self.node.destroy_client(client)
+
     def goal_wired(self) -> bool:
         topic = f'{self.ns}/policy_server/goal'
         return (self.node.count_publishers(topic) >= 1
@@ -236,6 +264,12 @@ class Observer:
         self.executor.shutdown()
         self.node.destroy_node()
         self.context.try_shutdown()
+
+
+def _default_sigint() -> None:
+    """In the child: a shell that ran pytest in the background leaves SIGINT ignored, and an
+    ignored SIGINT is inherited, so the Ctrl-C under test would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> int:
@@ -284,7 +318,8 @@ def test_demo_launch_runs(bundle_args: list[str], install: Path, observer: Obser
     log_path = install.parent / f'{runner}.log'
     log = log_path.open('wb')
     proc = subprocess.Popen(cmd, env=_sourced_env(install), cwd=install.parent,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_default_sigint)
     start = time.monotonic()
     up_s = float('nan')
     goal_wired = False
@@ -299,6 +334,9 @@ def test_demo_launch_runs(bundle_args: list[str], install: Path, observer: Obser
                     and len(observer.commands) >= 5 and goal_wired):
                 break
         up_s = time.monotonic() - start
+        # A value only config/policy_server.yaml sets must reach the NAMESPACED node.
+        file_rate_limit = _yaml_parameter('policy_server.yaml', 'rate_limit')
+        node_rate_limit = observer.parameter('policy_server', 'rate_limit')
     finally:
         stop_start = time.monotonic()
         rc = _stop(proc)
@@ -312,9 +350,34 @@ def test_demo_launch_runs(bundle_args: list[str], install: Path, observer: Obser
     assert len(observer.joint_states) >= 10, report
     assert len(observer.commands) >= 5, report
     assert goal_wired, f'sim_robot goals do not reach the server ~/goal in the namespace\n{report}'
+    if file_rate_limit is not None:
+        assert list(node_rate_limit or []) == list(file_rate_limit), (
+            f'params_file not applied in namespace /{namespace}: rate_limit '
+            f'{node_rate_limit} != {file_rate_limit} from config/policy_server.yaml\n{report}')
     assert all(len(m.data) == 7 and all(math.isfinite(v) for v in m.data)
                for m in observer.commands), report
     assert rc != -9, f'launch did not stop on SIGINT within 30 s\n{report}'
     # Ctrl-C reaches every process twice (terminal process group + launch forwarding it); a
     # node must still finish cleanly, not die of the second SIGINT.
     assert 'process has died' not in out and 'Traceback' not in out, report
+
+
+@pytest.mark.ros
+def test_train_launch_trains_a_bundle(install: Path, tmp_path: Path) -> None:
+    """train.launch.py with typed overrides (`set` is a string array) ends with a bundle."""
+    pytest.importorskip('rclpy', reason='rclpy is not installed')
+    ros2 = _ros2_cli()
+    out_dir = tmp_path / 'run'
+    args = [f'out:={out_dir}', f'namespace:=train_{os.getpid()}',
+            'set:=total_steps=200,eval.every=200,eval.episodes=1,algo_kwargs.batch_size=32']
+    if ros2:
+        cmd = [ros2, 'launch', PACKAGE, 'train.launch.py', *args]
+    else:
+        launch_file = install / PACKAGE / 'share' / PACKAGE / 'launch' / 'train.launch.py'
+        cmd = [sys.executable, '-c', RUNNER, str(launch_file), *args]
+    proc = subprocess.run(cmd, env=_sourced_env(install), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=240, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert 'process has finished cleanly' in out, out
+    assert (out_dir / 'bundle' / 'policy.yaml').is_file(), out

@@ -340,3 +340,65 @@ def test_a2c_update_equals_sb3_a2c_train(use_sde):
         torch.testing.assert_close(ours.weight, theirs.weight, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(ours.bias, theirs.bias, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(agent.actor.log_std, pol.log_std, atol=1e-6, rtol=1e-5)
+
+
+def _load_sb3_critic(ours: EnsembleQ, sb3_critic) -> None:
+    with torch.no_grad():
+        for i, qf in enumerate(sb3_critic.q_networks):
+            layers = [m for m in qf if isinstance(m, torch.nn.Linear)]
+            for l_idx, layer in enumerate(layers):
+                ours.weights[l_idx][i].copy_(layer.weight.T)
+                ours.biases[l_idx][i, 0].copy_(layer.bias)
+
+
+def _assert_critic_equal(ours: EnsembleQ, sb3_critic) -> None:
+    for i, qf in enumerate(sb3_critic.q_networks):
+        layers = [m for m in qf if isinstance(m, torch.nn.Linear)]
+        for l_idx, layer in enumerate(layers):
+            torch.testing.assert_close(ours.weights[l_idx][i], layer.weight.T, rtol=1e-5,
+                                       atol=1e-6)
+            torch.testing.assert_close(ours.biases[l_idx][i, 0], layer.bias, rtol=1e-5,
+                                       atol=1e-6)
+
+
+def test_td3_critic_steps_equal_sb3_td3():
+    """Same weights, same minibatch: every network moves exactly as in SB3's TD3."""
+    gym = pytest.importorskip('gymnasium')
+    sb3 = pytest.importorskip('stable_baselines3')
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    env = gym.make('Pendulum-v1')
+    env.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32)
+    env.action_space = gym.spaces.Box(-1, 1, (ACT,), np.float32)
+    model = sb3.TD3('MlpPolicy', env, learning_rate=1e-3, gamma=0.9, tau=0.1, policy_delay=2,
+                    target_policy_noise=0.0, device='cpu', seed=0,
+                    policy_kwargs=dict(net_arch=[32, 32]))
+    model.set_logger(sb3.common.logger.Logger(None, []))
+    agent = TD3(OBS, ACT, TD3Config(hidden_sizes=(32, 32), lr=1e-3, gamma=0.9, tau=0.1,
+                                    policy_delay=2, target_noise=0.0), seed=0)
+    with torch.no_grad():
+        for ours, theirs in ((agent.actor, model.actor), (agent.actor_target, model.actor_target)):
+            for a, b in zip(linears_of(ours), linears_of(theirs.mu), strict=True):
+                a.weight.copy_(b.weight)
+                a.bias.copy_(b.bias)
+    _load_sb3_critic(agent.critic, model.critic)
+    _load_sb3_critic(agent.critic_target, model.critic_target)
+    actor0 = linears_of(agent.actor)[0].weight.detach().clone()
+    batch = _batch(4)
+    samples = ReplayBufferSamples(batch.obs, batch.act, batch.next_obs,
+                                  batch.terminated[:, None], batch.rew[:, None])
+    model.replay_buffer.sample = lambda *args, **kwargs: samples
+    for _ in range(2):  # step 2 also updates the actor and both targets
+        model.train(gradient_steps=1, batch_size=len(batch.obs))
+        agent.update(batch)
+        _assert_critic_equal(agent.critic, model.critic)
+        _assert_critic_equal(agent.critic_target, model.critic_target)
+        for ours, theirs in ((agent.actor, model.actor), (agent.actor_target, model.actor_target)):
+            for a, b in zip(linears_of(ours), linears_of(theirs.mu), strict=True):
+                torch.testing.assert_close(a.weight, b.weight, rtol=1e-5, atol=1e-6)
+                torch.testing.assert_close(a.bias, b.bias, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(linears_of(agent.actor)[0].weight, actor0)  # the actor did move
+
+
+def linears_of(module: torch.nn.Module) -> list[torch.nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]

@@ -95,20 +95,22 @@ def test_control_stop_from_callback_ends_run_with_bundle(tmp_path):
 
 
 def run_pendulum(tmp_path, algo: str, steps: int, **algo_kwargs) -> float:
+    """Small fast settings (64x64, tau 0.02: the Pendulum sweep's fastest learners)."""
     torch.set_num_threads(1)
     cfg = config_from_dict({
         'env': 'Pendulum-v1', 'algo': algo, 'seed': 0, 'total_steps': steps,
         'tensorboard': False, 'eval': {'every': steps, 'episodes': 10},
-        'algo_kwargs': {'hidden_sizes': [64, 64], 'lr': 1e-3, 'batch_size': 256,
+        'algo_kwargs': {'hidden_sizes': [64, 64], 'lr': 1e-3, 'batch_size': 256, 'tau': 0.02,
                         'learning_starts': 500, **algo_kwargs}})
     result = train(cfg, tmp_path, progress=False)
     return result.last_eval['eval_mean_return']
 
 
 def test_sac_learns_pendulum(tmp_path):
-    # Random policy: about -1200..-1500. A solved pendulum: about -150.
-    assert run_pendulum(tmp_path, 'sac', 4000) > -600
+    # Random policy: about -1200..-1500; solved: about -150. Measured here: about -150 to -250.
+    assert run_pendulum(tmp_path, 'sac', 4000) > -700
 
 
 def test_td3_learns_pendulum(tmp_path):
-    assert run_pendulum(tmp_path, 'td3', 5000, gamma=0.98) > -600
+    # Measured (seeds 0, 1): -146, -148 at 5000 steps.
+    assert run_pendulum(tmp_path, 'td3', 5000, gamma=0.98) > -700

@@ -177,3 +177,12 @@ def test_config_validation():
 def test_all_finite():
     assert safety.all_finite([1.0, 2.0], None)
     assert not safety.all_finite([1.0, math.nan])
+
+
+def test_two_ticks_at_the_same_instant_stay_finite():
+    f = make(rate_limit=[1.0, 0.0, 0.0])
+    f.note_state(1.0)
+    f.filter(1.0, np.array([0.5, 0.5, 0.5]))
+    r = f.filter(1.0, np.array([0.5, 0.5, 0.5]))  # dt = 0 (e.g. lockstep sim time)
+    assert np.all(np.isfinite(r.command))
+    np.testing.assert_allclose(r.command, [0.04, 0.5, 0.5], atol=1e-8)

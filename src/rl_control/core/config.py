@@ -222,6 +222,8 @@ def _coerce(value: Any, hint: Any, source: str, dotted: str) -> Any:
                      for i, v in enumerate(value)]
         return tuple(items) if (origin is tuple or hint is tuple) else items
     if origin is dict or hint is dict:
+        if value is None:  # `env_kwargs:` left empty in YAML
+            return {}
         if not isinstance(value, dict):
             raise ConfigError(f'{source}: {dotted}: expected a mapping, got {_tname(value)}')
         return value

@@ -181,6 +181,22 @@ class EnsembleQ(nn.Module):
         return h.squeeze(-1)
 
 
+TwinQ = EnsembleQ  # the name INTERFACES.md uses (n_critics=2)
+
+
+def min_heads(q: torch.Tensor) -> torch.Tensor:
+    """Elementwise minimum over the heads of (n_heads, B) Q values (clipped double Q).
+
+    `torch.minimum` pairwise: its backward is an elementwise mask, cheaper than `min(0)`'s
+    index scatter.
+    """
+    heads = q.unbind(0)
+    out = heads[0]
+    for h in heads[1:]:
+        out = torch.minimum(out, h)
+    return out
+
+
 class GaussianActor(nn.Module):
     """A2C policy: a Gaussian around mu(obs), as SB3's ActorCriticPolicy.
 
@@ -291,20 +307,25 @@ class ForeachAdam:
     def _params(self) -> list[torch.Tensor]:
         return [p for g in self.param_groups for p in g['params']]
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Drop (or zero) every gradient."""
-        for p in self._params():
+    def zero_grad(self, set_to_none: bool = True, groups: Sequence[int] | None = None) -> None:
+        """Drop (or zero) the gradients of every parameter (of the given group indices)."""
+        params = self._params() if groups is None else [
+            p for i in groups for p in self.param_groups[i]['params']]
+        for p in params:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
                 p.grad.zero_()
 
     @torch.no_grad()
-    def step(self) -> None:
-        """One Adam step on every parameter that has a gradient."""
+    def step(self, groups: Sequence[int] | None = None) -> None:
+        """One Adam step on every parameter (of the given group indices) that has a gradient."""
         beta1, beta2 = self.betas
         index = 0
-        for group in self.param_groups:
+        for g_idx, group in enumerate(self.param_groups):
+            if groups is not None and g_idx not in groups:
+                index += len(group['params'])
+                continue
             params, grads, avgs, sqs, step_sizes, bc2_sqrts = [], [], [], [], [], []
             for p in group['params']:
                 st = self.state.get(index)
@@ -376,9 +397,9 @@ def seeded_init(seed: int | None) -> Iterator[None]:
         yield
 
 
-def torch_generator(seed: int | None) -> torch.Generator:
-    """A private CPU generator for action sampling, saved in state_dict for exact resume."""
-    g = torch.Generator()
+def torch_generator(seed: int | None, device: str | torch.device = 'cpu') -> torch.Generator:
+    """A private generator for action sampling, saved in state_dict for exact resume."""
+    g = torch.Generator(device=device)
     if seed is None:
         g.seed()
     else:

@@ -7,14 +7,13 @@ The update follows Spinning Up / SB3:
     L_alpha = -mean log_alpha (log pi(a~|s) + target_entropy)
     Q'     <- (1 - tau) Q' + tau Q
 
-Speed (a CPU core, 256x256 nets, batch 256; the wall time is per-op overhead, not FLOPs):
+Speed (one CPU core, 256x256 nets, batch 256: ~75% of an update is matmul FLOPs, already the
+minimum this update needs; the rest is per-op and optimizer overhead, which these cut):
 - the critics are one `EnsembleQ`: every layer of all heads is one batched matmul;
-- the three losses act on disjoint parameters (the actor loss sees the critic through detached
-  weights, alpha enters the other losses detached), so ONE backward of their sum and ONE
-  optimizer step (three param groups, one per learning rate) give the same gradients as three
-  separate backward/step calls. The only difference from SB3's sequential order is that the
-  actor loss uses the critic before this step's update (a one-step lag, as in simultaneous
-  gradient descent), not after;
+- the critic and alpha losses share no parameters: one backward and one optimizer step for
+  both; the actor loss then sees the updated critic through detached weights (no
+  requires_grad toggling, no wasted weight gradients); one Adam over three param groups
+  (`ForeachAdam`, a few foreach kernels per step, no torch._dynamo import at start-up);
 - Polyak averaging is one `_foreach_lerp_`; metrics are read back with a single `.tolist()`.
 """
 from __future__ import annotations
@@ -30,6 +29,7 @@ from rl_control.core.networks import (
     EnsembleQ,
     ForeachAdam,
     SquashedGaussianActor,
+    min_heads,
     seeded_init,
     set_progress_lrs,
     torch_generator,
@@ -114,7 +114,7 @@ class SAC:
                                else float(cfg.target_entropy))
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device,
                                       requires_grad=cfg.learn_alpha)
-        self.generator = torch_generator(seed)
+        self.generator = torch_generator(seed, self.device)
         groups = [{'params': list(self.critic.parameters()), 'lr': cfg.critic_lr or cfg.lr},
                   {'params': list(self.actor.parameters()), 'lr': cfg.actor_lr or cfg.lr}]
         if cfg.learn_alpha:
@@ -122,6 +122,7 @@ class SAC:
         self.base_lrs = [g['lr'] for g in groups]
         # One optimizer, three param groups (one lr each): one step call per update.
         self.optimizer = ForeachAdam(groups)
+        self._critic_alpha_groups = (0, 2) if cfg.learn_alpha else (0,)
         self._online = list(self.critic.parameters())
         self._target = list(self.critic_target.parameters())
         self.n_updates = 0
@@ -145,29 +146,36 @@ class SAC:
 
     # -- learning -----------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        """One gradient step on every network from a minibatch; returns scalar metrics."""
+        """One gradient step on every network from a minibatch; returns scalar metrics.
+
+        SB3's order: alpha and the critics step first (one backward: their losses share no
+        parameters), then the actor against the critics just updated; alpha enters every loss
+        as its value before this step.
+        """
         cfg = self.cfg
         alpha = self.log_alpha.detach().exp()
+        pi, logp = self.actor(batch.obs, generator=self.generator)
         with torch.no_grad():
             next_a, next_logp = self.actor(batch.next_obs, generator=self.generator)
-            next_q = self.critic_target(batch.next_obs, next_a).min(0).values
+            next_q = min_heads(self.critic_target(batch.next_obs, next_a))
             y = batch.rew + cfg.gamma * (1.0 - batch.terminated) * (next_q - alpha * next_logp)
         q = self.critic(batch.obs, batch.act)
         critic_loss = 0.5 * (q - y).square().mean(1).sum()
-
-        pi, logp = self.actor(batch.obs, generator=self.generator)
-        q_pi = self.critic(batch.obs, pi, detach=True).min(0).values
-        actor_loss = (alpha * logp - q_pi).mean()
-        loss = critic_loss + actor_loss
+        loss = critic_loss
         if cfg.learn_alpha:
             alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
             loss = loss + alpha_loss
         else:
-            alpha_loss = torch.zeros(())
-
+            alpha_loss = torch.zeros((), device=self.device)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        self.optimizer.step(groups=self._critic_alpha_groups)
+
+        # The critic's weights enter detached: the gradient reaches the actor only.
+        q_pi = min_heads(self.critic(batch.obs, pi, detach=True))
+        actor_loss = (alpha * logp - q_pi).mean()
+        actor_loss.backward()
+        self.optimizer.step(groups=(1,))
         self.n_updates += 1
         if self.n_updates % cfg.target_update_interval == 0:
             polyak_update(self._target, self._online, cfg.tau)

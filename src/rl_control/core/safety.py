@@ -103,8 +103,9 @@ class SafetyFilter:
         self.n = len(cfg.low)
         self._low = np.asarray(cfg.low, dtype=np.float64) * cfg.clamp_scale
         self._high = np.asarray(cfg.high, dtype=np.float64) * cfg.clamp_scale
-        self._rate = np.broadcast_to(
-            np.asarray(cfg.rate_limit, dtype=np.float64), (self.n,)).copy()
+        rate = np.broadcast_to(np.asarray(cfg.rate_limit, dtype=np.float64), (self.n,))
+        self._rate_on = bool((rate > 0).any())
+        self._rate = np.where(rate > 0, rate, np.inf)  # 0 = that joint unlimited
         self._zero = np.zeros(self.n)
         self._last = self._zero.copy()
         self._last_tick: float | None = None
@@ -204,29 +205,33 @@ class SafetyFilter:
             return self._stop(problem, now)
         if raw is None:
             return self._stop(missing_reason, now)
+        # np.minimum/np.maximum rather than np.clip: on 7-vectors at 1 kHz the ufuncs are
+        # several times cheaper than clip's Python-level dispatch.
         cmd = np.asarray(raw, dtype=np.float64).reshape(-1)
         if cmd.shape != (self.n,):
             raise ValueError(f'command has {cmd.shape[0]} entries, the filter {self.n}')
-        if not np.all(np.isfinite(cmd)):
+        if not np.isfinite(cmd).all():
             return self._stop(BAD_ACTION, now)
 
-        clipped = np.clip(cmd, self._low, self._high)
-        clamped = bool(np.any(clipped != cmd))
+        out = np.minimum(np.maximum(cmd, self._low), self._high)
+        clamped = bool((out != cmd).any())
         if clamped:
             self.counts['clamped'] += 1
 
         ramp = 1.0
         if self.config.ramp_in_s > 0:
             ramp = min(1.0, max(0.0, (now - self._active_since) / self.config.ramp_in_s))
-        out = clipped * ramp
+            if ramp < 1.0:
+                out = out * ramp
 
         rate_limited = False
-        if np.any(self._rate > 0):
+        if self._rate_on:
             dt = self.config.period_s if self._last_tick is None else now - self._last_tick
-            dt = min(max(dt, 0.0), self.config.period_s)
-            step = np.where(self._rate > 0, self._rate * dt, np.inf)
-            limited = np.clip(out, self._last - step, self._last + step)
-            rate_limited = bool(np.any(limited != out))
+            # > 0 so that inf * dt (unlimited joints) is inf, never NaN
+            dt = min(max(dt, 1e-9), self.config.period_s)
+            step = self._rate * dt
+            limited = np.minimum(np.maximum(out, self._last - step), self._last + step)
+            rate_limited = bool((limited != out).any())
             out = limited
             if rate_limited:
                 self.counts['rate_limited'] += 1

@@ -7,10 +7,8 @@ TD3:
     every `policy_delay` updates:  L_pi = -mean Q_1(s, pi(s)),  then Polyak on pi' and Q'.
 DDPG is the same update with one critic, no delay and no target smoothing (`DDPGConfig`).
 
-As in sac.py, the critic and actor losses touch disjoint parameters (the actor sees the critic
-through detached weights), so one backward and one optimizer step serve both; on non-delayed
-steps the actor's gradients are None and Adam leaves it (and its step count) untouched, exactly
-like a separate actor optimizer that is not stepped.
+Order as in the paper and SB3: the critic steps, then (on delayed steps) the actor against the
+updated critic, whose weights enter detached (gradients reach the actor only), then Polyak.
 """
 from __future__ import annotations
 
@@ -25,6 +23,7 @@ from rl_control.core.networks import (
     DeterministicActor,
     EnsembleQ,
     ForeachAdam,
+    min_heads,
     seeded_init,
     set_progress_lrs,
     torch_generator,
@@ -158,19 +157,19 @@ class TD3:
                 eps = (eps * cfg.target_noise).clamp(-cfg.target_noise_clip,
                                                      cfg.target_noise_clip)
                 next_a = (next_a + eps.to(next_a.device)).clamp(-1.0, 1.0)
-            next_q = self.critic_target(batch.next_obs, next_a).min(0).values
+            next_q = min_heads(self.critic_target(batch.next_obs, next_a))
             y = batch.rew + cfg.gamma * (1.0 - batch.terminated) * next_q
         q = self.critic(batch.obs, batch.act)
         critic_loss = (q - y).square().mean(1).sum()
-        loss = critic_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.optimizer.step(groups=(0,))
         delayed = self.n_updates % cfg.policy_delay == 0
-        if delayed:
+        if delayed:  # against the critic just updated; its weights enter detached
             actor_loss = -self.critic(batch.obs, self.actor(batch.obs), detach=True,
                                       heads=1).mean()
-            loss = loss + actor_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+            actor_loss.backward()
+            self.optimizer.step(groups=(1,))
         metrics = [critic_loss.detach(), q.detach().mean()]
         if delayed:
             polyak_update(self._target, self._online, cfg.tau)

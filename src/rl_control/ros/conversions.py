@@ -6,6 +6,7 @@ with hand-built messages.
 """
 from __future__ import annotations
 
+import array
 from collections.abc import Sequence
 import json
 from typing import Any
@@ -71,10 +72,15 @@ def make_joint_state(names: Sequence[str], positions: Sequence[float],
     return msg
 
 
-def float64_multiarray(values: np.ndarray | Sequence[float]) -> Float64MultiArray:
-    """The ros2_control forward command controller message (no layout: a flat vector)."""
-    msg = Float64MultiArray()
-    msg.data = np.asarray(values, dtype=np.float64).tolist()
+def float64_multiarray(values: np.ndarray | Sequence[float],
+                       msg: Float64MultiArray | None = None) -> Float64MultiArray:
+    """The ros2_control forward command controller message (no layout: a flat vector).
+
+    The data goes in as an `array('d')`, which the message setter takes without checking each
+    element in Python; passing `msg` reuses one message (publish serializes synchronously).
+    """
+    msg = Float64MultiArray() if msg is None else msg
+    msg.data = array.array('d', np.ascontiguousarray(values, dtype=np.float64).tobytes())
     return msg
 
 

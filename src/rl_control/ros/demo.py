@@ -27,9 +27,12 @@ from typing import Any
 DEFAULT_EPISODES = 10
 
 
-def ros_args(params: dict[str, Any]) -> list[str]:
-    """`--ros-args -p name:=value ...` for a parameter dict (lists/bools in YAML syntax)."""
-    out = ['--ros-args']
+def ros_args(params: dict[str, Any], params_file: str | None = None) -> list[str]:
+    """`--ros-args [--params-file F] -p name:=value ...` (lists/bools in YAML syntax).
+
+    The file comes first: rcl lets whichever source comes LAST win, and `-p` must override it.
+    """
+    out = ['--ros-args'] + (['--params-file', params_file] if params_file else [])
     for k, v in params.items():
         if isinstance(v, bool):
             s = 'true' if v else 'false'
@@ -41,28 +44,38 @@ def ros_args(params: dict[str, Any]) -> list[str]:
     return out
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _load_prctl() -> Any:
     try:
         import ctypes
 
-        libc = ctypes.CDLL('libc.so.6', use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - not Linux: the finally blocks still clean up
-        pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the finally blocks still clean up
+        return None
+
+
+# Resolved here, in the parent: between fork and exec (where the parent's other threads, e.g.
+# DDS, may hold locks) the child must do as little as possible, so it only makes this call.
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent() -> None:
+    """Child side of fork: SIGTERM when the parent dies (PR_SET_PDEATHSIG = 1)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)
 
 
 def start_node(module: str, params: dict[str, Any], log_path: str | Path | None = None,
-               env: dict[str, str] | None = None, extra_ros: Sequence[str] = ()
-               ) -> subprocess.Popen:
+               env: dict[str, str] | None = None, extra_ros: Sequence[str] = (),
+               params_file: str | None = None) -> subprocess.Popen:
     """Start `python -m module --ros-args -p ...` in its own session, output to `log_path`.
 
     `extra_ros` are further ROS arguments (`-p name:=value`, `-r from:=to`).
     """
-    cmd = [sys.executable, '-u', '-m', module, *ros_args(params), *extra_ros]
+    cmd = [sys.executable, '-u', '-m', module, *ros_args(params, params_file), *extra_ros]
     out: Any = subprocess.DEVNULL
     if log_path is not None:
         out = open(log_path, 'w')  # noqa: SIM115 - owned by the child for its lifetime
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,  # noqa: PLW1509
                             start_new_session=True, preexec_fn=_die_with_parent)
     proc.log_path = log_path  # type: ignore[attr-defined]
     if log_path is not None:
@@ -96,6 +109,16 @@ def private_env(domain_id: int | None = None) -> dict[str, str]:
     return env
 
 
+def config_file(name: str) -> str | None:
+    """An installed (share/rl_control/config) or source-tree (config/) parameter file."""
+    here = Path(__file__).resolve()
+    for c in (Path(sys.prefix) / 'share' / 'rl_control' / 'config' / name,
+              here.parents[3] / 'config' / name):
+        if c.is_file():
+            return str(c)
+    return None
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Percentile without numpy import at module level (NaN when empty)."""
     import numpy as np
@@ -110,13 +133,15 @@ def plot_episodes(results: list[dict[str, Any]], threshold: float, period_s: flo
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    eps = list(range(len(results)))
+    eps = list(range(1, len(results) + 1))
     final = [r['final_distance'] for r in results]
     colors = ['tab:green' if r['success'] else 'tab:red' for r in results]
     ax1.bar(eps, final, color=colors)
     ax1.axhline(threshold, color='k', ls='--', lw=1, label=f'success < {threshold} m')
+    ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax1.set_xlabel('episode')
     ax1.set_ylabel('final distance to goal [m]')
     rate = sum(r['success'] for r in results) / max(len(results), 1)
@@ -262,8 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         procs.append(start_node('rl_control.ros.sim_robot', sim_params, out / 'sim_robot.log',
                                 env))
+        # the shipped defaults (Panda acceleration limits), then the demo's own parameters
         srv = start_node('rl_control.ros.policy_server', srv_params,
-                         out / 'policy_server.log', env, extra_srv)
+                         out / 'policy_server.log', env, extra_srv,
+                         params_file=config_file('policy_server.yaml'))
         procs.append(srv)
         monitor = _Monitor()
         if not monitor.spin_until(lambda: monitor.diag.get('active') == 'true', 60.0, procs):

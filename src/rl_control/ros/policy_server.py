@@ -21,9 +21,11 @@ hold the last measured position.
 from __future__ import annotations
 
 from collections import deque
+import functools
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -35,6 +37,8 @@ from rclpy.clock import Clock, ClockType
 import rclpy.executors
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -78,6 +82,17 @@ def default_bundle() -> str:
     return candidates[-1]
 
 
+def _locked(fn: Any) -> Any:
+    """Run a callback under the node's lock: two executors (threads) call into the node."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return fn(self, *args, **kwargs)
+
+    return wrapper
+
+
 class LatencyStats:
     """Windowed and long-run state->command latency samples (seconds)."""
 
@@ -104,7 +119,20 @@ class PolicyServer(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('policy_server', **kwargs)
+        self._lock = threading.RLock()
         self.p = declare(self, ServerParams)
+        self._clock = self.get_clock()  # follows use_sim_time (a ROS-time clock either way)
+        self._cmd_msg = Float64MultiArray()
+        # The joint-state subscription lives on a second, bare node spun by its own executor
+        # (see main): rclpy's Python executors walk every entity of a node on every wake-up,
+        # and this node has ~30 (lifecycle, parameter and e-stop services, timers, goal). At
+        # 1 kHz that walk, not the policy, dominated the state->command latency. The bare node
+        # takes no global ROS arguments (no duplicate node name from `-r __node:=`); topic
+        # remaps reach it because the topic name is resolved by this node.
+        self.state_node = Node(
+            f'{self.get_name()}_state_input', namespace=self.get_namespace(),
+            use_global_arguments=False, start_parameter_services=False, enable_rosout=False,
+            parameter_overrides=[Parameter('start_type_description_service', value=False)])
         self._reset_runtime()
         # E-stop services exist in every lifecycle state: an operator must always be able to
         # latch a stop, even before the node is configured.
@@ -133,10 +161,10 @@ class PolicyServer(LifecycleNode):
         self._last_reason = safety.INACTIVE
         self._last_cmd_sent: np.ndarray | None = None
         self._last_drop_diag = 0.0
-        self._used_state_id = -1
-        self._state_id = 0
+        self._state_trigger = False
 
     # -- lifecycle -------------------------------------------------------------------------
+    @_locked
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load and validate the bundle; build publishers and subscriptions."""
         p = self.p = read(self, ServerParams)
@@ -215,6 +243,7 @@ class PolicyServer(LifecycleNode):
         if self._estop_latched:
             self.safety.estop()
         self.horizon_s = p.trajectory_horizon_s or self.period_s
+        self._state_trigger = p.trigger == 'state'
 
         msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
         self._cmd_pub = self.create_lifecycle_publisher(msg_type, p.command_topic, qos.COMMAND)
@@ -222,9 +251,11 @@ class PolicyServer(LifecycleNode):
         # is exactly what an operator needs to see while the node is not active.
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self._subs = [
-            self.create_subscription(JointState, p.joint_state_topic, self._on_state,
-                                     qos.SENSOR),
-            self.create_subscription(PointStamped, p.goal_topic, self._on_goal, qos.GOAL),
+            (self.state_node, self.state_node.create_subscription(
+                JointState, self.resolve_topic_name(p.joint_state_topic), self._on_state,
+                qos.SENSOR)),
+            (self, self.create_subscription(PointStamped, p.goal_topic, self._on_goal,
+                                            qos.GOAL)),
         ]
         self._diag_timer = self.create_timer(p.diagnostics_period_s, self._publish_diagnostics,
                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -232,8 +263,11 @@ class PolicyServer(LifecycleNode):
             f'configured: bundle {path} ({self.spec.get("algorithm")}, '
             f'{self.spec.get("task", {}).get("env_id")}), {p.command_type} commands for '
             f'{cmd_joints} on {self._cmd_pub.topic_name} at {1.0 / self.tick_s:g} Hz '
-            f'(trigger: {p.trigger})')
+            f'(trigger: {p.trigger}); safety: stale after {p.stale_periods:g} periods, '
+            f'stamp age <= {p.max_state_age_s:g} s, rate limit {rate_limit}/s, ramp-in '
+            f'{p.ramp_in_s:g} s, clamp x{p.clamp_scale:g}')
 
+    @_locked
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start the control timer and the ramp-in."""
         assert self.safety is not None
@@ -242,31 +276,40 @@ class PolicyServer(LifecycleNode):
         # faster watchdog check makes a stop land within stale_periods + 1/4 period of the last
         # state instead of up to a whole period later; below 2 ms it would cost more CPU than
         # it saves, so then the control timer alone checks.
-        self._timer = self.create_timer(self.tick_s, self._on_timer)
+        # In state mode the timer is only the watchdog; at high rates (1 kHz) a timer per
+        # tick would double the executor's work, so it checks at most every 5 ms.
+        # Both timers run on the joint-state node (main thread, the control path) but on this
+        # node's clock, so they follow /clock under use_sim_time.
+        period = self.tick_s if self.p.trigger == 'timer' else max(self.tick_s, 0.005)
+        clock = self.get_clock()
+        self._timer = self.state_node.create_timer(period, self._on_timer, clock=clock)
         wd = max(self.tick_s / 4.0, 0.002)
-        self._wd_timer = (self.create_timer(wd, self._on_watchdog) if wd < self.tick_s
-                          else None)
+        self._wd_timer = (self.state_node.create_timer(wd, self._on_watchdog, clock=clock)
+                          if wd < self.tick_s else None)
         self._window_start, self._window_ticks = time.monotonic(), 0
         self.get_logger().info(f'active: ramp-in over {self.p.ramp_in_s:g} s')
         return super().on_activate(state)
 
+    @_locked
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Publish a zero command, then stop the control timer."""
         self.stop_robot('deactivate')
         for t in (self._timer, self._wd_timer):
             if t is not None:
-                self.destroy_timer(t)
+                self.state_node.destroy_timer(t)
         self._timer = self._wd_timer = None
         if self.safety is not None:
             self.safety.deactivate()
         return super().on_deactivate(state)
 
+    @_locked
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Forget the bundle and destroy publishers and subscriptions."""
         self._destroy_entities()
         self._reset_runtime()
         return super().on_cleanup(state)
 
+    @_locked
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Zero command (when active), then release everything."""
         self.stop_robot('shutdown')
@@ -274,12 +317,14 @@ class PolicyServer(LifecycleNode):
         return super().on_shutdown(state)
 
     def _destroy_entities(self) -> None:
-        for t in (self._timer, self._wd_timer, self._diag_timer):
+        for t in (self._timer, self._wd_timer):
             if t is not None:
-                self.destroy_timer(t)
+                self.state_node.destroy_timer(t)
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
         self._timer = self._wd_timer = self._diag_timer = None
-        for s in self._subs:
-            self.destroy_subscription(s)
+        for node, sub in self._subs:
+            node.destroy_subscription(sub)
         self._subs = []
         if self._cmd_pub is not None:
             self.destroy_lifecycle_publisher(self._cmd_pub)
@@ -289,8 +334,9 @@ class PolicyServer(LifecycleNode):
 
     # -- inputs ----------------------------------------------------------------------------
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return self._clock.now().nanoseconds * 1e-9
 
+    @_locked
     def _on_state(self, msg: JointState) -> None:
         recv = time.perf_counter()
         sf = self.safety
@@ -305,18 +351,19 @@ class PolicyServer(LifecycleNode):
             self._on_dropped_input()
             return
         if (pos.shape != (len(names),) or vel.shape != (len(names),)
-                or not (np.all(np.isfinite(pos[idx])) and np.all(np.isfinite(vel[idx])))):
+                or not (np.isfinite(pos[idx]).all() and np.isfinite(vel[idx]).all())):
             sf.invalidate_state(safety.BAD_STATE)
             self.get_logger().warn('joint state dropped: NaN/Inf or missing positions/velocities'
                                    ' of the policy joints', throttle_duration_sec=2.0)
             self._on_dropped_input()
             return
-        sf.note_state(self._now(), stamp)
-        self._state_id += 1
+        now = self._now()
+        sf.note_state(now, stamp)
         self._state = (names, pos, vel, recv, idx)
-        if self.p.trigger == 'state':
-            self._tick()
+        if self._state_trigger:
+            self._tick(now)
 
+    @_locked
     def _on_goal(self, msg: PointStamped) -> None:
         if self.safety is None:
             return
@@ -346,6 +393,7 @@ class PolicyServer(LifecycleNode):
             self._last_drop_diag = now
             self._publish_diagnostics()
 
+    @_locked
     def _on_estop(self, request: Trigger.Request, response: Trigger.Response
                   ) -> Trigger.Response:
         self._estop_latched = True
@@ -357,6 +405,7 @@ class PolicyServer(LifecycleNode):
         self._publish_diagnostics()
         return response
 
+    @_locked
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response
                   ) -> Trigger.Response:
         self._estop_latched = False
@@ -367,6 +416,7 @@ class PolicyServer(LifecycleNode):
         return response
 
     # -- control ---------------------------------------------------------------------------
+    @_locked
     def _on_timer(self) -> None:
         if self.p.trigger == 'timer':
             self._tick()
@@ -376,6 +426,7 @@ class PolicyServer(LifecycleNode):
         if self.safety is not None and self.safety.state_problem(self._now()) is not None:
             self._tick()
 
+    @_locked
     def _on_watchdog(self) -> None:
         # Acts once, on the transition into a bad state; the control timer continues from there.
         if (self._last_reason == safety.OK and self.safety is not None
@@ -392,16 +443,17 @@ class PolicyServer(LifecycleNode):
         names, pos, vel, _recv, _idx = st
         obs = build_observation(self.obs_spec, names, pos, vel, self._goal)
         action = np.asarray(self.policy.act(obs), dtype=np.float64).reshape(-1)
-        if not np.all(np.isfinite(action)):
+        if not np.isfinite(action).all():
             return None, safety.BAD_ACTION
         return action_to_command(self.act_spec, action)[self.perm], safety.OK
 
-    def _tick(self) -> None:
+    def _tick(self, now: float | None = None) -> None:
         sf = self.safety
         if sf is None or self._cmd_pub is None:
             return
         t0 = time.perf_counter()
-        now = self._now()
+        if now is None:
+            now = self._now()
         raw, why = (None, safety.NO_STATE)
         if sf.state_problem(now) is None and not sf.estopped:
             try:
@@ -435,9 +487,10 @@ class PolicyServer(LifecycleNode):
             pub.publish(conv.joint_trajectory(self.cmd_joints, q + vel * self.horizon_s, vel,
                                               self.horizon_s))
         else:
-            pub.publish(conv.float64_multiarray(cmd))
+            pub.publish(conv.float64_multiarray(cmd, self._cmd_msg))
         self._last_cmd_sent = cmd
 
+    @_locked
     def stop_robot(self, why: str) -> None:
         """Publish a zero (hold) command now, if the command publisher is active."""
         if self._cmd_pub is not None and self.safety is not None and self._timer is not None:
@@ -445,6 +498,7 @@ class PolicyServer(LifecycleNode):
             self.get_logger().info(f'{why}: zero command sent')
 
     # -- diagnostics -----------------------------------------------------------------------
+    @_locked
     def _publish_diagnostics(self) -> None:
         if self._diag_pub is None or self.safety is None:
             return
@@ -495,7 +549,8 @@ def make_executor(kind: str | None = None) -> rclpy.executors.Executor:
     """SingleThreadedExecutor, or rclpy's EventsExecutor with RL_CONTROL_EXECUTOR=events.
 
     The events executor dispatches from C++ without rebuilding a wait set per callback, which
-    lowers latency at 1 kHz; it is marked experimental in rclpy, hence opt-in.
+    lowers latency at 1 kHz; it is marked experimental in rclpy, hence opt-in (and in the
+    rclpy 9.1.2 PyPI build it delivers no subscription callbacks: use it only where it works).
     """
     kind = kind or os.environ.get('RL_CONTROL_EXECUTOR', 'single')
     if kind == 'events':
@@ -533,11 +588,21 @@ def spin_until_signal(node: Any, executor: rclpy.executors.Executor,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point `policy_server` (ROS arguments after --ros-args)."""
+    """Entry point `policy_server` (ROS arguments after --ros-args).
+
+    Two executors: the joint-state node's in the main thread (the latency-critical path), the
+    lifecycle node's (services, timers, goal) in a background thread; the node's lock keeps
+    them from interleaving. On SIGINT/SIGTERM both stop first, then, with nothing else running,
+    the zero command goes out and the node walks its shutdown transition.
+    """
     args = sys.argv if argv is None else ['policy_server', *argv]
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    # A thread waking up for the GIL waits up to the switch interval (5 ms by default) while
+    # another holds it: too coarse for a 1 kHz control path sharing the process.
+    sys.setswitchinterval(0.0005)
     node = PolicyServer()
     executor = make_executor()
+    state_executor = make_executor()
     rc = 0
     if node.p.autostart:
         if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -547,7 +612,18 @@ def main(argv: list[str] | None = None) -> int:
             node.get_logger().fatal('autostart: activate failed')
             rc = 1
 
+    stop_bg = threading.Event()
+
+    def background() -> None:
+        executor.add_node(node)
+        while not stop_bg.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+
+    bg = threading.Thread(target=background, name='policy_server-lifecycle', daemon=True)
+
     def on_stop() -> None:
+        stop_bg.set()
+        bg.join(timeout=5.0)
         node.stop_robot('signal')
         try:
             state = node._state_machine.current_state[1]
@@ -555,13 +631,19 @@ def main(argv: list[str] | None = None) -> int:
                 node.trigger_shutdown()
         except Exception as exc:  # noqa: BLE001 - best effort on the way out
             node.get_logger().warn(f'shutdown transition: {exc}')
-        executor.spin_once(timeout_sec=0.05)  # let the last messages go out
+        time.sleep(0.05)  # let the last messages go out
 
     try:
         if rc == 0:
-            spin_until_signal(node, executor, on_stop)
+            bg.start()
+            spin_until_signal(node.state_node, state_executor, on_stop)
     finally:
+        stop_bg.set()
+        if bg.is_alive():
+            bg.join(timeout=5.0)
+        state_executor.shutdown()
         executor.shutdown()
+        node.state_node.destroy_node()
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
