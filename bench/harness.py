@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / 'bench' / 'results'

@@ -20,9 +20,8 @@ from pathlib import Path
 import subprocess
 import sys
 
-import numpy as np
-
 from harness import RESULTS, ROOT, child_env, save
+import numpy as np
 
 SUITES: dict[str, list[tuple[str, str, list[str]]]] = {
     # (label, config, extra --set overrides)

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='episode i starts from seed SEED+i (default 0)')
     p.add_argument('--json', action='store_true',
                    help='print the result as one JSON object on the last stdout line')
+    p.add_argument('--record', action='store_true',
+                   help="write the result (and this command) into the bundle's policy.yaml "
+                        'under `evaluations`')
 
     for name, (_module, text) in _ROS_COMMANDS.items():
         p = sub.add_parser(name, help=f'{text} (needs ROS 2 Python packages)',
@@ -156,6 +159,12 @@ def _eval(args: argparse.Namespace) -> int:
     summary = result.to_dict()
     summary['env_id'] = env_id
     summary['bundle'] = str(args.bundle)
+    if args.record:
+        from rl_control.core.bundle import record_evaluation
+
+        record_evaluation(args.bundle, summary,
+                          f'rl-control eval {args.bundle} --env {env_id} '
+                          f'--episodes {args.episodes} --seed {args.seed}')
     if args.json:
         _flush_c_stdio()  # pybullet printf()s on stdout; the JSON must come out last
         print(json.dumps(summary), flush=True)

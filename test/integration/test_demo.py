@@ -57,3 +57,28 @@ def test_shipped_bundle_lockstep_matches_training_conditions(shipped_bundle: Pat
                              '--lockstep', '--seed', '1', '--out', str(tmp_path)], timeout=200)
     assert summary['episodes'] == 20
     assert summary['success_rate'] >= 0.9, log[-3000:]
+
+
+def test_served_lockstep_rollouts_equal_the_training_env(test_bundle: Path,
+                                                         tmp_path: Path) -> None:
+    """One policy, sim or 'hardware': the same bundle stepped in the gymnasium env and served
+    over DDS against sim_robot (lockstep, ramp-in and rate limit off) follows the same path."""
+    import numpy as np
+
+    from rl_control.core.bundle import load_bundle
+    from rl_control.sim.envs import make_env, policy_input
+
+    summary, _ = run_demo(['--bundle', str(test_bundle), '--episodes', '3', '--json',
+                           '--lockstep', '--seed', '5', '--out', str(tmp_path),
+                           '--server-param', 'ramp_in_s:=0.0',
+                           '--server-param', 'rate_limit:=[0.0]'], timeout=120)
+    episodes = json.loads((tmp_path / 'demo_results.json').read_text())['episodes']
+    _spec, policy = load_bundle(test_bundle)
+    env = make_env('rl_control/PandaJointReach-v0', seed=0)
+    for ep in episodes:
+        obs, _ = env.reset(options={'q': ep['start_q'], 'goal': ep['goal']})
+        dist = []
+        for _ in range(len(ep['distances'])):
+            obs, _r, _term, _trunc, info = env.step(policy.act(policy_input(obs)))
+            dist.append(info['distance'])
+        np.testing.assert_allclose(ep["distances"], dist, atol=2e-5)  # JSON keeps 5 decimals

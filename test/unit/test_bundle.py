@@ -165,3 +165,17 @@ def test_robot_env_bundle_records_contract(tmp_path):
     assert spec['action']['type'] == 'joint_velocity' and spec['control_period_s'] > 0
     assert [t['name'] for t in spec['observation']['terms']][-1] == 'goal'
     env.close()
+
+
+def test_cli_eval_record_writes_evaluation_and_keeps_weights(bundle):
+    from rl_control.cli import main
+
+    path, _agent = bundle
+    before = (path / 'actor.safetensors').read_bytes()
+    assert main(['eval', str(path), '--episodes', '2', '--record']) == 0
+    assert main(['eval', str(path), '--episodes', '3', '--record']) == 0
+    spec, _ = load_bundle_spec(path)  # still valid: checksum and fields intact
+    (entry,) = spec['evaluations']  # same env id: the newer run replaced the older
+    assert entry['episodes'] == 3 and entry['env_id'] == 'Pendulum-v1'
+    assert entry['command'].startswith(f'rl-control eval {path} --env Pendulum-v1')
+    assert (path / 'actor.safetensors').read_bytes() == before

@@ -186,3 +186,12 @@ def test_two_ticks_at_the_same_instant_stay_finite():
     r = f.filter(1.0, np.array([0.5, 0.5, 0.5]))  # dt = 0 (e.g. lockstep sim time)
     assert np.all(np.isfinite(r.command))
     np.testing.assert_allclose(r.command, [0.04, 0.5, 0.5], atol=1e-8)
+
+
+def test_stamp_slightly_ahead_counts_as_arrival_but_never_more_than_a_period():
+    f = make()
+    f.note_state(1.0, stamp=1.04)  # the sim clock message not processed yet
+    assert f.filter(1.04 + 1.4 * PERIOD, np.full(N, 0.1)).reason == safety.OK
+    g = make()
+    g.note_state(1.0, stamp=100.0)  # a robot clock far ahead: capped at one period
+    assert g.filter(1.0 + PERIOD + 2.1 * PERIOD, np.full(N, 0.1)).reason == safety.STALE_STATE

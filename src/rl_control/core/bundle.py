@@ -240,3 +240,20 @@ def _validate(spec: dict[str, Any], weights: dict[str, np.ndarray], where: Path)
                 raise BundleError(f'{where}: weights: {name} has shape '
                                   f'{tuple(weights[name].shape)}, network.layers[{i}] needs '
                                   f'{shape}')
+
+
+def record_evaluation(path: str | Path, summary: dict[str, Any], command: str) -> Path:
+    """Add an evaluation (e.g. from `rl-control eval --record`) to a bundle's policy.yaml.
+
+    Kept under `evaluations`, one entry per env id (a newer run on the same env replaces the
+    older), with the command that produced it, so a shipped bundle states what it achieves on
+    each engine and how to check it. The weights and their checksum are untouched.
+    """
+    spec_path = Path(path) / SPEC_FILE
+    spec, _weights = load_bundle_spec(path)
+    entry = {'command': command, **_plain(summary)}
+    entry.pop('bundle', None)
+    kept = [e for e in spec.get('evaluations') or [] if e.get('env_id') != entry.get('env_id')]
+    spec['evaluations'] = [*kept, entry]
+    atomic_write_text(spec_path, dump_yaml(spec))
+    return spec_path

@@ -65,14 +65,15 @@ class RunLogger:
             writer.writerow({k: _fmt(r.get(k)) for k in columns})
         atomic_write_text(self.csv_path, out.getvalue())
 
-    def close(self, title: str | None = None) -> Path | None:
+    def close(self, title: str | None = None, target: float | None = None) -> Path | None:
         """Flush TensorBoard and draw the learning curve; the PNG path (None if no rows)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
         if not self.rows:
             return None
-        return plot_learning_curve(self.csv_path, self.run_dir / 'learning_curve.png', title)
+        return plot_learning_curve(self.csv_path, self.run_dir / 'learning_curve.png', title,
+                                   target)
 
 
 def _finite(value: Any) -> bool:
@@ -110,7 +111,7 @@ def read_progress(path: str | Path) -> list[dict[str, Any]]:
 
 
 def plot_learning_curve(csv_path: str | Path, png_path: str | Path,
-                        title: str | None = None) -> Path:
+                        title: str | None = None, target: float | None = None) -> Path:
     """Plot deterministic eval return (mean ± std band) vs env steps.
 
     Adds the recent training-episode return, the best point, the wall time in the title, and
@@ -139,6 +140,9 @@ def plot_learning_curve(csv_path: str | Path, png_path: str | Path,
             ts, tr = zip(*train, strict=True)
             ax.plot(ts, tr, color='#7f7f7f', linewidth=1.2, linestyle='--',
                     label='train return (recent episodes)')
+        if target is not None:
+            ax.axhline(target, color='#d62728', linewidth=1.0, linestyle=':',
+                       label=f'target {target:g}')
         best = int(np.argmax(mean))
         ax.annotate(f'best {mean[best]:.1f}', (steps[best], mean[best]),
                     textcoords='offset points', xytext=(0, 8), ha='center', fontsize=8,
@@ -162,6 +166,7 @@ def plot_learning_curve(csv_path: str | Path, png_path: str | Path,
             ax.legend(handles + h2, labels + l2, loc='best', fontsize=8, frameon=False)
         else:
             ax.legend(loc='best', fontsize=8, frameon=False)
+    ax.margins(y=0.1)
     ax.set_xlabel('environment steps')
     ax.set_ylabel('episode return')
     ax.grid(True, alpha=0.3)

@@ -272,7 +272,8 @@ class _Trainer:
         self._checkpoint()
         bundle = self._save_bundle()
         history = list(self.logger.rows)
-        png = self.logger.close(f'{self.cfg.algo.upper()} on {self.cfg.env}')
+        png = self.logger.close(f'{self.cfg.algo.upper()} on {self.cfg.env}',
+                                self.cfg.target_return)
         self.logger = None
         result = TrainResult(self.run_dir, bundle, png, self.env_steps, self._wall(),
                              self.last_eval, self.best_eval, self.reached_target, self.stopped,

@@ -155,7 +155,14 @@ class SafetyFilter:
         """Record a valid joint state received at `now` (host clock) with header `stamp`.
 
         A stamp of None or 0 (publishers that leave the header empty) skips the age check.
+        A stamp up to one period AHEAD of `now` counts as the arrival time: under sim time the
+        /clock message that precedes a state may be processed after the state (another
+        thread), and the clock then seems to jump two periods past the state's arrival. Any
+        further ahead (unsynchronized clocks) is ignored, so this delays a stop by at most one
+        period.
         """
+        if stamp and stamp > now:
+            now = min(stamp, now + self.config.period_s)
         self._state_arrival = now
         self._state_stamp = stamp if stamp else None
         self._state_valid = True

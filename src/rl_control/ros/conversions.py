@@ -35,15 +35,19 @@ def stamp_to_sec(stamp: Time) -> float:
 
 
 def sec_to_stamp(t: float) -> Time:
-    """Seconds to a builtin_interfaces/Time."""
-    sec = int(np.floor(t))
-    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+    """Seconds to a builtin_interfaces/Time (rounded to the nanosecond).
+
+    Rounded as a whole number of nanoseconds first: 8.9999999999 must become 9 s, not 8 s plus
+    a nanosecond field that wrapped to 0.
+    """
+    sec, nsec = divmod(int(round(t * 1e9)), 1_000_000_000)
+    return Time(sec=sec, nanosec=nsec)
 
 
 def sec_to_duration(t: float) -> Duration:
-    """Seconds to a builtin_interfaces/Duration."""
-    sec = int(np.floor(t))
-    return Duration(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+    """Seconds to a builtin_interfaces/Duration (rounded to the nanosecond)."""
+    sec, nsec = divmod(int(round(t * 1e9)), 1_000_000_000)
+    return Duration(sec=sec, nanosec=nsec)
 
 
 def joint_state_arrays(msg: JointState) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, float]:

@@ -283,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     monitor: _Monitor | None = None
     old_term = signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(
         KeyboardInterrupt()))
+    # Ctrl-C must reach the cleanup even when SIGINT was inherited as ignored (background jobs
+    # of a non-interactive shell), so the handler is set explicitly.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.monotonic()
     try:
         procs.append(start_node('rl_control.ros.sim_robot', sim_params, out / 'sim_robot.log',
@@ -332,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if monitor is not None:
             monitor.close()
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
 
     def num(key: str) -> float:
         try:
@@ -358,8 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         'wall_s': round(time.monotonic() - t0, 2),
     }
     plot_episodes(results, threshold, period, out / 'demo_episodes.png')
-    (out / 'demo_results.json').write_text(json.dumps({'summary': summary,
-                                                        'episodes': results}, indent=1))
+    (out / 'demo_results.json').write_text(json.dumps(
+        {'summary': summary, 'server_diagnostics': diag, 'episodes': results}, indent=1))
     say(f"demo: success rate {summary['success_rate']:.0%} over {len(results)} episodes; "
         f"state->command latency p50 {summary['latency_ms_p50']:.3f} ms, p99 "
         f"{summary['latency_ms_p99']:.3f} ms (joint state received -> command published, in "

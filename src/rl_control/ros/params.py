@@ -156,7 +156,8 @@ class SimParams:
                                 'received command (run the server with use_sim_time and '
                                 'trigger: state)', False)
     lockstep_republish_s: float = _help('lockstep: re-send the state after this wall time '
-                                        'without a command', 0.2)
+                                        'without a command (startup; keep it well above '
+                                        "the server's response time)", 1.0)
     command_timeout_s: float = _help('real-time mode: command older than this is treated as '
                                      'zero (a robot controller holds last; set 0 for that)',
                                      0.5)

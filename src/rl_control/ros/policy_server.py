@@ -17,6 +17,12 @@ computes on each joint-state message (minimum latency, and the way to run in loc
 simulator on /clock); in `state` mode the timer still runs as the watchdog. Effort commands are
 zeroed on a stop (zero torque on top of the robot's gravity compensation); trajectory commands
 hold the last measured position.
+
+Threads: the control path runs on a bare helper node (`<name>_state_input`, no services) in the
+main thread; lifecycle, parameter and e-stop services and /diagnostics run on this node in a
+background thread; one lock orders them. In state mode each state is answered once (a re-sent
+or reordered state, stamped no later than the last answered one, is not), which keeps a lockstep
+simulator exactly in step with the policy.
 """
 from __future__ import annotations
 
@@ -121,18 +127,24 @@ class PolicyServer(LifecycleNode):
         super().__init__('policy_server', **kwargs)
         self._lock = threading.RLock()
         self.p = declare(self, ServerParams)
-        self._clock = self.get_clock()  # follows use_sim_time (a ROS-time clock either way)
         self._cmd_msg = Float64MultiArray()
-        # The joint-state subscription lives on a second, bare node spun by its own executor
-        # (see main): rclpy's Python executors walk every entity of a node on every wake-up,
-        # and this node has ~30 (lifecycle, parameter and e-stop services, timers, goal). At
-        # 1 kHz that walk, not the policy, dominated the state->command latency. The bare node
+        # The control path (joint-state and goal subscriptions, control and watchdog timers)
+        # lives on a second, bare node spun by its own executor in the main thread (see main):
+        # rclpy's Python executors walk every entity of a node on every wake-up, and this
+        # node has ~30 (lifecycle, parameter and e-stop services, diagnostics). At 1 kHz that
+        # walk, not the policy, dominated the state->command latency. The bare node
         # takes no global ROS arguments (no duplicate node name from `-r __node:=`); topic
         # remaps reach it because the topic name is resolved by this node.
+        # It also owns the control clock: under use_sim_time its /clock subscription is then
+        # served by the same thread, in order, as the joint states; on the lifecycle node's
+        # thread the clock could lag several periods behind the states and fire the watchdog.
+        use_sim_time = bool(self.get_parameter('use_sim_time').value)
         self.state_node = Node(
             f'{self.get_name()}_state_input', namespace=self.get_namespace(),
             use_global_arguments=False, start_parameter_services=False, enable_rosout=False,
-            parameter_overrides=[Parameter('start_type_description_service', value=False)])
+            parameter_overrides=[Parameter('start_type_description_service', value=False),
+                                 Parameter('use_sim_time', value=use_sim_time)])
+        self._clock = self.state_node.get_clock()
         self._reset_runtime()
         # E-stop services exist in every lifecycle state: an operator must always be able to
         # latch a stop, even before the node is configured.
@@ -162,6 +174,7 @@ class PolicyServer(LifecycleNode):
         self._last_cmd_sent: np.ndarray | None = None
         self._last_drop_diag = 0.0
         self._state_trigger = False
+        self._answered_stamp = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     @_locked
@@ -250,12 +263,15 @@ class PolicyServer(LifecycleNode):
         # /diagnostics is a plain publisher: why the robot is NOT moving (inactive, e-stop)
         # is exactly what an operator needs to see while the node is not active.
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
+        # Goal and joint states on the same node and executor, goal created first: when both
+        # are ready in one wake-up (a simulator publishes a new episode's goal, then its first
+        # state) the goal is taken first, so no command pairs the new state with the old goal.
+        sn = self.state_node
         self._subs = [
-            (self.state_node, self.state_node.create_subscription(
-                JointState, self.resolve_topic_name(p.joint_state_topic), self._on_state,
-                qos.SENSOR)),
-            (self, self.create_subscription(PointStamped, p.goal_topic, self._on_goal,
-                                            qos.GOAL)),
+            (sn, sn.create_subscription(PointStamped, self.resolve_topic_name(p.goal_topic),
+                                        self._on_goal, qos.GOAL)),
+            (sn, sn.create_subscription(JointState, self.resolve_topic_name(
+                p.joint_state_topic), self._on_state, qos.SENSOR)),
         ]
         self._diag_timer = self.create_timer(p.diagnostics_period_s, self._publish_diagnostics,
                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -273,7 +289,7 @@ class PolicyServer(LifecycleNode):
         assert self.safety is not None
         self.safety.activate(self._now())
         # Control timer (trigger: timer) or watchdog-only timer (trigger: state). A second,
-        # faster watchdog check makes a stop land within stale_periods + 1/4 period of the last
+        # faster watchdog check makes a stop land within stale_periods + 1/8 period of the last
         # state instead of up to a whole period later; below 2 ms it would cost more CPU than
         # it saves, so then the control timer alone checks.
         # In state mode the timer is only the watchdog; at high rates (1 kHz) a timer per
@@ -281,9 +297,9 @@ class PolicyServer(LifecycleNode):
         # Both timers run on the joint-state node (main thread, the control path) but on this
         # node's clock, so they follow /clock under use_sim_time.
         period = self.tick_s if self.p.trigger == 'timer' else max(self.tick_s, 0.005)
-        clock = self.get_clock()
+        clock = self._clock
         self._timer = self.state_node.create_timer(period, self._on_timer, clock=clock)
-        wd = max(self.tick_s / 4.0, 0.002)
+        wd = max(self.tick_s / 8.0, 0.002)
         self._wd_timer = (self.state_node.create_timer(wd, self._on_watchdog, clock=clock)
                           if wd < self.tick_s else None)
         self._window_start, self._window_ticks = time.monotonic(), 0
@@ -361,7 +377,14 @@ class PolicyServer(LifecycleNode):
         sf.note_state(now, stamp)
         self._state = (names, pos, vel, recv, idx)
         if self._state_trigger:
-            self._tick(now)
+            # One command per state: a state stamped no later than the last one answered (a
+            # re-sent or reordered message) is not answered again. A lockstep simulator
+            # advances one step per command, so a second answer would run it ahead of the
+            # policy for good.
+            if stamp and stamp <= self._answered_stamp:
+                return
+            if self._tick(now) and stamp:
+                self._answered_stamp = stamp
 
     @_locked
     def _on_goal(self, msg: PointStamped) -> None:
@@ -447,10 +470,11 @@ class PolicyServer(LifecycleNode):
             return None, safety.BAD_ACTION
         return action_to_command(self.act_spec, action)[self.perm], safety.OK
 
-    def _tick(self, now: float | None = None) -> None:
+    def _tick(self, now: float | None = None) -> bool:
+        """Compute, filter and publish one command; True when one was published (active)."""
         sf = self.safety
         if sf is None or self._cmd_pub is None:
-            return
+            return False
         t0 = time.perf_counter()
         if now is None:
             now = self._now()
@@ -473,6 +497,7 @@ class PolicyServer(LifecycleNode):
         elif result.reason == safety.BAD_ACTION:
             self.get_logger().warn('policy returned NaN/Inf: zero command',
                                    throttle_duration_sec=2.0)
+        return self._timer is not None
 
     def _publish(self, cmd: np.ndarray, hold: bool = False) -> None:
         pub = self._cmd_pub

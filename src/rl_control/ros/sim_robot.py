@@ -9,7 +9,8 @@ policy server's goal topic (default `/policy_server/goal`, i.e. the server's `~/
 std_msgs/String (`ros2 topic echo /sim_robot/episode_result`):
 
     {"episode": 3, "success": true, "final_distance": 0.012, "goal": [x, y, z],
-     "distances": [... one per control period ...], "steps": 50, "sim_time": 8.0}
+     "start_q": [...7...], "distances": [... one per control period ...], "steps": 50,
+     "sim_time": 8.0, "wall_time": ...}
 
 Two clocks:
 - real time (default): a wall timer steps the physics by 1/publish_rate_hz and publishes the
@@ -17,7 +18,8 @@ Two clocks:
   `command_timeout_s` without one, which a real controller would not do: a dead server should
   not leave the simulated arm drifting forever).
 - lockstep (`publish_clock:=true`): the node publishes `/clock` and advances exactly one control
-  period per received command, then publishes the new state; run the policy server with
+  period per received command (the first command after each published state; further ones
+  for the same state are ignored), then publishes the new state; run the policy server with
   `use_sim_time:=true trigger:=state`. This runs as fast as the server answers and makes
   results independent of host load. While no command comes, the current state is re-sent every
   `lockstep_republish_s` of wall time (so a server that starts later still gets going).
@@ -73,6 +75,9 @@ class SimRobot(Node):
         self._cmd_time = -1e9
         self._sim_time = 0.0          # total simulated time (monotonic across resets)
         self.episode = 0
+        self._reset_requested = False
+        self._awaiting_command = False
+        self._ignored = 0             # lockstep: extra commands for an already answered state
         self._results: list[dict[str, Any]] = []
         self.done = False
 
@@ -100,7 +105,8 @@ class SimRobot(Node):
     # -- episodes --------------------------------------------------------------------------
     def _start_episode(self) -> None:
         q = PANDA.home + self.rng.uniform(-self.init_noise, self.init_noise, 7)
-        self.sim.reset(np.clip(q, PANDA.limits.q_min, PANDA.limits.q_max))
+        self._start_q = np.clip(q, PANDA.limits.q_min, PANDA.limits.q_max)
+        self.sim.reset(self._start_q)
         self.goal = self.task.sample_goal(self.rng)
         self._ep_start = self._sim_time
         self._ep_steps = 0
@@ -114,20 +120,24 @@ class SimRobot(Node):
         q, _ = self.sim.arm_state()
         return float(np.linalg.norm(np.asarray(fk_single(q.tolist())) - self.goal))
 
-    def _control_period_done(self) -> None:
-        """Book-keeping after each control period of simulated time."""
+    def _control_period_done(self) -> bool:
+        """Book-keeping after each control period; True when a new episode was started."""
         self._ep_steps += 1
         self._distances.append(self._distance())
         if self._ep_steps >= self.p.episode_steps:
             self._finish_episode()
+            return True
+        return False
 
     def _finish_episode(self) -> None:
         d = self._distances[-1] if self._distances else self._distance()
         result = {
             'episode': self.episode, 'success': bool(d <= self.p.success_threshold),
             'final_distance': d, 'goal': [float(v) for v in self.goal],
+            'start_q': [float(v) for v in self._start_q],
             'distances': [round(x, 5) for x in self._distances], 'steps': self._ep_steps,
             'sim_time': self._sim_time, 'wall_time': time.time(),
+            'ignored_commands': self._ignored,
         }
         self._result_pub.publish(conv.json_string(result))
         self.get_logger().info(f"episode {self.episode}: success={result['success']} "
@@ -139,8 +149,15 @@ class SimRobot(Node):
 
     def _on_reset_episode(self, request: Trigger.Request, response: Trigger.Response
                           ) -> Trigger.Response:
-        self._start_episode()
-        response.success, response.message = True, f'episode {self.episode} started'
+        if self.p.publish_clock:
+            # Lockstep: publishing a fresh state now would put a second command in flight;
+            # the new episode starts in place of the next stepped state instead.
+            self._reset_requested = True
+            response.message = f'episode {self.episode + 1} starts at the next step'
+        else:
+            self._start_episode()
+            response.message = f'episode {self.episode} started'
+        response.success = True
         return response
 
     # -- commands and stepping -------------------------------------------------------------
@@ -159,6 +176,10 @@ class SimRobot(Node):
         self._cmd = cmd
         self._cmd_time = time.monotonic()
         if self.p.publish_clock:
+            if not self._awaiting_command:
+                self._ignored += 1
+                return  # a second command for the same state: one step per state, exactly
+            self._awaiting_command = False
             self._lockstep_step()
 
     def _apply(self, cmd: np.ndarray) -> None:
@@ -175,8 +196,7 @@ class SimRobot(Node):
         after = int((self._sim_time - self._ep_start) / period + 1e-9)
         self._publish_state()
         for _ in range(after - before):
-            self._control_period_done()
-            if self._ep_steps == 0:   # a new episode started
+            if self._control_period_done():
                 break
 
     def _lockstep_step(self) -> None:
@@ -184,7 +204,15 @@ class SimRobot(Node):
         self.sim.step(self.p.control_period_s)
         self._sim_time += self.p.control_period_s
         self._publish_clock()
-        self._control_period_done()
+        # A new episode publishes its own first state; publishing one more here would put two
+        # commands in flight and break the one-command-one-step lockstep.
+        if self._control_period_done():
+            return
+        if self._reset_requested:
+            self._reset_requested = False
+            self.episode += 1  # the interrupted episode gets no result
+            self._start_episode()
+            return
         self._publish_state()
 
     def _lockstep_republish(self) -> None:
@@ -206,6 +234,7 @@ class SimRobot(Node):
         names, q, qd, tau = self.sim.joint_state()
         self._js_pub.publish(conv.make_joint_state(names, q, qd, tau, stamp=self._stamp()))
         self._last_pub_wall = time.monotonic()
+        self._awaiting_command = True
 
     def _publish_goal(self) -> None:
         self._goal_pub.publish(conv.point_stamped(self.goal, 'panda_link0', self._stamp()))
