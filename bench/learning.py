@@ -25,7 +25,8 @@ import numpy as np
 
 SUITES: dict[str, list[tuple[str, str, list[str]]]] = {
     # (label, config, extra --set overrides)
-    'pendulum': [('sac', 'config/pendulum_sac.yaml', ['total_steps=20000']),
+    'pendulum': [('sac', 'config/pendulum_sac.yaml',
+                  ['total_steps=20000', 'target_return=null']),
                  ('td3', 'config/pendulum_td3.yaml', ['total_steps=20000']),
                  ('ddpg', 'config/pendulum_ddpg.yaml', ['total_steps=20000'])],
     'panda_her': [('sac_her', 'config/panda_reach_her_sac.yaml',
