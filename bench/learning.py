@@ -31,7 +31,8 @@ SUITES: dict[str, list[tuple[str, str, list[str]]]] = {
                  ('ddpg', 'config/pendulum_ddpg.yaml', ['total_steps=20000'])],
     'panda_her': [('sac_her', 'config/panda_reach_her_sac.yaml',
                    ['total_steps=10000', 'eval.every=1000', 'eval.episodes=50'])],
-    'a2c_dense': [('a2c', 'config/panda_reach_dense_a2c.yaml', [])],
+    'a2c_dense': [('a2c', 'config/panda_reach_dense_a2c.yaml',
+                   ['total_steps=200000', 'eval.every=10000', 'checkpoint_every=null'])],
 }
 
 

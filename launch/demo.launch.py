@@ -31,25 +31,17 @@ from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
+from rl_control.launch_args import truthy
+
 JOINT_STATES = 'joint_states'
 COMMANDS = 'velocity_controller/commands'
 GOAL = 'policy_server/goal'  # the server's ~/goal, relative to the shared namespace
 
 
-def _truthy(text: str) -> bool:
-    """Parse a launch argument as a boolean, rejecting typos instead of guessing."""
-    value = text.strip().lower()
-    if value in ('true', '1', 'yes', 'on'):
-        return True
-    if value in ('false', '0', 'no', 'off', ''):
-        return False
-    raise ValueError(f'expected true/false, got {text!r}')
-
-
 def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, str]]:
     """Launch arguments for (sim.launch.py, serve.launch.py), consistently wired."""
     cfg = context.launch_configurations
-    sim_time = _truthy(cfg.get('use_sim_time', 'false'))
+    sim_time = truthy(cfg.get('use_sim_time', 'false'))
     common = {
         'namespace': cfg.get('namespace', ''),
         'use_sim_time': 'true' if sim_time else 'false',

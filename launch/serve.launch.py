@@ -42,7 +42,8 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
-import yaml
+
+from rl_control.launch_args import set_overrides, truthy
 
 PACKAGE = 'rl_control'
 
@@ -59,26 +60,6 @@ _OVERRIDES = {
 }
 
 
-def _truthy(text: str) -> bool:
-    """Parse a launch argument as a boolean, rejecting typos instead of guessing."""
-    value = text.strip().lower()
-    if value in ('true', '1', 'yes', 'on'):
-        return True
-    if value in ('false', '0', 'no', 'off', ''):
-        return False
-    raise ValueError(f'expected true/false, got {text!r}')
-
-
-def _str_list(text: str) -> list[str]:
-    """Accept `a,b,c` or a YAML list `[a, b, c]`: shells make the first easier to type."""
-    text = text.strip()
-    if text.startswith('['):
-        items = yaml.safe_load(text) or []
-    else:
-        items = text.split(',')
-    return [str(item).strip() for item in items if str(item).strip()]
-
-
 def server_parameters(context: LaunchContext) -> list[Any]:
     """Parameter list for policy_server: params_file first, then only the arguments set."""
     cfg = context.launch_configurations
@@ -87,15 +68,11 @@ def server_parameters(context: LaunchContext) -> list[Any]:
     if params_file:
         params.append(params_file)
     overrides: dict[str, Any] = {
-        'use_sim_time': _truthy(cfg.get('use_sim_time', 'false')),
+        'use_sim_time': truthy(cfg.get('use_sim_time', 'false')),
         # Launch owns the lifecycle (see module docstring); the node must not self-activate.
         'autostart': False,
     }
-    for arg, (param, kind) in _OVERRIDES.items():
-        text = cfg.get(arg, '')
-        if text == '':
-            continue
-        overrides[param] = _str_list(text) if kind == 'str_list' else kind(text)
+    overrides.update(set_overrides(cfg, _OVERRIDES))
     params.append(overrides)
     return params
 
@@ -138,7 +115,7 @@ def _launch_setup(context: LaunchContext) -> list[Any]:
         output='screen',
         emulate_tty=True,
     )
-    autostart = _truthy(cfg.get('autostart', 'true'))
+    autostart = truthy(cfg.get('autostart', 'true'))
     return [GroupAction([
         PushRosNamespace(cfg.get('namespace', '')),
         *lifecycle_actions(node, autostart),

@@ -22,6 +22,8 @@ from launch.substitutions import PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
+from rl_control.launch_args import set_overrides, truthy
+
 PACKAGE = 'rl_control'
 
 # Launch argument -> (sim_robot parameter, converter). '' always means "not set".
@@ -35,16 +37,6 @@ _OVERRIDES = {
 }
 
 
-def _truthy(text: str) -> bool:
-    """Parse a launch argument as a boolean, rejecting typos instead of guessing."""
-    value = text.strip().lower()
-    if value in ('true', '1', 'yes', 'on'):
-        return True
-    if value in ('false', '0', 'no', 'off', ''):
-        return False
-    raise ValueError(f'expected true/false, got {text!r}')
-
-
 def sim_parameters(context: LaunchContext) -> list[Any]:
     """Parameter list for sim_robot: params_file first, then only the arguments set."""
     cfg = context.launch_configurations
@@ -52,13 +44,10 @@ def sim_parameters(context: LaunchContext) -> list[Any]:
     if cfg.get('params_file', ''):
         params.append(cfg['params_file'])
     overrides: dict[str, Any] = {
-        'publish_clock': _truthy(cfg.get('use_sim_time', 'false')),
+        'publish_clock': truthy(cfg.get('use_sim_time', 'false')),
         'use_sim_time': False,  # the clock source runs on wall time (module docstring)
     }
-    for arg, (param, kind) in _OVERRIDES.items():
-        text = cfg.get(arg, '')
-        if text != '':
-            overrides[param] = kind(text)
+    overrides.update(set_overrides(cfg, _OVERRIDES))
     params.append(overrides)
     return params
 

@@ -26,18 +26,10 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
+from rl_control.launch_args import truthy
+
 PACKAGE = 'rl_control'
 DEFAULT_TASK = 'panda_joint_reach_sac'  # trains the bundle serve/demo use
-
-
-def _truthy(text: str) -> bool:
-    """Parse a launch argument as a boolean, rejecting typos instead of guessing."""
-    value = text.strip().lower()
-    if value in ('true', '1', 'yes', 'on'):
-        return True
-    if value in ('false', '0', 'no', 'off', ''):
-        return False
-    raise ValueError(f'expected true/false, got {text!r}')
 
 
 def _overrides(text: str) -> list[str]:
@@ -61,8 +53,8 @@ def trainer_parameters(context: LaunchContext) -> list[dict[str, Any]]:
     cfg = context.launch_configurations
     params: dict[str, Any] = {
         'config': cfg['config'],
-        'resume': _truthy(cfg.get('resume', 'false')),
-        'use_sim_time': _truthy(cfg.get('use_sim_time', 'false')),
+        'resume': truthy(cfg.get('resume', 'false')),
+        'use_sim_time': truthy(cfg.get('use_sim_time', 'false')),
     }
     # Same default as `rl-control train`: runs/<config file name>.
     params['out'] = cfg.get('out', '') or os.path.join('runs', Path(cfg['config']).stem)

@@ -4,7 +4,14 @@ import os
 import numpy as np
 import pytest
 
-from rl_control.sim.panda import FR3_JOINT_NAMES, PANDA, fk, joint_names, random_configurations
+from rl_control.sim.panda import (
+    FR3_JOINT_NAMES,
+    PANDA,
+    fk,
+    fk_single,
+    joint_names,
+    random_configurations,
+)
 
 
 def test_constants_match_franka_datasheet():
@@ -24,6 +31,15 @@ def test_fk_batch_equals_single_and_rejects_bad_shape():
     assert fk(q.reshape(5, 10, 7)).shape == (5, 10, 3)
     with pytest.raises(ValueError, match='7'):
         fk(np.zeros(6))
+
+
+def test_unrolled_fk_single_equals_vectorized_chain():
+    # fk_single is the hand-unrolled chain (the server's per-tick path); the vectorized loop
+    # over the DH table is the reference. Wide angles too, beyond the joint limits.
+    rng = np.random.default_rng(7)
+    q = np.concatenate([random_configurations(rng, 1000), rng.uniform(-7.0, 7.0, (1000, 7))])
+    single = np.array([fk_single(x.tolist()) for x in q])
+    np.testing.assert_allclose(single, fk(q), rtol=0, atol=1e-9)
 
 
 def test_fk_matches_pybullet_panda_gym_ee_link():

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from rl_control import __version__
-from rl_control.core.checkpoint import atomic_write_bytes, atomic_write_text
+from rl_control.core.atomic import atomic_write_bytes, atomic_write_text
 
 FORMAT = 'rl_control.policy/1'
 SPEC_FILE = 'policy.yaml'

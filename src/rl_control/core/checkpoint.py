@@ -11,54 +11,21 @@ unpickling (see bundle.py).
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 import random
-import tempfile
 from typing import Any
 
 import numpy as np
 import torch
 
+# Re-exported: the atomic writers live in the torch-free core/atomic.py (serving path).
+from rl_control.core.atomic import atomic_write_bytes, atomic_write_text
+
+__all__ = ['LATEST', 'atomic_write_bytes', 'atomic_write_text', 'latest_checkpoint',
+           'load_checkpoint', 'rng_state', 'save_checkpoint', 'set_rng_state']
+
 LATEST = 'latest'
 _PREFIX = 'ckpt_'
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # A Python-level failure cleans up; a hard kill leaves the .tmp, never a torn target.
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """`atomic_write_bytes` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode('utf-8'))
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def rng_state() -> dict[str, Any]:

@@ -59,9 +59,16 @@ class Policy:
             eps = float(normalization.get('epsilon', 1e-8))
             self.inv_std = (1.0 / np.sqrt(var + eps)).astype(np.float32)
             self.clip = float(normalization.get('clip', 10.0))
-        # Preallocated buffers for the single-vector path.
+        # Preallocated buffers for the single-vector path, and everything it would otherwise
+        # decide per call (layer loop, activation, clip bounds) decided once here.
         self._x = np.empty(self.obs_dim, np.float32)
         self._h = [np.empty(w.shape[1], np.float32) for w in self.w_t]
+        self._hidden = [(w, b, h, np.zeros(h.shape, np.float32))
+                        for w, b, h in zip(self.w_t[:-1], self.b[:-1], self._h[:-1], strict=True)]
+        self._relu = self.activation == 'relu'
+        if self.mean is not None:
+            self._lo = np.full(self.obs_dim, -self.clip, np.float32)
+            self._hi = np.full(self.obs_dim, self.clip, np.float32)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Action(s) in [-1, 1] for one vector (obs_dim,) or a batch (n, obs_dim)."""
@@ -71,25 +78,31 @@ class Policy:
         return self._act_batch(obs.astype(np.float32, copy=False))
 
     def _act_one(self, obs: np.ndarray) -> np.ndarray:
+        # np.maximum/np.minimum against preallocated bound arrays instead of np.clip: same
+        # values (NaN propagates in both), a fraction of clip's Python-level dispatch cost.
         if obs.shape != (self.obs_dim,):
             raise ValueError(f'observation has shape {obs.shape}, expected ({self.obs_dim},)')
         x = self._x
-        x[:] = obs
+        np.copyto(x, obs, casting='unsafe')
         if self.mean is not None:
             np.subtract(x, self.mean, out=x)
             np.multiply(x, self.inv_std, out=x)
-            np.clip(x, -self.clip, self.clip, out=x)
-        last = len(self.w_t) - 1
-        for i, (w, b, h) in enumerate(zip(self.w_t, self.b, self._h, strict=True)):
+            np.maximum(x, self._lo, out=x)
+            np.minimum(x, self._hi, out=x)
+        for w, b, h, zero in self._hidden:
             np.dot(x, w, out=h)
             np.add(h, b, out=h)
-            if i < last:
-                if self.activation == 'relu':
-                    np.maximum(h, 0.0, out=h)
-                else:
-                    np.tanh(h, out=h)
+            if self._relu:
+                np.maximum(h, zero, out=h)
+            else:
+                np.tanh(h, out=h)
             x = h
-        return np.tanh(x) if self.output == 'tanh' else np.clip(x, -1.0, 1.0)
+        h = self._h[-1]
+        np.dot(x, self.w_t[-1], out=h)
+        np.add(h, self.b[-1], out=h)
+        if self.output == 'tanh':
+            return np.tanh(h)
+        return np.minimum(np.maximum(h, -1.0), 1.0)
 
     def _act_batch(self, obs: np.ndarray) -> np.ndarray:
         if obs.shape[-1] != self.obs_dim:

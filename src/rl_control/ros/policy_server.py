@@ -600,7 +600,8 @@ def spin_until_signal(node: Any, executor: rclpy.executors.Executor,
         stop['flag'] = True
         executor.wake() if hasattr(executor, 'wake') else None
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, handler)
     executor.add_node(node)
     try:
         while not stop['flag'] and rclpy.ok() and not (done is not None and done()):
@@ -608,8 +609,12 @@ def spin_until_signal(node: Any, executor: rclpy.executors.Executor,
     finally:
         if on_stop is not None:
             on_stop()
-        for s, h in old.items():
-            signal.signal(s, h)
+        # Keep swallowing signals while the node shuts down: a terminal Ctrl-C reaches a node
+        # twice under `ros2 launch` (once from the process group, once forwarded by launch),
+        # and restoring Python's default handler here would turn the second into a
+        # KeyboardInterrupt inside destroy_node(). `ros2 launch` still escalates to SIGKILL.
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None) -> int:

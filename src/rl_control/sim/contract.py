@@ -32,6 +32,8 @@ class ObservationSpec:
     joint_names: tuple[str, ...]
     terms: tuple[str, ...]
     _index_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _layout: tuple = field(default=(), init=False, repr=False, compare=False)
+    _size: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'joint_names', tuple(self.joint_names))
@@ -44,6 +46,14 @@ class ObservationSpec:
         if 'ee_pos' in self.terms and len(self.joint_names) != 7:
             raise ContractError(
                 f'ee_pos needs the 7 Panda arm joints, got {len(self.joint_names)} joint names')
+        # (term, slice) in vector order and the total size, computed once for
+        # build_observation (1 kHz) instead of per call.
+        layout, start = [], 0
+        for t in self.terms:
+            layout.append((t, slice(start, start + self.term_size(t))))
+            start += self.term_size(t)
+        object.__setattr__(self, '_layout', tuple(layout))
+        object.__setattr__(self, '_size', start)
 
     def term_size(self, term: str) -> int:
         """Length of one term: joint terms have one entry per joint, positions have 3."""
@@ -109,6 +119,9 @@ class ActionSpec:
             object.__setattr__(self, name, arr)
         if np.any(self.low > self.high):
             raise ContractError('action.low exceeds action.high for some joint')
+        # The [-1, 1] box as arrays: array-array ufuncs skip the scalar conversion per call.
+        object.__setattr__(self, '_minus_one', np.full(n, -1.0))
+        object.__setattr__(self, '_plus_one', np.full(n, 1.0))
 
     @property
     def size(self) -> int:
@@ -137,6 +150,10 @@ def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Se
     Joints are picked by NAME from `names` (any order, extras such as fingers ignored).
     `positions` and `velocities` must be as long as `names`; `goal` is required only when the
     spec has a goal term.
+
+    Each term is written straight into its slice of the float32 output (the same float64 ->
+    float32 rounding as concatenating): at 1 kHz, one allocation instead of one per term plus
+    a concatenate.
     """
     n = len(names)
     pos = np.asarray(positions, dtype=np.float64)
@@ -144,35 +161,46 @@ def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Se
         raise ContractError(f'{pos.size} joint positions for {n} joint names')
     idx = spec.indices(names)
     q = pos[idx]
-    parts: list[Any] = []
-    for term in spec.terms:
+    out = np.empty(spec._size, np.float32)
+    for term, sl in spec._layout:
         if term == 'joint_pos':
-            parts.append(q)
+            out[sl] = q
         elif term == 'joint_vel':
             vel = np.asarray(velocities, dtype=np.float64)
             if vel.shape != (n,):
                 raise ContractError(f'{vel.size} joint velocities for {n} joint names')
-            parts.append(vel[idx])
+            out[sl] = vel[idx]
         elif term == 'ee_pos':
-            parts.append(fk_single(q.tolist()))
+            out[sl] = fk_single(q.tolist())
         else:
             if goal is None:
                 raise ContractError('observation has a goal term but no goal was given')
             g = np.asarray(goal, dtype=np.float64)
             if g.shape != (3,):
                 raise ContractError(f'goal must have 3 entries (x, y, z), got shape {g.shape}')
-            parts.append(g)
-    return np.concatenate(parts, dtype=np.float32) if parts else np.zeros(0, np.float32)
+            out[sl] = g
+    return out
 
 
 def action_to_command(spec: ActionSpec, action: Sequence[float]) -> np.ndarray:
-    """Joint command (float64) for a policy action: clip(scale * clip(a, -1, 1), low, high)."""
+    """Joint command (float64) for a policy action: clip(scale * clip(a, -1, 1), low, high).
+
+    np.maximum/np.minimum in place rather than np.clip (same values, as low <= high; several
+    times cheaper on 7-vectors), and the finiteness check sums a Python list first: a finite
+    sum proves every entry finite; only a non-finite one (NaN/Inf, or an overflow of huge but
+    finite entries) pays for the exact per-entry check.
+    """
     a = np.asarray(action, dtype=np.float64)
     if a.shape != (spec.size,):
         raise ContractError(f'action has shape {a.shape}, expected ({spec.size},)')
-    if not np.all(np.isfinite(a)):
+    if not math.isfinite(sum(a.tolist())) and not np.isfinite(a).all():
         raise ContractError(f'action is not finite: {a.tolist()}')
-    return np.clip(spec.scale * np.clip(a, -1.0, 1.0), spec.low, spec.high)
+    out = np.maximum(a, spec._minus_one)
+    np.minimum(out, spec._plus_one, out=out)
+    np.multiply(spec.scale, out, out=out)
+    np.maximum(out, spec.low, out=out)
+    np.minimum(out, spec.high, out=out)
+    return out
 
 
 def contract_to_yaml(obs_spec: ObservationSpec, act_spec: ActionSpec,

@@ -9,6 +9,7 @@ so goals and distances mean the same thing in every engine. Frame: the robot bas
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 import math
 
@@ -75,6 +76,8 @@ DH_A = (0.0, 0.0, 0.0, 0.0825, -0.0825, 0.0, 0.088)
 DH_D = (0.333, 0.0, 0.316, 0.0, 0.384, 0.0, 0.0)
 # alpha_{i-1} in units of +-pi/2 (0, -1 or +1): exact permutations, no cos(pi/2) round-off.
 DH_ALPHA_SIGN = (0, -1, 1, 1, -1, 1, 1)
+_DH_A, _DH_D = DH_A, DH_D
+_cos, _sin = math.cos, math.sin
 
 
 def fk(q: np.ndarray) -> np.ndarray:
@@ -111,27 +114,52 @@ def fk(q: np.ndarray) -> np.ndarray:
     return p + PANDA.ee_offset * z
 
 
-def fk_single(q: list[float]) -> tuple[float, float, float]:
-    """The same chain as `fk` on Python floats: ~5x faster than numpy for one configuration."""
-    x0, x1, x2 = 1.0, 0.0, 0.0
-    y0, y1, y2 = 0.0, 1.0, 0.0
-    z0, z1, z2 = 0.0, 0.0, 1.0
-    p0 = p1 = p2 = 0.0
-    for i in range(7):
-        a, d, sign = DH_A[i], DH_D[i], DH_ALPHA_SIGN[i]
-        if a:
-            p0, p1, p2 = p0 + a * x0, p1 + a * x1, p2 + a * x2
-        if sign < 0:
-            y0, y1, y2, z0, z1, z2 = -z0, -z1, -z2, y0, y1, y2
-        elif sign > 0:
-            y0, y1, y2, z0, z1, z2 = z0, z1, z2, -y0, -y1, -y2
-        if d:
-            p0, p1, p2 = p0 + d * z0, p1 + d * z1, p2 + d * z2
-        c, s = math.cos(q[i]), math.sin(q[i])
-        x0, x1, x2, y0, y1, y2 = (c * x0 + s * y0, c * x1 + s * y1, c * x2 + s * y2,
-                                  c * y0 - s * x0, c * y1 - s * x1, c * y2 - s * x2)
-    e = PANDA.ee_offset
-    return p0 + e * z0, p1 + e * z1, p2 + e * z2
+def fk_single(q: Sequence[float]) -> tuple[float, float, float]:
+    """The same chain as `fk` on Python floats, unrolled: ~4x faster again than the loop.
+
+    Why unrolled: the server calls this once per joint state (up to 1 kHz), and for one
+    configuration the interpreter overhead of a loop over the DH table (tuple packing, branches
+    on a, d and the twist) cost more than the arithmetic. The DH constants are folded in; terms
+    that are exactly zero are dropped (0 * c adds nothing), so the result equals the generic
+    chain of `fk`. Joint 7 turns about the flange z axis, on which the end-effector point lies,
+    so its angle does not enter (as in `fk`, where its rotation only moves x and y).
+    """
+    q0, q1, q2, q3, q4, q5, _q6 = q
+    c0, s0 = _cos(q0), _sin(q0)
+    c1, s1 = _cos(q1), _sin(q1)
+    # Joints 1-2 (no offsets but d1): frame 2 axes in closed form.
+    x0, x1, x2 = c1 * c0, c1 * s0, -s1
+    y0, y1, y2 = -s1 * c0, -s1 * s0, -c1
+    # Joint 3: RotX(+pi/2) (y' = z, z' = -y), then d3 along z'.
+    z0, z1, z2 = s1 * c0, s1 * s0, c1
+    d = _DH_D[2]
+    p0, p1, p2 = d * z0, d * z1, _DH_D[0] + d * z2
+    c, s = _cos(q2), _sin(q2)
+    x0, x1, x2, y0, y1, y2 = (c * x0 - s * s0, c * x1 + s * c0, c * x2,
+                              -c * s0 - s * x0, c * c0 - s * x1, -s * x2)
+    # Joint 4: a3 along x, RotX(+pi/2).
+    a = _DH_A[3]
+    p0, p1, p2 = p0 + a * x0, p1 + a * x1, p2 + a * x2
+    y0, y1, y2, z0, z1, z2 = z0, z1, z2, -y0, -y1, -y2
+    c, s = _cos(q3), _sin(q3)
+    x0, x1, x2, y0, y1, y2 = (c * x0 + s * y0, c * x1 + s * y1, c * x2 + s * y2,
+                              c * y0 - s * x0, c * y1 - s * x1, c * y2 - s * x2)
+    # Joint 5: a4 along x, RotX(-pi/2) (y' = -z, z' = y), d5 along z'.
+    a, d = _DH_A[4], _DH_D[4]
+    p0, p1, p2 = p0 + a * x0, p1 + a * x1, p2 + a * x2
+    y0, y1, y2, z0, z1, z2 = -z0, -z1, -z2, y0, y1, y2
+    p0, p1, p2 = p0 + d * z0, p1 + d * z1, p2 + d * z2
+    c, s = _cos(q4), _sin(q4)
+    x0, x1, x2, y0, y1, y2 = (c * x0 + s * y0, c * x1 + s * y1, c * x2 + s * y2,
+                              c * y0 - s * x0, c * y1 - s * x1, c * y2 - s * x2)
+    # Joint 6: RotX(+pi/2).
+    y0, y1, y2 = z0, z1, z2
+    c, s = _cos(q5), _sin(q5)
+    x0, x1, x2, y0, y1, y2 = (c * x0 + s * y0, c * x1 + s * y1, c * x2 + s * y2,
+                              c * y0 - s * x0, c * y1 - s * x1, c * y2 - s * x2)
+    # Joint 7: a6 along x, RotX(+pi/2): the final z axis is -y; the point lies on it.
+    a, e = _DH_A[6], PANDA.ee_offset
+    return p0 + a * x0 - e * y0, p1 + a * x1 - e * y1, p2 + a * x2 - e * y2
 
 
 def random_configurations(rng: np.random.Generator, n: int, margin: float = 0.0) -> np.ndarray:
