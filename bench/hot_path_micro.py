@@ -119,7 +119,7 @@ def main() -> None:
                 best[src][k] = min(best[src].get(k, float('inf')), v)
     keys = list(best[args.src[0]])
     head = f'{"function (us/call, best of rounds)":34s}' + ''.join(
-        f'{Path(s).parent.name + "/" + Path(s).name:>22s}' for s in args.src)
+        f'{s[-22:]:>22s}' for s in args.src)
     if len(args.src) > 1:
         head += f'{"speed-up":>10s}'
     print(head)

@@ -213,15 +213,19 @@ class SafetyFilter:
         if raw is None:
             return self._stop(missing_reason, now)
         # np.minimum/np.maximum rather than np.clip: on 7-vectors at 1 kHz the ufuncs are
-        # several times cheaper than clip's Python-level dispatch.
+        # several times cheaper than clip's Python-level dispatch. For the same reason the
+        # checks below work on Python lists (~0.1 us) rather than array reductions (~1 us):
+        # a finite sum proves every entry finite (a non-finite one, NaN/Inf or an overflow,
+        # falls back to the exact check), and list inequality is "some entry changed".
         cmd = np.asarray(raw, dtype=np.float64).reshape(-1)
         if cmd.shape != (self.n,):
             raise ValueError(f'command has {cmd.shape[0]} entries, the filter {self.n}')
-        if not np.isfinite(cmd).all():
+        cmd_list = cmd.tolist()
+        if not math.isfinite(sum(cmd_list)) and not np.isfinite(cmd).all():
             return self._stop(BAD_ACTION, now)
 
         out = np.minimum(np.maximum(cmd, self._low), self._high)
-        clamped = bool((out != cmd).any())
+        clamped = out.tolist() != cmd_list
         if clamped:
             self.counts['clamped'] += 1
 
@@ -238,7 +242,7 @@ class SafetyFilter:
             dt = min(max(dt, 1e-9), self.config.period_s)
             step = self._rate * dt
             limited = np.minimum(np.maximum(out, self._last - step), self._last + step)
-            rate_limited = bool((limited != out).any())
+            rate_limited = limited.tolist() != out.tolist()
             out = limited
             if rate_limited:
                 self.counts['rate_limited'] += 1

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 import functools
+import math
 import os
 import signal
 import sys
@@ -88,6 +89,32 @@ def default_bundle() -> str:
     return candidates[-1]
 
 
+def _fast_clock_handle(clock: Clock) -> Any:
+    """The rcl clock handle behind `clock.now()`, or None where this rclpy hides it.
+
+    Checked once here, so that `_now` can take the cheap path without guessing per call.
+    """
+    h = getattr(clock, 'handle', None)
+    try:
+        with h:
+            ns = h.get_now().nanoseconds
+    except Exception:  # noqa: BLE001 - any other rclpy layout: use the public API
+        return None
+    return h if isinstance(ns, int) else None
+
+
+def _all_finite(*arrays: np.ndarray) -> bool:
+    """Whether every entry of the given float arrays is finite; cheap on small vectors.
+
+    A finite sum of Python floats proves every entry finite (~0.1 us for 7 entries, against
+    ~1 us for np.isfinite(...).all()); only a non-finite sum (NaN/Inf, or an overflow of huge
+    finite entries) pays for the exact check.
+    """
+    if math.isfinite(sum(sum(a.tolist()) for a in arrays)):
+        return True
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
 def _locked(fn: Any) -> Any:
     """Run a callback under the node's lock: two executors (threads) call into the node."""
 
@@ -145,6 +172,7 @@ class PolicyServer(LifecycleNode):
             parameter_overrides=[Parameter('start_type_description_service', value=False),
                                  Parameter('use_sim_time', value=use_sim_time)])
         self._clock = self.state_node.get_clock()
+        self._clock_handle = _fast_clock_handle(self._clock)
         self._reset_runtime()
         # E-stop services exist in every lifecycle state: an operator must always be able to
         # latch a stop, even before the node is configured.
@@ -350,7 +378,14 @@ class PolicyServer(LifecycleNode):
 
     # -- inputs ----------------------------------------------------------------------------
     def _now(self) -> float:
-        return self._clock.now().nanoseconds * 1e-9
+        # The control clock in seconds. Read from the clock's rcl handle directly where this
+        # rclpy allows (see _fast_clock_handle): Clock.now() reads the very same handle but then
+        # builds a validated rclpy Time, ~1.5 us of the 1 kHz path for the same number.
+        h = self._clock_handle
+        if h is None:
+            return self._clock.now().nanoseconds * 1e-9
+        with h:
+            return h.get_now().nanoseconds * 1e-9
 
     @_locked
     def _on_state(self, msg: JointState) -> None:
@@ -367,7 +402,7 @@ class PolicyServer(LifecycleNode):
             self._on_dropped_input()
             return
         if (pos.shape != (len(names),) or vel.shape != (len(names),)
-                or not (np.isfinite(pos[idx]).all() and np.isfinite(vel[idx]).all())):
+                or not _all_finite(pos[idx], vel[idx])):
             sf.invalidate_state(safety.BAD_STATE)
             self.get_logger().warn('joint state dropped: NaN/Inf or missing positions/velocities'
                                    ' of the policy joints', throttle_duration_sec=2.0)
@@ -466,7 +501,7 @@ class PolicyServer(LifecycleNode):
         names, pos, vel, _recv, _idx = st
         obs = build_observation(self.obs_spec, names, pos, vel, self._goal)
         action = np.asarray(self.policy.act(obs), dtype=np.float64).reshape(-1)
-        if not np.isfinite(action).all():
+        if not _all_finite(action):
             return None, safety.BAD_ACTION
         return action_to_command(self.act_spec, action)[self.perm], safety.OK
 
