@@ -41,6 +41,7 @@ from geometry_msgs.msg import PointStamped
 import numpy as np
 import rclpy
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 import rclpy.executors
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
@@ -551,11 +552,21 @@ class PolicyServer(LifecycleNode):
         self._last_cmd_sent = cmd
 
     @_locked
-    def stop_robot(self, why: str) -> None:
-        """Publish a zero (hold) command now, if the command publisher is active."""
+    def stop_robot(self, why: str, flush_s: float = 0.0) -> None:
+        """Publish a zero (hold) command now, if the command publisher is active.
+
+        With `flush_s` > 0, wait (up to that long) until every reliable subscriber has
+        acknowledged it: on the way out of the process, a zero still queued in DDS when the
+        node is destroyed would be lost, and the robot would keep its last velocity.
+        """
         if self._cmd_pub is not None and self.safety is not None and self._timer is not None:
             self._publish(np.zeros(len(self.cmd_joints)), hold=True)
             self.get_logger().info(f'{why}: zero command sent')
+            if flush_s > 0.0:
+                try:
+                    self._cmd_pub.wait_for_all_acked(Duration(seconds=flush_s))
+                except Exception as exc:  # noqa: BLE001 - best effort on the way out
+                    self.get_logger().warn(f'zero command not acknowledged: {exc}')
 
     # -- diagnostics -----------------------------------------------------------------------
     @_locked
@@ -689,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_stop() -> None:
         stop_bg.set()
         bg.join(timeout=5.0)
-        node.stop_robot('signal')
+        node.stop_robot('signal', flush_s=1.0)
         try:
             state = node._state_machine.current_state[1]
             if state in ('active', 'inactive', 'unconfigured'):
