@@ -186,6 +186,17 @@ def test_ddpg_config_is_td3_without_its_tricks():
     assert 'actor_loss' in agent.update(_batch())  # no delay
 
 
+def test_ddpg_critic_and_actor_losses_decrease_on_a_fixed_batch():
+    agent = TD3(OBS, ACT, DDPGConfig(hidden_sizes=SMALL), seed=0)
+    batch = _batch()
+    first = agent.update(batch)
+    for _ in range(150):
+        last = agent.update(batch)
+    assert last['critic_loss'] < 0.75 * first['critic_loss']
+    # The actor climbs the critic: -Q(s, pi(s)) on the batch goes down.
+    assert last['actor_loss'] < first['actor_loss']
+
+
 def test_td3_exploration_noise_clips_and_resets_per_env():
     agent = TD3(OBS, ACT, TD3Config(hidden_sizes=SMALL, action_noise='ou', noise_sigma=3.0,
                                     ou_dt=1.0), seed=0)
