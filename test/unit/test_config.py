@@ -41,6 +41,11 @@ def test_unknown_top_level_key_suggests_closest(tmp_path):
     assert 'cfg.yaml' in msg and 'totl_steps' in msg and "did you mean 'total_steps'" in msg
 
 
+def test_rl_zoo_spelling_points_to_our_name(tmp_path):
+    msg = error_of(write(tmp_path, {**GOOD, 'algo_kwargs': {'learning_rate': 1e-3}}))
+    assert "algo_kwargs.learning_rate" in msg and "did you mean 'lr'" in msg
+
+
 def test_unknown_nested_key_names_dotted_path(tmp_path):
     msg = error_of(write(tmp_path, {**GOOD, 'algo_kwargs': {'learning_rate_': 1e-3,
                                                              'batch_size': 64}}))

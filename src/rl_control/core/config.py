@@ -149,7 +149,16 @@ def check_env_id(env_id: str, source: str = '<dict>') -> None:
                       + _suggest(env_id, list(gym.envs.registry)))
 
 
+# RL-Zoo / SB3 spellings people paste from there, mapped to ours (checked before difflib, which
+# would suggest `learning_starts` for `learning_rate`).
+_ZOO_NAMES = {'learning_rate': 'lr', 'net_arch': 'hidden_sizes', 'n_timesteps': 'total_steps',
+              'normalize': 'normalize_obs', 'n_sampled_goal': 'k',
+              'goal_selection_strategy': 'strategy'}
+
+
 def _suggest(word: str, options: list[str]) -> str:
+    if _ZOO_NAMES.get(word) in options:
+        return f'; did you mean {_ZOO_NAMES[word]!r} (the RL-Zoo/SB3 name is {word!r})?'
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
     return f'; did you mean {close[0]!r}?' if close else ''
 
