@@ -142,3 +142,29 @@ def test_her_state_dict_round_trip():
     a, b = buf.sample(64), other.sample(64)
     np.testing.assert_array_equal(a.obs.numpy(), b.obs.numpy())
     np.testing.assert_array_equal(a.rew.numpy(), b.rew.numpy())
+
+
+def test_her_end_episodes_closes_an_open_episode_at_a_reset():
+    """A run stopped mid-episode and resumed: the open episode must not borrow later goals."""
+    buf = HerReplayBuffer(GOAL_DIM, GOAL_DIM, 1, 1000, _compute_reward, n_envs=1, k=4,
+                          strategy='future', seed=0)
+
+    def step(ep: int, t: int, done: bool) -> None:
+        ag = np.array([[ep, t]], np.float32)
+        nxt = np.array([[ep, t + 1]], np.float32)
+        desired = np.full((1, GOAL_DIM), -7.0, np.float32)
+        buf.add({'observation': ag, 'achieved_goal': ag, 'desired_goal': desired},
+                np.zeros((1, 1)), np.full(1, -1.0),
+                {'observation': nxt, 'achieved_goal': nxt, 'desired_goal': desired},
+                np.zeros(1), np.array([done]))
+
+    for t in range(3):
+        step(1, t, False)  # episode 1 left open by a stop
+    buf.end_episodes()  # what the loop does when it resets the envs on resume
+    for t in range(3):
+        step(2, t, t == 2)
+    obs = buf.sample(4000).obs.numpy()
+    state, goal = obs[:, :GOAL_DIM], obs[:, GOAL_DIM:]
+    relabelled = goal[:, 0] != -7.0
+    np.testing.assert_array_equal(goal[relabelled, 0], state[relabelled, 0])
+    assert buf.end_episodes() is None and buf.current_start[0] == buf.total  # idempotent

@@ -166,9 +166,23 @@ class HerReplayBuffer:
         self.ep_end[row] = -1
         self.total += 1
         for env in np.flatnonzero((term > 0) | (trunc > 0)):
-            first = max(int(self.current_start[env]), self.total - self.rows)
+            self._end_episode(int(env))
+
+    def end_episodes(self) -> None:
+        """End every env's episode in progress at the newest stored step.
+
+        The loop calls this whenever it resets the envs (e.g. a run resumed after a stop that
+        came after the last step was stored): the open episode's rows must not take 'future'
+        goals from the next episode, which starts at a fresh reset.
+        """
+        for env in range(self.n_envs):
+            self._end_episode(env)
+
+    def _end_episode(self, env: int) -> None:
+        first = max(int(self.current_start[env]), self.total - self.rows)
+        if first < self.total:
             self.ep_end[np.arange(first, self.total) % self.rows, env] = self.total
-            self.current_start[env] = self.total
+        self.current_start[env] = self.total
 
     def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> Batch:
         """A minibatch with k/(k+1) of it relabelled; obs = concat(observation, goal)."""

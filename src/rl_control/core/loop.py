@@ -245,6 +245,8 @@ class _Trainer:
         self.ep_returns[:] = 0.0
         if hasattr(self.agent, 'reset_noise'):
             self.agent.reset_noise(None)
+        if hasattr(self.buffer, 'end_episodes'):  # HER: episodes never span a reset
+            self.buffer.end_episodes()
         return obs
 
     def _wall(self) -> float:
