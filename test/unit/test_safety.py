@@ -195,3 +195,18 @@ def test_stamp_slightly_ahead_counts_as_arrival_but_never_more_than_a_period():
     g = make()
     g.note_state(1.0, stamp=100.0)  # a robot clock far ahead: capped at one period
     assert g.filter(1.0 + PERIOD + 2.1 * PERIOD, np.full(N, 0.1)).reason == safety.STALE_STATE
+
+
+def test_clock_stepping_back_stops_until_a_fresh_state():
+    """An NTP step back must not hide a dead joint-state stream behind a 'future' arrival."""
+    f = make()
+    f.note_state(1000.0)
+    assert f.filter(1000.01, np.array([0.1, 0.1, 0.1])).reason == safety.OK
+    # The clock jumps back 5 s and no state arrives any more: stop at once.
+    r = f.filter(995.0, np.array([0.1, 0.1, 0.1]))
+    assert r.reason == safety.STALE_STATE and not r.command.any()
+    f.note_state(995.02)  # a fresh state re-anchors the watchdog
+    assert f.filter(995.03, np.array([0.1, 0.1, 0.1])).reason == safety.OK
+    # Jitter of less than a period (a tick that read the clock just before the state) is fine.
+    f.note_state(996.0)
+    assert f.filter(996.0 - PERIOD / 2, np.array([0.1, 0.1, 0.1])).reason == safety.OK

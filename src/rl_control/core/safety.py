@@ -180,6 +180,12 @@ class SafetyFilter:
             return self._state_invalid_reason
         if now - self._state_arrival > cfg.stale_periods * cfg.period_s:
             return STALE_STATE
+        # The clock stepped back (an NTP step, a restarted /clock): the arrival time no longer
+        # measures anything, and a dead stream would go unnoticed for the whole step. Stop
+        # until a fresh state re-anchors it. One period of slack absorbs a tick that read the
+        # clock just before a state was noted.
+        if now < self._state_arrival - cfg.period_s:
+            return STALE_STATE
         if (cfg.max_state_age_s > 0 and self._state_stamp is not None
                 and now - self._state_stamp > cfg.max_state_age_s):
             return OLD_STAMP

@@ -116,8 +116,9 @@ class ServerParams:
                                    'robot clocks)', 0.5)
     stale_periods: float = _help('zero the command when no valid joint state for this many '
                                  'control periods', 1.5)
-    rate_limit: list[float] = _help('max command change per second, per joint or one value '
-                                    'for all (rad/s^2 for velocity); [0] disables', [10.0])
+    rate_limit: list[float] = _help('max command change per second, per joint in robot_joints '
+                                    '(bundle) order, or one value for all (rad/s^2 for '
+                                    'velocity); [0] disables', [10.0])
     ramp_in_s: float = _help('command scaled from 0 to 1 over this time after activation',
                              0.5)
     clamp_scale: float = _help('commands clamped to clamp_scale * the bundle action limits '

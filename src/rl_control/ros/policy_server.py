@@ -243,6 +243,8 @@ class PolicyServer(LifecycleNode):
         if len(robot) != len(policy_joints):
             raise ValueError(f'robot_joints has {len(robot)} names, the bundle '
                              f'{len(policy_joints)} ({policy_joints})')
+        if len(set(robot)) != len(robot):
+            raise ValueError(f'robot_joints {robot} names a joint twice')
         cmd_joints = list(p.command_joints) or robot
         if sorted(cmd_joints) != sorted(robot):
             raise ValueError(f'command_joints {cmd_joints} must be a permutation of the policy '
@@ -277,6 +279,8 @@ class PolicyServer(LifecycleNode):
         rate_limit = list(p.rate_limit) or [0.0]
         if len(rate_limit) not in (1, low.size):
             raise ValueError(f'rate_limit needs 1 or {low.size} values, got {rate_limit}')
+        if len(rate_limit) > 1:  # given per joint in robot/policy order, like the limits
+            rate_limit = [float(rate_limit[i]) for i in self.perm]
         self.safety = SafetyFilter(SafetyConfig(
             low=low, high=high, period_s=self.tick_s, clamp_scale=p.clamp_scale,
             rate_limit=rate_limit[0] if len(rate_limit) == 1 else rate_limit,
@@ -317,6 +321,7 @@ class PolicyServer(LifecycleNode):
         """Start the control timer and the ramp-in."""
         assert self.safety is not None
         self.safety.activate(self._now())
+        self._answered_stamp = 0.0  # a new activation answers the next state, whatever its stamp
         # Control timer (trigger: timer) or watchdog-only timer (trigger: state). A second,
         # faster watchdog check makes a stop land within stale_periods + 1/8 period of the last
         # state instead of up to a whole period later; below 2 ms it would cost more CPU than
@@ -410,15 +415,20 @@ class PolicyServer(LifecycleNode):
             self._on_dropped_input()
             return
         now = self._now()
-        sf.note_state(now, stamp)
-        self._state = (names, pos, vel, recv, idx)
-        if self._state_trigger:
+        if self._state_trigger and stamp:
             # One command per state: a state stamped no later than the last one answered (a
             # re-sent or reordered message) is not answered again. A lockstep simulator
             # advances one step per command, so a second answer would run it ahead of the
-            # policy for good.
-            if stamp and stamp <= self._answered_stamp:
+            # policy for good. Such a state does not feed the watchdog either, or a stream of
+            # stale re-sends would keep the last velocity running. Stamps that jump back by
+            # more than a period mean the source restarted (or its clock stepped): start over.
+            if stamp < self._answered_stamp - self.period_s:
+                self._answered_stamp = 0.0
+            elif stamp <= self._answered_stamp:
                 return
+        sf.note_state(now, stamp)
+        self._state = (names, pos, vel, recv, idx)
+        if self._state_trigger:
             if self._tick(now) and stamp:
                 self._answered_stamp = stamp
 
