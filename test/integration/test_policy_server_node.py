@@ -32,8 +32,9 @@ def _stamp(t: float) -> Time:
 
 @pytest.fixture()
 def server():
-    rclpy.init()
-    node = PolicyServer(parameter_overrides=[
+    context = rclpy.Context()  # its own: other tests in this process may hold the default one
+    rclpy.init(context=context)
+    node = PolicyServer(context=context, parameter_overrides=[
         Parameter('trigger', value='state'), Parameter('max_state_age_s', value=0.0),
         Parameter('rate_limit', value=PANDA_RATES), Parameter('command_joints', value=SWAPPED)])
     sent: list[np.ndarray] = []
@@ -46,7 +47,7 @@ def server():
     finally:
         node.state_node.destroy_node()
         node.destroy_node()
-        rclpy.shutdown()
+        rclpy.shutdown(context=context)
 
 
 def _send(node: PolicyServer, t: float) -> None:

@@ -169,7 +169,8 @@ class PolicyServer(LifecycleNode):
         use_sim_time = bool(self.get_parameter('use_sim_time').value)
         self.state_node = Node(
             f'{self.get_name()}_state_input', namespace=self.get_namespace(),
-            use_global_arguments=False, start_parameter_services=False, enable_rosout=False,
+            context=self.context, use_global_arguments=False, start_parameter_services=False,
+            enable_rosout=False,
             parameter_overrides=[Parameter('start_type_description_service', value=False),
                                  Parameter('use_sim_time', value=use_sim_time)])
         self._clock = self.state_node.get_clock()
