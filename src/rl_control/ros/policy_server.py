@@ -30,7 +30,6 @@ from collections import deque
 import functools
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -58,6 +57,7 @@ from rl_control.core.safety import SafetyConfig, SafetyFilter
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.params import ServerParams, declare, read
+from rl_control.ros.signals import spin_until_signal
 from rl_control.sim.contract import (
     ContractError,
     ObservationSpec,
@@ -345,10 +345,7 @@ class PolicyServer(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Publish a zero command, then stop the control timer."""
         self.stop_robot('deactivate')
-        for t in (self._timer, self._wd_timer):
-            if t is not None:
-                self.state_node.destroy_timer(t)
-        self._timer = self._wd_timer = None
+        self._destroy_control_timers()
         if self.safety is not None:
             self.safety.deactivate()
         return super().on_deactivate(state)
@@ -367,13 +364,18 @@ class PolicyServer(LifecycleNode):
         self._destroy_entities()
         return super().on_shutdown(state)
 
-    def _destroy_entities(self) -> None:
+    def _destroy_control_timers(self) -> None:
+        """Stop the control and watchdog timers (the node is then not active)."""
         for t in (self._timer, self._wd_timer):
             if t is not None:
                 self.state_node.destroy_timer(t)
+        self._timer = self._wd_timer = None
+
+    def _destroy_entities(self) -> None:
+        self._destroy_control_timers()
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
-        self._timer = self._wd_timer = self._diag_timer = None
+        self._diag_timer = None
         for node, sub in self._subs:
             node.destroy_subscription(sub)
         self._subs = []
@@ -640,38 +642,6 @@ def make_executor(kind: str | None = None) -> rclpy.executors.Executor:
 
         return EventsExecutor()
     return rclpy.executors.SingleThreadedExecutor()
-
-
-def spin_until_signal(node: Any, executor: rclpy.executors.Executor,
-                      on_stop: Any = None, done: Any = None) -> None:
-    """Spin until SIGINT/SIGTERM, then call `on_stop` while the context is still valid.
-
-    rclpy's own signal handler shuts the context down first, after which nothing can be
-    published; we need the opposite order (zero command, then shutdown), so main() starts rclpy
-    without its handlers and this loop checks a flag set by ours. `done()` (optional) ends the
-    loop too.
-    """
-    stop = {'flag': False}
-
-    def handler(signum: int, frame: Any) -> None:
-        stop['flag'] = True
-        executor.wake() if hasattr(executor, 'wake') else None
-
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, handler)
-    executor.add_node(node)
-    try:
-        while not stop['flag'] and rclpy.ok() and not (done is not None and done()):
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        if on_stop is not None:
-            on_stop()
-        # Keep swallowing signals while the node shuts down: a terminal Ctrl-C reaches a node
-        # twice under `ros2 launch` (once from the process group, once forwarded by launch),
-        # and restoring Python's default handler here would turn the second into a
-        # KeyboardInterrupt inside destroy_node(). `ros2 launch` still escalates to SIGKILL.
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ from std_srvs.srv import Trigger
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.params import SimParams, declare
+from rl_control.ros.signals import spin_until_signal
 from rl_control.sim.panda import PANDA, fk_single
 
 
@@ -242,8 +243,6 @@ class SimRobot(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point `sim_robot`; SIGINT/SIGTERM stop it cleanly."""
-    from rl_control.ros.policy_server import spin_until_signal
-
     args = sys.argv if argv is None else ['sim_robot', *argv]
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
