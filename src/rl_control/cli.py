@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 import shlex
 import sys
-from typing import Any
 
 EXIT_USAGE = 2
 
@@ -154,7 +153,7 @@ def _eval(args: argparse.Namespace) -> int:
         check_env_id(env_id, '--env')
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    result = evaluate(_batched(policy), env_id, args.episodes, seed=args.seed,
+    result = evaluate(policy.act, env_id, args.episodes, seed=args.seed,
                       env_kwargs=task.get('env_kwargs') or {}, time_limit=task.get('time_limit'))
     summary = result.to_dict()
     summary['env_id'] = env_id
@@ -183,19 +182,6 @@ def _flush_c_stdio() -> None:
         ctypes.CDLL(None).fflush(None)
     except (OSError, AttributeError):
         pass
-
-
-def _batched(policy: Any) -> Any:
-    """Policy.act on a batch (n, obs_dim); falls back to row by row for a single-obs act."""
-    import numpy as np
-
-    def act(x: np.ndarray) -> np.ndarray:
-        out = np.asarray(policy.act(x))
-        if out.ndim == 2 and out.shape[0] == x.shape[0]:
-            return out
-        return np.stack([np.asarray(policy.act(row)) for row in x])
-
-    return act
 
 
 def _ros(command: str, node_args: list[str]) -> int:
