@@ -35,7 +35,7 @@ setup(
     version='0.1.0',
     package_dir={'': 'src'},
     packages=find_packages('src'),
-    package_data={'rl_control.sim': ['assets/*.xml']},
+    package_data={'rl_control.robots': ['assets/*.xml']},
     data_files=data_files,
     python_requires='>=3.10',
     # Hard requirements: everything the core and sim need. ROS comes from a distro or the `ros`

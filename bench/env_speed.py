@@ -18,8 +18,8 @@ import time
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PEERS = {
-    'ours': ('rl_control.sim.panda_envs', 'rl_control/PandaJointReach-v0'),
-    'ours_bullet': ('rl_control.sim.panda_envs', 'rl_control/PandaJointReachBullet-v0'),
+    'ours': ('rl_control.envs.panda_reach', 'rl_control/PandaJointReach-v0'),
+    'ours_bullet': ('rl_control.envs.panda_reach', 'rl_control/PandaJointReachBullet-v0'),
     'panda_gym': ('panda_gym', 'PandaReach-v3'),
 }
 

@@ -35,15 +35,15 @@ def worker(number: int) -> dict[str, float]:
     """Time each hot-path function of the `rl_control` found on sys.path."""
     import numpy as np
 
-    from rl_control.core.bundle import load_bundle
-    from rl_control.core.safety import SafetyConfig, SafetyFilter
-    from rl_control.sim.contract import (
+    from rl_control.bundle.io import load_bundle
+    from rl_control.contract.spec import (
         ObservationSpec,
         action_to_command,
         build_observation,
         contract_from_yaml,
     )
-    from rl_control.sim.panda import PANDA, fk, fk_single
+    from rl_control.robots.kinematics import PANDA, fk, fk_single
+    from rl_control.serve.safety import SafetyConfig, SafetyFilter
 
     spec, policy = load_bundle(BUNDLE)
     contract = contract_from_yaml(spec)

@@ -58,7 +58,7 @@ def run_one(label: str, config: str, sets: list[str], seed: int, out: Path) -> d
 
 def random_return(env_id: str, episodes: int = 20) -> float:
     """Mean return of a uniform random policy, the floor a learning curve must clear."""
-    from rl_control.sim.envs import make_env
+    from rl_control.envs.factory import make_env
     env = make_env(env_id, seed=123)
     total = []
     for ep in range(episodes):

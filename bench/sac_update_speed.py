@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
-from rl_control.core.buffers import ReplayBuffer
-from rl_control.core.sac import SAC, SACConfig
+from rl_control.algos.buffers import ReplayBuffer
+from rl_control.algos.sac import SAC, SACConfig
 
 
 def ours(obs_dim: int, act_dim: int, bs: int) -> Callable[[int], None]:

@@ -67,8 +67,8 @@ def echo_main(executor_kind: str) -> None:
 
 def random_bundle(folder: Path) -> Path:
     """A Panda-reach bundle with a random 256x256 actor (same cost as a trained one)."""
-    from rl_control.core.bundle import save_bundle
-    from rl_control.sim.panda_envs import panda_contract
+    from rl_control.bundle.io import save_bundle
+    from rl_control.envs.panda_reach import panda_contract
 
     c = panda_contract()
     rng = np.random.default_rng(0)

@@ -31,7 +31,7 @@ from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
-from rl_control.launch_args import truthy
+from rl_control.ros.launch_args import truthy
 
 JOINT_STATES = 'joint_states'
 COMMANDS = 'velocity_controller/commands'

@@ -43,7 +43,7 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
-from rl_control.launch_args import set_overrides, truthy
+from rl_control.ros.launch_args import set_overrides, truthy
 
 PACKAGE = 'rl_control'
 

@@ -22,7 +22,7 @@ from launch.substitutions import PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
-from rl_control.launch_args import set_overrides, truthy
+from rl_control.ros.launch_args import set_overrides, truthy
 
 PACKAGE = 'rl_control'
 

@@ -26,7 +26,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
-from rl_control.launch_args import truthy
+from rl_control.ros.launch_args import truthy
 
 PACKAGE = 'rl_control'
 DEFAULT_TASK = 'panda_joint_reach_sac'  # trains the bundle serve/demo use

@@ -101,7 +101,7 @@ def _fail(message: str, status: int) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    from rl_control.core.config import ConfigError, load_config
+    from rl_control.train.config import ConfigError, load_config
 
     try:
         cfg = load_config(args.config, args.overrides)
@@ -111,7 +111,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         print(f'{args.config}: OK ({cfg.algo} on {cfg.env}, {cfg.total_steps} steps)')
         return 0
     out = Path(args.out) if args.out else Path('runs') / Path(args.config).stem
-    from rl_control.core.loop import ResumeError, train
+    from rl_control.train.loop import ResumeError, train
 
     command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
     print(f'training {cfg.algo} on {cfg.env} for {cfg.total_steps} steps -> {out}', flush=True)
@@ -136,7 +136,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from rl_control.core.bundle import BundleError, load_bundle
+    from rl_control.bundle.io import BundleError, load_bundle
 
     if args.episodes <= 0:
         return _fail('--episodes must be > 0', EXIT_USAGE)
@@ -146,8 +146,8 @@ def _eval(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     task = spec.get('task') or {}
     env_id = args.env or task['env_id']
-    from rl_control.core.config import ConfigError, check_env_id
-    from rl_control.core.evaluation import evaluate
+    from rl_control.train.config import ConfigError, check_env_id
+    from rl_control.train.evaluation import evaluate
 
     try:
         check_env_id(env_id, '--env')
@@ -159,7 +159,7 @@ def _eval(args: argparse.Namespace) -> int:
     summary['env_id'] = env_id
     summary['bundle'] = str(args.bundle)
     if args.record:
-        from rl_control.core.bundle import record_evaluation
+        from rl_control.bundle.io import record_evaluation
 
         record_evaluation(args.bundle, summary,
                           f'rl-control eval {args.bundle} --env {env_id} '

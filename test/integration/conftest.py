@@ -47,8 +47,8 @@ class _RandomActor:
 
 def make_test_bundle(out_dir: Path, seed: int = 0, hidden: int = 32) -> Path:
     """A Panda-reach bundle with a random actor, written by the real bundle code."""
-    from rl_control.core.bundle import save_bundle
-    from rl_control.sim.panda_envs import panda_contract
+    from rl_control.bundle.io import save_bundle
+    from rl_control.envs.panda_reach import panda_contract
 
     contract = panda_contract()
     meta = {'env_id': 'rl_control/PandaJointReach-v0', 'env_kwargs': {}, 'time_limit': None,

@@ -65,8 +65,8 @@ def test_served_lockstep_rollouts_equal_the_training_env(test_bundle: Path,
     over DDS against sim_robot (lockstep, ramp-in and rate limit off) follows the same path."""
     import numpy as np
 
-    from rl_control.core.bundle import load_bundle
-    from rl_control.sim.envs import make_env, policy_input
+    from rl_control.bundle.io import load_bundle
+    from rl_control.envs.factory import make_env, policy_input
 
     summary, _ = run_demo(['--bundle', str(test_bundle), '--episodes', '3', '--json',
                            '--lockstep', '--seed', '5', '--out', str(tmp_path),

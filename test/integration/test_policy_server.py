@@ -114,8 +114,8 @@ def nonzero(cmd: np.ndarray) -> bool:
 def expected_command(bundle: Path, names: list[str], pos: np.ndarray, vel: np.ndarray,
                      goal: np.ndarray, order: list[str]) -> np.ndarray:
     """The pure computation the server must reproduce: contract -> policy -> contract."""
-    from rl_control.core.bundle import load_bundle
-    from rl_control.sim.contract import action_to_command, build_observation, contract_from_yaml
+    from rl_control.bundle.io import load_bundle
+    from rl_control.contract.spec import action_to_command, build_observation, contract_from_yaml
 
     spec, policy = load_bundle(bundle)
     c = contract_from_yaml(spec)

@@ -16,9 +16,9 @@ rclpy = pytest.importorskip('rclpy', reason='ROS 2 Python packages (rclpy) are n
 from builtin_interfaces.msg import Time  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
+from rl_control.robots.kinematics import PANDA  # noqa: E402
 from rl_control.ros import conversions as conv  # noqa: E402
 from rl_control.ros.policy_server import PolicyServer  # noqa: E402
-from rl_control.sim.panda import PANDA  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

@@ -37,8 +37,8 @@ def test_trainer_save_service_progress_and_sigint_checkpoint(
     rc = proc.wait(timeout=90)
     assert rc == 0, nodes.log(proc)[-3000:]
 
-    from rl_control.core.bundle import load_bundle
-    from rl_control.core.checkpoint import latest_checkpoint, load_checkpoint
+    from rl_control.bundle.io import load_bundle
+    from rl_control.train.persistence import latest_checkpoint, load_checkpoint
 
     ckpt = latest_checkpoint(out / 'checkpoints')
     assert ckpt is not None, nodes.log(proc)[-3000:]

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from rl_control.core.a2c import A2C, A2CConfig, compute_gae
-from rl_control.core.networks import EnsembleQ, ForeachAdam, SquashedGaussianActor
-from rl_control.core.noise import OrnsteinUhlenbeckNoise
-from rl_control.core.polyak import polyak_update
-from rl_control.core.sac import SAC, SACConfig
-from rl_control.core.td3 import TD3, DDPGConfig, TD3Config
-from rl_control.core.types import Batch, Rollout
+from rl_control.algos.a2c import A2C, A2CConfig, compute_gae
+from rl_control.algos.networks import EnsembleQ, ForeachAdam, SquashedGaussianActor
+from rl_control.algos.noise import OrnsteinUhlenbeckNoise
+from rl_control.algos.polyak import polyak_update
+from rl_control.algos.sac import SAC, SACConfig
+from rl_control.algos.td3 import TD3, DDPGConfig, TD3Config
+from rl_control.algos.types import Batch, Rollout
 
 OBS, ACT = 6, 2
 SMALL = (64, 64)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rl_control.core.buffers import HerReplayBuffer, ReplayBuffer
+from rl_control.algos.buffers import HerReplayBuffer, ReplayBuffer
 
 
 def _fill(buf: ReplayBuffer, steps: int, n_envs: int) -> None:

@@ -7,9 +7,9 @@ import pytest
 from safetensors.numpy import save_file
 import yaml
 
-from rl_control.core.bundle import BundleError, load_bundle, load_bundle_spec, save_bundle
-from rl_control.core.config import config_from_dict
-from rl_control.sim.envs import env_metadata, make_env
+from rl_control.bundle.io import BundleError, load_bundle, load_bundle_spec, save_bundle
+from rl_control.envs.factory import env_metadata, make_env
+from rl_control.train.config import config_from_dict
 
 
 class FakeAgent:
@@ -145,7 +145,7 @@ def test_corrupt_yaml(bundle):
 
 
 def test_robot_env_bundle_records_contract(tmp_path):
-    pytest.importorskip('rl_control.sim.panda_envs')
+    pytest.importorskip('rl_control.envs.panda_reach')
     env_id = 'rl_control/PandaJointReach-v0'
     env = make_env(env_id)
     meta = env_metadata(env, env_id)

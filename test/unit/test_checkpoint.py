@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from rl_control.core.checkpoint import (
+from rl_control.train.logger import read_progress
+from rl_control.train.persistence import (
     atomic_write_bytes,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from rl_control.core.logging import read_progress
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def test_hard_kill_mid_write_leaves_temp_and_old_checkpoint_intact(tmp_path):
     code = textwrap.dedent(f"""
         import os
         import numpy as np
-        from rl_control.core import checkpoint
+        from rl_control.train import persistence as checkpoint
         real_fsync = os.fsync
         def die(fd):
             os._exit(9)
@@ -75,8 +75,8 @@ RUN = textwrap.dedent("""
     import os, sys
     import torch
     torch.set_num_threads(1)
-    from rl_control.core.config import config_from_dict
-    from rl_control.core.loop import Callback, train
+    from rl_control.train.config import config_from_dict
+    from rl_control.train.loop import Callback, train
 
     out, resume, kill_at = sys.argv[1], sys.argv[2] == '1', int(sys.argv[3])
     algo = sys.argv[4]
@@ -141,8 +141,8 @@ def test_checkpoint_requested_from_another_thread(tmp_path):
     """The ROS trainer node asks for a checkpoint from its executor thread."""
     import threading
 
-    from rl_control.core.config import config_from_dict
-    from rl_control.core.loop import Callback, TrainControl, train
+    from rl_control.train.config import config_from_dict
+    from rl_control.train.loop import Callback, TrainControl, train
 
     control = TrainControl()
     saved = []

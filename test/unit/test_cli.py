@@ -64,9 +64,9 @@ def test_eval_json_is_last_even_with_pybullet_chatter(tmp_path):
     pytest.importorskip('panda_gym')
     import numpy as np
 
-    from rl_control.core.bundle import save_bundle
-    from rl_control.core.config import config_from_dict
-    from rl_control.sim.envs import env_metadata, make_env
+    from rl_control.bundle.io import save_bundle
+    from rl_control.envs.factory import env_metadata, make_env
+    from rl_control.train.config import config_from_dict
 
     env = make_env('PandaReach-v3')
     meta = env_metadata(env, 'PandaReach-v3')

@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from rl_control.core.config import ConfigError, load_config
+from rl_control.train.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rl_control.sim.contract import (
+from rl_control.contract.spec import (
     ActionSpec,
     ContractError,
     ObservationSpec,
@@ -12,7 +12,7 @@ from rl_control.sim.contract import (
     contract_from_yaml,
     contract_to_yaml,
 )
-from rl_control.sim.panda import PANDA, fk
+from rl_control.robots.kinematics import PANDA, fk
 
 ARM = PANDA.arm_joint_names
 FULL = ObservationSpec(ARM, ('joint_pos', 'joint_vel', 'ee_pos', 'goal'))

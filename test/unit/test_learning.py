@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from rl_control.core.checkpoint import latest_checkpoint, load_checkpoint
-from rl_control.core.config import config_from_dict
-from rl_control.core.loop import TrainControl, train
-from rl_control.sim.envs import (
+from rl_control.envs.factory import (
     final_observations,
     is_goal_space,
     make_env,
     make_vec_env,
     policy_input,
 )
+from rl_control.train.config import config_from_dict
+from rl_control.train.loop import TrainControl, train
+from rl_control.train.persistence import latest_checkpoint, load_checkpoint
 
 
 def pendulum_next(obs: np.ndarray, a: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Running statistics: exact stream mean/var, the obs transform, SB3-style reward scaling."""
 import numpy as np
 
-from rl_control.core.normalizer import RewardScaler, RunningMeanStd, RunningNormalizer
+from rl_control.algos.normalizer import RewardScaler, RunningMeanStd, RunningNormalizer
 
 
 def test_running_mean_std_equals_numpy_over_uneven_batches():

@@ -4,9 +4,9 @@ from gymnasium.utils.env_checker import check_env
 import numpy as np
 import pytest
 
-from rl_control.sim.contract import build_observation
-from rl_control.sim.panda import PANDA, fk
-import rl_control.sim.panda_envs as pe
+from rl_control.contract.spec import build_observation
+import rl_control.envs.panda_reach as pe
+from rl_control.robots.kinematics import PANDA, fk
 
 MUJOCO_ID = 'rl_control/PandaJointReach-v0'
 BULLET_ID = 'rl_control/PandaJointReachBullet-v0'
@@ -134,9 +134,9 @@ def test_same_seed_same_start_on_both_engines():
 @pytest.mark.parametrize('engine', ['mujoco', 'bullet'])
 def test_fixed_velocity_moves_joint_by_v_dt(engine):
     if engine == 'mujoco':
-        from rl_control.sim.mujoco_panda import MujocoPanda as Sim
+        from rl_control.robots.mujoco_panda import MujocoPanda as Sim
     else:
-        from rl_control.sim.bullet_panda import BulletPanda as Sim
+        from rl_control.robots.bullet_panda import BulletPanda as Sim
     sim = Sim()
     period = 0.04
     for j in range(7):
@@ -157,7 +157,7 @@ def test_fixed_velocity_moves_joint_by_v_dt(engine):
 
 
 def test_mujoco_velocity_command_is_clamped_and_effort_mode_holds():
-    from rl_control.sim.mujoco_panda import MujocoPanda
+    from rl_control.robots.mujoco_panda import MujocoPanda
     sim = MujocoPanda()
     sim.set_joint_velocity_command(np.full(7, 10.0))
     sim.step(0.2)      # a servo, not a kinematic clamp: within 2% of the limit
@@ -194,7 +194,7 @@ def test_reach_is_feasible_within_the_episode(env_id, episodes):
 
 
 def test_step_duration_must_be_whole_timesteps():
-    from rl_control.sim.mujoco_panda import MujocoPanda
+    from rl_control.robots.mujoco_panda import MujocoPanda
     sim = MujocoPanda()
     assert sim.timestep == pytest.approx(0.01)
     with pytest.raises(ValueError, match='timestep'):

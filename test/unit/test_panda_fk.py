@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from rl_control.sim.panda import (
+from rl_control.robots.kinematics import (
     FR3_JOINT_NAMES,
     PANDA,
     fk,
@@ -69,7 +69,7 @@ def test_fk_matches_pybullet_panda_gym_ee_link():
 def test_fk_matches_mujoco_ee_site():
     import mujoco
 
-    from rl_control.sim.mujoco_panda import MujocoPanda
+    from rl_control.robots.mujoco_panda import MujocoPanda
     sim = MujocoPanda()
     assert sim.model.jnt_range[:, 0] == pytest.approx(PANDA.limits.q_min)
     assert sim.model.jnt_range[:, 1] == pytest.approx(PANDA.limits.q_max)

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from rl_control.core.a2c import A2C, A2CConfig
-from rl_control.core.normalizer import RunningNormalizer
-from rl_control.core.policy import Policy, PolicyError
-from rl_control.core.sac import SAC, SACConfig
-from rl_control.core.td3 import TD3, DDPGConfig, TD3Config
+from rl_control.algos.a2c import A2C, A2CConfig
+from rl_control.algos.normalizer import RunningNormalizer
+from rl_control.algos.sac import SAC, SACConfig
+from rl_control.algos.td3 import TD3, DDPGConfig, TD3Config
+from rl_control.bundle.policy import Policy, PolicyError
 
 
 @pytest.mark.parametrize('make', [

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from rl_control.core import safety
-from rl_control.core.safety import SafetyConfig, SafetyFilter
+from rl_control.serve import safety
+from rl_control.serve.safety import SafetyConfig, SafetyFilter
 
 N = 3
 LOW = [-1.0, -2.0, -0.5]

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-SERVING_MODULES = ('rl_control.core.bundle', 'rl_control.core.policy',
-                   'rl_control.sim.contract', 'rl_control.core.safety',
-                   'rl_control.core.atomic')
+SERVING_MODULES = ('rl_control.bundle.io', 'rl_control.bundle.policy',
+                   'rl_control.contract.spec', 'rl_control.serve.safety',
+                   'rl_control.bundle.atomic')
 
 
 def _imports_torch(modules: tuple[str, ...]) -> list[str]:
@@ -37,9 +37,10 @@ def test_policy_server_does_not_import_torch():
     assert not loaded, f'policy_server imported torch: {loaded[:5]}'
 
 
-def test_checkpoint_still_reexports_atomic_writers():
-    # Existing callers import the writers from checkpoint.py; they must be the same functions.
-    from rl_control.core import atomic, checkpoint
+def test_persistence_uses_the_bundle_atomic_writers():
+    # One implementation of the crash-safe writers serves checkpoints and bundles.
+    from rl_control.bundle import atomic
+    from rl_control.train import persistence
 
-    assert checkpoint.atomic_write_bytes is atomic.atomic_write_bytes
-    assert checkpoint.atomic_write_text is atomic.atomic_write_text
+    assert persistence.atomic_write_bytes is atomic.atomic_write_bytes
+    assert persistence.atomic_write_text is atomic.atomic_write_text

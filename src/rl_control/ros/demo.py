@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bundle = os.path.abspath(args.bundle or default_bundle())
     try:
-        from rl_control.core.bundle import load_bundle_spec
+        from rl_control.bundle.io import load_bundle_spec
 
         spec, _ = load_bundle_spec(bundle)
     except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback

@@ -52,19 +52,19 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from rl_control.core import safety
-from rl_control.core.safety import SafetyConfig, SafetyFilter
-from rl_control.ros import conversions as conv
-from rl_control.ros import qos
-from rl_control.ros.params import ServerParams, declare, read
-from rl_control.ros.signals import spin_until_signal
-from rl_control.sim.contract import (
+from rl_control.contract.spec import (
     ContractError,
     ObservationSpec,
     action_to_command,
     build_observation,
     contract_from_yaml,
 )
+from rl_control.ros import conversions as conv
+from rl_control.ros import qos
+from rl_control.ros.params import ServerParams, declare, read
+from rl_control.ros.signals import spin_until_signal
+from rl_control.serve import safety
+from rl_control.serve.safety import SafetyConfig, SafetyFilter
 
 COMMAND_TYPES = ('velocity', 'effort', 'trajectory')
 ACTION_FOR_COMMAND = {'velocity': 'joint_velocity', 'effort': 'joint_effort',
@@ -221,7 +221,7 @@ class PolicyServer(LifecycleNode):
         return super().on_configure(state)
 
     def _configure(self, p: ServerParams) -> None:
-        from rl_control.core.bundle import load_bundle
+        from rl_control.bundle.io import load_bundle
 
         if p.command_type not in COMMAND_TYPES:
             raise ValueError(f'command_type {p.command_type!r} is not one of {COMMAND_TYPES}')

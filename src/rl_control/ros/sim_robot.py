@@ -44,11 +44,11 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from rl_control.robots.kinematics import PANDA, fk_single
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.params import SimParams, declare
 from rl_control.ros.signals import spin_until_signal
-from rl_control.sim.panda import PANDA, fk_single
 
 
 class SimRobot(Node):
@@ -56,8 +56,8 @@ class SimRobot(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('sim_robot', **kwargs)
-        from rl_control.sim.mujoco_panda import MujocoPanda
-        from rl_control.sim.panda_envs import ReachTask
+        from rl_control.envs.panda_reach import ReachTask
+        from rl_control.robots.mujoco_panda import MujocoPanda
 
         self.p = p = declare(self, SimParams)
         arm = list(PANDA.arm_joint_names)

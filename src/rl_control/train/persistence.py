@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 # Re-exported: the atomic writers live in the torch-free core/atomic.py (serving path).
-from rl_control.core.atomic import atomic_write_bytes, atomic_write_text
+from rl_control.bundle.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = ['LATEST', 'atomic_write_bytes', 'atomic_write_text', 'latest_checkpoint',
            'load_checkpoint', 'rng_state', 'save_checkpoint', 'set_rng_state']

@@ -1,4 +1,4 @@
-"""The same Panda interface and reach task on PyBullet, with panda-gym's Panda URDF.
+"""The same Panda interface on PyBullet, with panda-gym's Panda URDF.
 
 Why a second engine: a bundle trained on the MuJoCo Panda should also drive a robot whose
 dynamics it never saw. This one is the URDF that ships with pybullet_data (what panda-gym
@@ -13,8 +13,7 @@ import numpy as np
 import pybullet as pb
 import pybullet_data
 
-from rl_control.sim.panda import PANDA
-from rl_control.sim.panda_envs import JointVelocityRobot, PandaJointReachBase
+from rl_control.robots.kinematics import PANDA
 
 URDF = os.path.join('franka_panda', 'panda.urdf')
 ARM_INDICES = list(range(7))
@@ -109,15 +108,3 @@ class BulletPanda:
             self.close()
         except Exception:   # interpreter shutdown: pybullet may already be gone
             pass
-
-
-class PandaJointReachBulletEnv(PandaJointReachBase):
-    """The reach task of `PandaJointReachEnv` on panda-gym's PyBullet Panda."""
-
-    def _make_sim(self) -> JointVelocityRobot:
-        return BulletPanda()
-
-    def close(self) -> None:
-        """Release the Bullet client."""
-        self.sim.close()
-        super().close()

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl_control.core.networks import (
+from rl_control.algos.networks import (
     EnsembleQ,
     ForeachAdam,
     SquashedGaussianActor,
@@ -34,8 +34,8 @@ from rl_control.core.networks import (
     set_progress_lrs,
     torch_generator,
 )
-from rl_control.core.polyak import polyak_update
-from rl_control.core.types import Batch
+from rl_control.algos.polyak import polyak_update
+from rl_control.algos.types import Batch
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from rl_control import __version__
-from rl_control.core.atomic import atomic_write_bytes, atomic_write_text
+from rl_control.bundle.atomic import atomic_write_bytes, atomic_write_text
 
 FORMAT = 'rl_control.policy/1'
 SPEC_FILE = 'policy.yaml'
@@ -109,7 +109,7 @@ def _contract_sections(contract: Any) -> dict[str, Any]:
     if hasattr(contract, 'to_yaml'):
         sections = _plain(contract.to_yaml())
     else:
-        from rl_control.sim.contract import contract_to_yaml
+        from rl_control.contract.spec import contract_to_yaml
 
         sections = _plain(contract_to_yaml(contract.obs_spec, contract.act_spec,
                                            contract.control_period_s))
@@ -181,7 +181,7 @@ def load_bundle_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
 
 def load_bundle(path: str | Path) -> tuple[dict[str, Any], Any]:
     """Load a bundle as (spec, Policy): numpy inference with normalization baked in."""
-    from rl_control.core.policy import Policy
+    from rl_control.bundle.policy import Policy
 
     spec, weights = load_bundle_spec(path)
     policy = Policy(spec['network'], weights, spec['observation'].get('normalization'))

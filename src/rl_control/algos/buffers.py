@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl_control.core.types import Batch
+from rl_control.algos.types import Batch
 
 
 def _rows(x: Any, n: int, dim: int | None = None) -> np.ndarray:

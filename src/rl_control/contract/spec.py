@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rl_control.sim.panda import fk_single
+from rl_control.robots.kinematics import fk_single
 
 TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', 'ee_pos', 'goal')
 ACTION_TYPES: tuple[str, ...] = ('joint_velocity', 'joint_effort')

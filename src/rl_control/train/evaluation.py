@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rl_control.sim.envs import make_env, policy_input
+from rl_control.envs.factory import make_env, policy_input
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 

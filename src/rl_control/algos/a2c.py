@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from rl_control.core.networks import (
+from rl_control.algos.networks import (
     GaussianActor,
     ValueNet,
     seeded_init,
     set_progress_lrs,
     torch_generator,
 )
-from rl_control.core.types import Rollout
+from rl_control.algos.types import Rollout
 
 
 @dataclass

@@ -12,10 +12,10 @@ from typing import Any
 
 # name -> (module, agent class name, config class name, on_policy)
 _ALGORITHMS: dict[str, tuple[str, str, str, bool]] = {
-    'sac': ('rl_control.core.sac', 'SAC', 'SACConfig', False),
-    'td3': ('rl_control.core.td3', 'TD3', 'TD3Config', False),
-    'ddpg': ('rl_control.core.td3', 'TD3', 'DDPGConfig', False),
-    'a2c': ('rl_control.core.a2c', 'A2C', 'A2CConfig', True),
+    'sac': ('rl_control.algos.sac', 'SAC', 'SACConfig', False),
+    'td3': ('rl_control.algos.td3', 'TD3', 'TD3Config', False),
+    'ddpg': ('rl_control.algos.td3', 'TD3', 'DDPGConfig', False),
+    'a2c': ('rl_control.algos.a2c', 'A2C', 'A2CConfig', True),
 }
 
 ALGORITHM_NAMES: tuple[str, ...] = tuple(_ALGORITHMS)

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rl_control.core.atomic import atomic_write_text
+from rl_control.bundle.atomic import atomic_write_text
 
 BASE_COLUMNS = ('step', 'wall_s', 'episodes', 'updates', 'steps_per_s', 'train_mean_return',
                 'eval_mean_return', 'eval_std_return', 'success_rate')
@@ -177,6 +177,6 @@ def plot_learning_curve(csv_path: str | Path, png_path: str | Path,
     buf = io.BytesIO()
     fig.savefig(buf, format='png')
     plt.close(fig)
-    from rl_control.core.atomic import atomic_write_bytes
+    from rl_control.bundle.atomic import atomic_write_bytes
     atomic_write_bytes(png_path, buf.getvalue())
     return png_path

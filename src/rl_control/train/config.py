@@ -18,7 +18,7 @@ from typing import Any, Union
 
 import yaml
 
-from rl_control.core.registry import ALGORITHM_NAMES, get_algorithm
+from rl_control.algos.registry import ALGORITHM_NAMES, get_algorithm
 
 
 class ConfigError(ValueError):
@@ -140,7 +140,7 @@ def check_env_id(env_id: str, source: str = '<dict>') -> None:
     """Fail with a suggestion if `env_id` is not registered (after importing our env modules)."""
     import gymnasium as gym
 
-    from rl_control.sim.envs import register_envs_for
+    from rl_control.envs.factory import register_envs_for
 
     register_envs_for(env_id)
     if env_id in gym.envs.registry:

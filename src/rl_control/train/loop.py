@@ -28,25 +28,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl_control.core.bundle import save_bundle
-from rl_control.core.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from rl_control.core.config import TrainConfig
-from rl_control.core.evaluation import EvalResult, Evaluator
-from rl_control.core.logging import RunLogger
-from rl_control.core.registry import get_algorithm
-from rl_control.sim.envs import (
+from rl_control.algos.registry import get_algorithm
+from rl_control.bundle.io import save_bundle
+from rl_control.envs.factory import (
     env_metadata,
     final_observations,
     is_goal_space,
     make_vec_env,
     obs_dims,
     policy_input,
+)
+from rl_control.train.config import TrainConfig
+from rl_control.train.evaluation import EvalResult, Evaluator
+from rl_control.train.logger import RunLogger
+from rl_control.train.persistence import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
 )
 
 _SEGMENT_SEED_STRIDE = 7919  # segment k resets env i with seed + k * stride + i
@@ -205,18 +205,18 @@ class _Trainer:
     def _make_normalizer(self) -> Any:
         if not self.cfg.normalize_obs:
             return None
-        from rl_control.core.normalizer import RunningNormalizer
+        from rl_control.algos.normalizer import RunningNormalizer
         return RunningNormalizer(self.obs_dim)
 
     def _make_reward_scaler(self) -> Any:
         if not self.cfg.normalize_reward:
             return None
-        from rl_control.core.normalizer import RewardScaler
+        from rl_control.algos.normalizer import RewardScaler
         gamma = getattr(self.algo_cfg, 'gamma', 0.99)
         return RewardScaler(self.cfg.n_envs, gamma=gamma)
 
     def _make_buffer(self) -> Any:
-        from rl_control.core import buffers
+        from rl_control.algos import buffers
         # numpy allocates lazily: a 1e6 buffer costs memory only as it fills.
         capacity = int(getattr(self.algo_cfg, 'buffer_size', 1_000_000))
         if self.cfg.her is not None:
@@ -383,7 +383,7 @@ class _Trainer:
 
     # -- on-policy ----------------------------------------------------------------------------
     def _run_on_policy(self) -> None:
-        from rl_control.core.types import Rollout
+        from rl_control.algos.types import Rollout
 
         cfg, n = self.cfg, self.cfg.n_envs
         n_steps = int(getattr(self.algo_cfg, 'n_steps', 5))

@@ -7,9 +7,10 @@ robot's `/joint_states` — and the action goes through `sim.contract.action_to_
 policy trained here sees and does exactly what it will on hardware. Task logic (goal sampling,
 reward, success) is shared by both engines; only `_make_sim` differs.
 
-Registered on import: `rl_control/PandaJointReach-v0` (MuJoCo, sparse reward),
-`rl_control/PandaJointReachDense-v0`, `rl_control/PandaJointReachBullet-v0` and
-`rl_control/PandaJointReachBulletDense-v0` (PyBullet, see `sim/bullet_panda.py`).
+Registered by `import rl_control` (see `envs/registration.py`):
+`rl_control/PandaJointReach-v0` (MuJoCo, sparse reward), `rl_control/PandaJointReachDense-v0`,
+`rl_control/PandaJointReachBullet-v0` and `rl_control/PandaJointReachBulletDense-v0` (PyBullet,
+see `robots/bullet_panda.py`).
 """
 from __future__ import annotations
 
@@ -20,18 +21,18 @@ import gymnasium as gym
 from gymnasium import spaces
 import numpy as np
 
-from rl_control.sim.contract import (
+from rl_control.contract.spec import (
     ActionSpec,
     ObservationSpec,
     RobotContract,
     action_to_command,
     build_observation,
 )
-from rl_control.sim.panda import PANDA
+from rl_control.envs.registration import MAX_EPISODE_STEPS  # noqa: F401 - re-exported
+from rl_control.robots.kinematics import PANDA
 
 CONTROL_PERIOD_S = 0.04                      # panda-gym's step too (20 x 2 ms)
 ACTION_SCALE = 0.5 * PANDA.limits.qd_max     # |a| = 1 -> half the joint velocity limit
-MAX_EPISODE_STEPS = 50
 # panda-gym's PandaReach goal box, expressed in the robot base frame (its base sits at x=-0.6).
 GOAL_LOW = np.array([0.45, -0.15, 0.0])
 GOAL_HIGH = np.array([0.75, 0.15, 0.3])
@@ -194,25 +195,18 @@ class PandaJointReachEnv(PandaJointReachBase):
     """The reach task on the packaged MuJoCo Panda (fast: no contacts, no rendering)."""
 
     def _make_sim(self) -> JointVelocityRobot:
-        from rl_control.sim.mujoco_panda import MujocoPanda
+        from rl_control.robots.mujoco_panda import MujocoPanda
         return MujocoPanda()
 
 
-def _register() -> None:
-    """Register the envs once (no passive checker: the unit tests run the full check_env)."""
-    specs = {
-        'rl_control/PandaJointReach-v0': ('panda_envs:PandaJointReachEnv', 'sparse'),
-        'rl_control/PandaJointReachDense-v0': ('panda_envs:PandaJointReachEnv', 'dense'),
-        'rl_control/PandaJointReachBullet-v0': ('bullet_panda:PandaJointReachBulletEnv',
-                                                'sparse'),
-        'rl_control/PandaJointReachBulletDense-v0': ('bullet_panda:PandaJointReachBulletEnv',
-                                                     'dense'),
-    }
-    for env_id, (entry, reward_type) in specs.items():
-        if env_id not in gym.registry:
-            gym.register(env_id, entry_point=f'rl_control.sim.{entry}',
-                         max_episode_steps=MAX_EPISODE_STEPS, disable_env_checker=True,
-                         kwargs={'reward_type': reward_type})
+class PandaJointReachBulletEnv(PandaJointReachBase):
+    """The reach task of `PandaJointReachEnv` on panda-gym's PyBullet Panda."""
 
+    def _make_sim(self) -> JointVelocityRobot:
+        from rl_control.robots.bullet_panda import BulletPanda
+        return BulletPanda()
 
-_register()
+    def close(self) -> None:
+        """Release the Bullet client."""
+        self.sim.close()
+        super().close()

@@ -17,24 +17,18 @@ GOAL_KEYS = ('observation', 'achieved_goal', 'desired_goal')
 
 
 def register_envs_for(env_id: str) -> None:
-    """Import the module that registers `env_id`, only if gymnasium does not know it yet.
+    """Import panda-gym when `env_id` is unknown: it registers its ids only on import.
 
-    panda-gym (pybullet) and our robot envs are imported lazily: they are slow to import and the
-    robot module may be absent in a partial checkout; a missing module simply leaves the id
-    unknown, and the caller reports that.
+    Our own ids are registered by `import rl_control`. panda-gym (pybullet) is imported lazily
+    because it is slow to import and optional; a missing module leaves the id unknown, and the
+    caller reports that.
     """
     if env_id in gym.envs.registry:
         return
-    modules = ['rl_control.sim.panda_envs', 'panda_gym']
-    if not env_id.startswith('rl_control/'):
-        modules.reverse()
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            continue
-        if env_id in gym.envs.registry:
-            return
+    try:
+        importlib.import_module('panda_gym')
+    except ImportError:
+        pass
 
 
 def make_env(env_id: str, seed: int | None = None, env_kwargs: dict[str, Any] | None = None,

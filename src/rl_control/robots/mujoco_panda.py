@@ -12,14 +12,14 @@ from importlib import resources
 import mujoco
 import numpy as np
 
-from rl_control.sim.panda import PANDA
+from rl_control.robots.kinematics import PANDA
 
 MODEL_FILE = 'panda.xml'
 
 
 def model_path() -> str:
     """Path of the packaged MJCF (built from this package's files; nothing is downloaded)."""
-    return str(resources.files('rl_control.sim') / 'assets' / MODEL_FILE)
+    return str(resources.files('rl_control.robots') / 'assets' / MODEL_FILE)
 
 
 class MujocoPanda:

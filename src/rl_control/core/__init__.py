@@ -1,1 +1,0 @@
-"""Pure learning code: networks, buffers, algorithms, training loop, bundles. No ROS."""

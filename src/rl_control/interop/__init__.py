@@ -1,0 +1,1 @@
+"""Interoperability with other RL libraries (Stable-Baselines3 model import)."""

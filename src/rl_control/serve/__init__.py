@@ -1,0 +1,1 @@
+"""The serving loop, pure (no ROS): bundle -> policy -> contract -> safety -> command."""

@@ -1,0 +1,1 @@
+"""The training loop: collectors, schedule, persistence, run logging, evaluation, configs."""
