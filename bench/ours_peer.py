@@ -18,7 +18,7 @@ T0 = float(os.environ.get('BENCH_T0', time.time()))
 import torch  # noqa: E402
 
 from rl_control.train.config import load_config  # noqa: E402
-from rl_control.train.loop import train  # noqa: E402
+from rl_control.train.learn import train  # noqa: E402
 
 
 def main() -> None:

@@ -111,7 +111,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         print(f'{args.config}: OK ({cfg.algo} on {cfg.env}, {cfg.total_steps} steps)')
         return 0
     out = Path(args.out) if args.out else Path('runs') / Path(args.config).stem
-    from rl_control.train.loop import ResumeError, train
+    from rl_control.train.learn import ResumeError, train
 
     command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
     print(f'training {cfg.algo} on {cfg.env} for {cfg.total_steps} steps -> {out}', flush=True)

@@ -76,7 +76,7 @@ RUN = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from rl_control.train.config import config_from_dict
-    from rl_control.train.loop import Callback, train
+    from rl_control.train.learn import Callback, train
 
     out, resume, kill_at = sys.argv[1], sys.argv[2] == '1', int(sys.argv[3])
     algo = sys.argv[4]
@@ -142,7 +142,7 @@ def test_checkpoint_requested_from_another_thread(tmp_path):
     import threading
 
     from rl_control.train.config import config_from_dict
-    from rl_control.train.loop import Callback, TrainControl, train
+    from rl_control.train.learn import Callback, TrainControl, train
 
     control = TrainControl()
     saved = []
@@ -165,3 +165,15 @@ def test_checkpoint_requested_from_another_thread(tmp_path):
     # A checkpoint right after the request (step 101), then the final one.
     assert saved[0][:2] == (101, True) and saved[-1][0] == 300
     assert (tmp_path / 'checkpoints' / 'latest').read_text().strip().endswith('300.pt')
+
+
+def test_resume_refuses_other_formats_and_other_tasks(tmp_path):
+    from rl_control.train.persistence import CHECKPOINT_FORMAT, ResumeError, check_resumable
+
+    cfg = {'env': 'Pendulum-v1', 'algo': 'sac', 'n_envs': 1}
+    with pytest.raises(ResumeError, match='rl_control.checkpoint/1'):
+        check_resumable({'format': 'rl_control.checkpoint/1', 'config': cfg}, cfg, tmp_path)
+    with pytest.raises(ResumeError, match='differs .* in env'):
+        check_resumable({'format': CHECKPOINT_FORMAT, 'config': {**cfg, 'env': 'X-v0'}}, cfg,
+                        tmp_path)
+    check_resumable({'format': CHECKPOINT_FORMAT, 'config': cfg}, cfg, tmp_path)

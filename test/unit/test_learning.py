@@ -15,7 +15,7 @@ from rl_control.envs.factory import (
     policy_input,
 )
 from rl_control.train.config import config_from_dict
-from rl_control.train.loop import TrainControl, train
+from rl_control.train.learn import TrainControl, train
 from rl_control.train.persistence import latest_checkpoint, load_checkpoint
 
 

@@ -55,6 +55,12 @@ class JointVelocityRobot(Protocol):
     def joint_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
         """(names, positions, velocities, efforts), arm and finger joints, any order."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """The complete simulator state (for checkpoints taken mid-episode)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict."""
+
 
 def panda_contract(joint_names: tuple[str, ...] = PANDA.arm_joint_names) -> RobotContract:
     """The contract every Panda reach env (and its bundles) uses."""
@@ -185,6 +191,17 @@ class PandaJointReachBase(gym.Env):
     def _info(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
         d = float(np.linalg.norm(obs['achieved_goal'] - obs['desired_goal']))
         return {'is_success': d <= self.task.distance_threshold, 'distance': d}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Simulator state, goal and RNG: a checkpoint mid-episode resumes exactly."""
+        return {'sim': self.sim.state_dict(), 'goal': self._goal.copy(),
+                'rng': self.np_random.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict."""
+        self.sim.load_state_dict(state['sim'])
+        self._goal = np.asarray(state['goal'], np.float32).copy()
+        self.np_random.bit_generator.state = state['rng']
 
     def policy_input(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The vector a policy sees: concat(observation, desired_goal) (= the contract vector)."""

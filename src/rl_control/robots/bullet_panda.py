@@ -8,6 +8,7 @@ stepped at panda-gym's 2 ms. The task, observation and action mapping are `panda
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import pybullet as pb
@@ -68,6 +69,7 @@ class BulletPanda:
     def set_joint_velocity_command(self, qd_cmd: np.ndarray) -> None:
         """Joint velocity command for the 7 arm joints, clamped at the velocity limits."""
         cmd = np.clip(qd_cmd, -PANDA.limits.qd_max, PANDA.limits.qd_max)
+        self._cmd = cmd
         pb.setJointMotorControlArray(self.body, ARM_INDICES, pb.VELOCITY_CONTROL,
                                      targetVelocities=cmd.tolist(),
                                      forces=PANDA.limits.effort_max.tolist(), **self._c)
@@ -91,6 +93,22 @@ class BulletPanda:
         qd = np.array([s[1] for s in states])
         tau = np.array([s[3] for s in states])
         return self.joint_names, q, qd, tau
+
+    def state_dict(self) -> dict[str, Any]:
+        """Joint positions, velocities and the held velocity command (exact resume).
+
+        For a fixed-base arm without contacts that is the whole Bullet state.
+        """
+        _, q, qd, _ = self.joint_state()
+        return {'q': q, 'qd': qd, 'cmd': self._cmd.copy(), 'time': self.time}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict."""
+        for k, i in enumerate(self._indices):
+            pb.resetJointState(self.body, i, float(state['q'][k]), float(state['qd'][k]),
+                               **self._c)
+        self.set_joint_velocity_command(state['cmd'])
+        self.time = float(state['time'])
 
     def ee_position(self) -> np.ndarray:
         """Bullet's own end-effector position (link 11), base frame (the base is at origin)."""

@@ -8,6 +8,7 @@ efforts, finger joints included) and a joint velocity (or effort) command.
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -116,6 +117,20 @@ class MujocoPanda:
         mujoco.mj_step(self.model, self.data, nstep=n)
 
     step_physics = step
+
+    _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+
+    def state_dict(self) -> dict[str, Any]:
+        """MuJoCo's full integration state and the control mode (exact resume)."""
+        state = np.empty(mujoco.mj_stateSize(self.model, self._STATE))
+        mujoco.mj_getState(self.model, self.data, state, self._STATE)
+        return {'mode': self.mode, 'state': state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict (no mj_forward: it would overwrite the solver warm start)."""
+        if state['mode'] != self.mode:
+            self.set_control_mode(state['mode'])
+        mujoco.mj_setState(self.model, self.data, np.asarray(state['state']), self._STATE)
 
     def arm_state(self) -> tuple[np.ndarray, np.ndarray]:
         """Arm joint positions and velocities (copies), shape (7,) each: the cheap path."""

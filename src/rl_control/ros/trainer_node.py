@@ -62,7 +62,7 @@ class TrainerNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('trainer', **kwargs)
-        from rl_control.train.loop import TrainControl
+        from rl_control.train.learn import TrainControl
 
         self.p = declare(self, TrainerParams)
         self.control = TrainControl()
@@ -81,7 +81,7 @@ class TrainerNode(Node):
 
     def callbacks(self) -> Any:
         """The `core.loop.Callback` that reports into this node."""
-        from rl_control.train.loop import Callback
+        from rl_control.train.learn import Callback
 
         node = self
 
@@ -121,7 +121,7 @@ class TrainerNode(Node):
 def main(argv: list[str] | None = None) -> int:
     """Entry point `trainer`: `trainer --ros-args -p config:=... -p out:=...`."""
     from rl_control.train.config import load_config
-    from rl_control.train.loop import train
+    from rl_control.train.learn import train
 
     args = sys.argv if argv is None else ['trainer', *argv]
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)

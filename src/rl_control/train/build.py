@@ -1,0 +1,55 @@
+"""Construction of a run's learning objects from its config: agent, normalizers, buffer."""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from rl_control.envs.factory import is_goal_space, obs_dims
+from rl_control.train.config import TrainConfig
+
+
+def make_agent(spec: Any, obs_dim: int, act_dim: int, algo_cfg: Any, n_envs: int,
+               seed: int) -> Any:
+    """The algorithm's agent; TD3/DDPG also get n_envs (one exploration-noise state per env)."""
+    kwargs: dict[str, Any] = {'seed': seed}
+    if 'n_envs' in inspect.signature(spec.agent_cls.__init__).parameters:
+        kwargs['n_envs'] = n_envs
+    return spec.agent_cls(obs_dim, act_dim, algo_cfg, **kwargs)
+
+
+def make_normalizer(cfg: TrainConfig, obs_dim: int) -> Any:
+    """A running observation normalizer, or None when `normalize_obs` is off."""
+    if not cfg.normalize_obs:
+        return None
+    from rl_control.algos.normalizer import RunningNormalizer
+    return RunningNormalizer(obs_dim)
+
+
+def make_reward_scaler(cfg: TrainConfig, algo_cfg: Any) -> Any:
+    """SB3 VecNormalize-style reward scaling, or None when `normalize_reward` is off."""
+    if not cfg.normalize_reward:
+        return None
+    from rl_control.algos.normalizer import RewardScaler
+    return RewardScaler(cfg.n_envs, gamma=getattr(algo_cfg, 'gamma', 0.99))
+
+
+def make_buffer(cfg: TrainConfig, algo_cfg: Any, envs: Any, seed: Any) -> Any:
+    """Uniform replay, or HER replay (needs a goal env) when the config has `her`."""
+    from rl_control.algos import buffers
+
+    space = envs.single_observation_space
+    obs_dim, goal_dim = obs_dims(space)
+    act_dim = int(np.prod(envs.single_action_space.shape))
+    # numpy allocates lazily: a 1e6 buffer costs memory only as it fills.
+    capacity = int(getattr(algo_cfg, 'buffer_size', 1_000_000))
+    if cfg.her is None:
+        return buffers.ReplayBuffer(obs_dim, act_dim, capacity, seed=seed)
+    if not is_goal_space(space):
+        raise ValueError(f'her: {cfg.env} has no goal observations '
+                         '(observation/achieved_goal/desired_goal)')
+    compute_reward = envs.envs[0].unwrapped.compute_reward
+    return buffers.HerReplayBuffer(obs_dim - goal_dim, goal_dim, act_dim, capacity,
+                                   compute_reward, n_envs=cfg.n_envs, k=cfg.her.k,
+                                   strategy=cfg.her.strategy, seed=seed)

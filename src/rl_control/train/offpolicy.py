@@ -1,0 +1,93 @@
+"""Off-policy collection and training (SAC, TD3, DDPG; optional HER), as SB3 splits them.
+
+`step` is SB3's `collect_rollouts` for one vector step: act (uniform random actions before
+`learning_starts`, as SB3 does), step the envs, store the transition with the TRUE final
+observation of every finished episode, and keep terminated apart from truncated. `train` is
+SB3's `train`: every `train_freq` vector steps, `gradient_steps` updates on replayed batches
+(-1: as many as env steps were collected), normalized with the running statistics at sampling
+time so that moving statistics never get frozen into stored data.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rl_control.envs.factory import final_observations, policy_input
+from rl_control.train.episodes import EpisodeStats
+
+
+class OffPolicyCollector:
+    """Holds the latest observations of the vector env between steps."""
+
+    def __init__(self, envs: Any, agent: Any, buffer: Any, normalizer: Any, algo_cfg: Any,
+                 her: bool, rng: np.random.Generator, stats: EpisodeStats) -> None:
+        self.envs, self.agent, self.buffer, self.normalizer = envs, agent, buffer, normalizer
+        self.her, self.rng, self.stats = her, rng, stats
+        self.n_envs = envs.num_envs
+        self.act_dim = int(np.prod(envs.single_action_space.shape))
+        self.learning_starts = int(getattr(algo_cfg, 'learning_starts', 100))
+        self.train_freq = max(1, int(getattr(algo_cfg, 'train_freq', 1)))
+        self.gradient_steps = int(getattr(algo_cfg, 'gradient_steps', 1))
+        self.batch_size = int(getattr(algo_cfg, 'batch_size', 256))
+        self.obs: Any = None
+        self.iteration = 0  # vector steps taken
+
+    def reset(self, seed: int) -> None:
+        """Reset every env (a fresh run, or a resume whose envs could not be snapshotted)."""
+        self.obs, _ = self.envs.reset(seed=seed)
+        self.stats.restart()
+        self.agent.reset_noise(None)
+        if hasattr(self.buffer, 'end_episodes'):  # HER: episodes never span a reset
+            self.buffer.end_episodes()
+
+    def step(self, env_steps: int, cut: bool = False) -> None:
+        """One vector step. `cut`: the running episodes end here (stored as truncated)."""
+        x = policy_input(self.obs)
+        if self.normalizer is not None:
+            self.normalizer.update(x)
+        if env_steps < self.learning_starts:
+            actions = self.rng.uniform(-1.0, 1.0, (self.n_envs, self.act_dim)).astype(np.float32)
+        else:
+            actions = self.agent.act(self._norm(x), deterministic=False)
+        next_obs, rew, terminated, truncated, infos = self.envs.step(actions)
+        trunc_store = np.logical_or(truncated, cut)
+        real_next = final_observations(next_obs, infos)
+        if self.her:  # the HER buffer stores the dict observations
+            self.buffer.add(self.obs, actions, rew, real_next, terminated, trunc_store)
+        else:
+            self.buffer.add(x, actions, rew, policy_input(real_next), terminated, trunc_store)
+        done = self.stats.add(rew, terminated, truncated)
+        if done.size:
+            self.agent.reset_noise(done)
+        self.obs = next_obs
+        self.iteration += 1
+
+    def train(self, env_steps: int, total_steps: int) -> dict[str, float] | None:
+        """The updates due after this step (None when none are), returning the last metrics."""
+        if env_steps < self.learning_starts or self.iteration % self.train_freq:
+            return None
+        n = self.gradient_steps if self.gradient_steps > 0 else self.train_freq * self.n_envs
+        if hasattr(self.agent, 'set_progress'):
+            self.agent.set_progress(1.0 - env_steps / total_steps)
+        metrics = None
+        for _ in range(n):
+            batch = self.buffer.sample(self.batch_size)
+            if self.normalizer is not None:
+                batch.obs = self.normalizer.normalize_torch(batch.obs)
+                batch.next_obs = self.normalizer.normalize_torch(batch.next_obs)
+            metrics = self.agent.update(batch)
+        return metrics
+
+    def _norm(self, x: np.ndarray) -> np.ndarray:
+        return x if self.normalizer is None else self.normalizer.normalize(x)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The latest observations, the step counter and the warm-up RNG."""
+        return {'obs': self.obs, 'iteration': self.iteration,
+                'rng': self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict."""
+        self.obs, self.iteration = state['obs'], int(state['iteration'])
+        self.rng.bit_generator.state = state['rng']
