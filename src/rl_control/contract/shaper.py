@@ -1,0 +1,328 @@
+"""The command shaper: a policy's joint-velocity target -> a motion a real Franka accepts.
+
+A Franka checks every commanded reference at 1 kHz against its velocity, acceleration and jerk
+limits and stops with a reflex at the first violation; a policy that jumps its velocity target
+every 40 ms is a velocity staircase, i.e. an acceleration spike, to the robot. The shaper plans
+from the current reference state (position, velocity, acceleration) to the target velocity
+with Ruckig (Berscheid & Kroeger, RSS 2021: time-optimal, jerk-limited online trajectories; the
+generator MoveIt's servo smoothing uses), each joint independently, inside fractions of the
+robot profile's limits. The same object shapes the actions in the training env and in the
+policy server, so a policy learns the motion the arm will make.
+
+A plan starts at `t0`, `lead_s` after the tick that computed it (the budget for message
+latency), on the previous plan's time grid and from the previous plan's exact state there, so
+consecutive plans join without a step in any derivative. It holds the target for one control
+period and then brakes to rest (the "tail"): sent as one joint trajectory, a controller that
+receives nothing more brings the arm to rest within limits by itself.
+
+Position guard: before a plan is accepted, the position where its tail stops must lie inside
+the soft limits (the profile's position limits shrunk by `position_margin`). A joint that
+fails gets target 0, i.e. it brakes now; this is always feasible, because the previous plan's
+tail, which starts from this very state, passed the same check. A joint already outside the
+soft limits (after a re-anchor) may only move back in.
+
+Time is whatever clock the host uses (seconds, float); nothing here reads a clock.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+import math
+from typing import Any
+
+import numpy as np
+from ruckig import ControlInterface, InputParameter, Result, Ruckig, Synchronization, Trajectory
+
+GRID_S = 1e-3  # the robot's control cycle: plan starts and samples lie on this grid
+
+
+class ShaperError(ValueError):
+    """Settings or inputs the shaper cannot work with; the message names the field."""
+
+
+@dataclass(frozen=True)
+class ShaperConfig:
+    """How the shaper plans; recorded in policy.yaml (`shaper:`) so serving matches training.
+
+    The fractions scale the profile's limits: planning below the limits leaves room for the
+    controller's spline interpolation between waypoints (a quintic through samples of a
+    bang-bang-jerk profile overshoots the planned jerk) and for finite-difference noise.
+    """
+
+    period_s: float = 0.04
+    lead_s: float = 0.02
+    sample_s: float = 0.004
+    velocity_fraction: float = 0.9
+    acceleration_fraction: float = 0.7
+    jerk_fraction: float = 0.4
+    position_margin: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ('period_s', 'sample_s'):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ShaperError(f'shaper.{name} must be > 0, got {value!r}')
+        for name in ('period_s', 'lead_s', 'sample_s'):
+            steps = getattr(self, name) / GRID_S
+            if abs(steps - round(steps)) > 1e-6 or steps < 0:
+                raise ShaperError(f'shaper.{name} must be a whole number of milliseconds, got '
+                                  f'{getattr(self, name)!r}')
+        if round(self.period_s / GRID_S) % round(self.sample_s / GRID_S):
+            raise ShaperError(f'shaper.period_s ({self.period_s}) must be a multiple of '
+                              f'shaper.sample_s ({self.sample_s})')
+        for name in ('velocity_fraction', 'acceleration_fraction', 'jerk_fraction'):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ShaperError(f'shaper.{name} must be in (0, 1], got {value!r}')
+        if not 0.0 <= self.position_margin < 0.5:
+            raise ShaperError(f'shaper.position_margin must be in [0, 0.5) rad, got '
+                              f'{self.position_margin!r}')
+
+    def to_yaml(self) -> dict[str, float]:
+        """The policy.yaml `shaper:` section."""
+        return {k: float(getattr(self, k)) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_yaml(cls, d: dict[str, Any] | None, period_s: float | None = None
+                  ) -> ShaperConfig:
+        """Parse a `shaper:` section (None: defaults, with the bundle's control period)."""
+        d = dict(d or {})
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ShaperError(f'shaper: unknown key(s) {unknown}; known: '
+                              f'{sorted(cls.__dataclass_fields__)}')
+        if period_s is not None:
+            d.setdefault('period_s', period_s)
+        try:
+            return cls(**{k: float(v) for k, v in d.items()})
+        except (TypeError, ValueError) as exc:
+            raise ShaperError(f'shaper: {exc}') from None
+
+
+@dataclass(frozen=True, eq=False)
+class Limits:
+    """Joint limits in planning order: position range, velocity, acceleration, jerk (7,)."""
+
+    q_min: np.ndarray
+    q_max: np.ndarray
+    qd_max: np.ndarray
+    qdd_max: np.ndarray
+    qddd_max: np.ndarray
+
+    @classmethod
+    def from_profile(cls, profile: Any, order: Sequence[int] | None = None) -> Limits:
+        """A robot profile's limits (optionally permuted into another joint order)."""
+        idx = np.arange(len(profile.q_min)) if order is None else np.asarray(order)
+        return cls(*(np.asarray(getattr(profile, k), np.float64)[idx].copy()
+                     for k in ('q_min', 'q_max', 'qd_max', 'qdd_max', 'qddd_max')))
+
+
+@dataclass
+class MotionState:
+    """Reference position, velocity and acceleration of every joint, float64 (n,)."""
+
+    q: np.ndarray
+    qd: np.ndarray
+    qdd: np.ndarray
+
+    def copy(self) -> MotionState:
+        """An independent copy."""
+        return MotionState(self.q.copy(), self.qd.copy(), self.qdd.copy())
+
+
+@dataclass(eq=False)
+class Plan:
+    """A planned motion: `move` toward the target from t0, then `tail` to rest from t0 + hold.
+
+    `move` is None for a plan that only holds still (rest at `rest_q`).
+    """
+
+    t0: float
+    hold_s: float
+    move: Trajectory | None
+    tail: Trajectory | None
+    rest_q: np.ndarray
+    target: np.ndarray
+    braking: bool = False
+    limited: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    @property
+    def end(self) -> float:
+        """When the arm is at rest if nothing replaces this plan."""
+        return self.t0 + self.hold_s + (self.tail.duration if self.tail is not None else 0.0)
+
+    def at(self, t: float) -> MotionState:
+        """The reference at time `t` (before t0: the start state; after the end: at rest)."""
+        n = len(self.rest_q)
+        if self.move is None or t >= self.end:
+            return MotionState(self.rest_q.copy(), np.zeros(n), np.zeros(n))
+        dt = max(t - self.t0, 0.0)
+        if dt <= self.hold_s or self.tail is None:
+            q, qd, qdd = self.move.at_time(dt)
+        else:
+            q, qd, qdd = self.tail.at_time(dt - self.hold_s)
+        return MotionState(np.array(q), np.array(qd), np.array(qdd))
+
+    def samples(self, sample_s: float) -> list[tuple[float, MotionState]]:
+        """(time from t0, state) every `sample_s` from t0, the last one exactly at rest."""
+        out = []
+        span = self.end - self.t0
+        k = 0
+        while k * sample_s < span - 0.5 * GRID_S:
+            out.append((k * sample_s, self.at(self.t0 + k * sample_s)))
+            k += 1
+        out.append((span, self.at(self.end)))
+        return out
+
+
+class Shaper:
+    """Jerk-limited velocity tracking from the previous plan's state (see module docstring)."""
+
+    def __init__(self, limits: Limits, config: ShaperConfig,
+                 velocity_limits: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None
+                 = None) -> None:
+        """`velocity_limits(q) -> (lower, upper)`: position-dependent bounds (the FR3's)."""
+        self.limits, self.cfg = limits, config
+        self.velocity_limits = velocity_limits
+        self.n = len(limits.q_min)
+        self.soft_min = limits.q_min + config.position_margin
+        self.soft_max = limits.q_max - config.position_margin
+        self.v_max = limits.qd_max * config.velocity_fraction
+        self._otg = Ruckig(self.n)
+        self._inp = InputParameter(self.n)
+        self._inp.control_interface = ControlInterface.Velocity
+        self._inp.synchronization = Synchronization.No
+        self._inp.max_velocity = (limits.qd_max * config.velocity_fraction).tolist()
+        self._inp.max_acceleration = (limits.qdd_max * config.acceleration_fraction).tolist()
+        self._inp.max_jerk = (limits.qddd_max * config.jerk_fraction).tolist()
+        self._inp.target_acceleration = [0.0] * self.n
+        self.plan: Plan | None = None
+        self.previous: Plan | None = None
+        self.late_plans = 0  # plans that started later than one period after the previous
+
+    # -- anchoring ----------------------------------------------------------------------------
+    def anchor(self, t: float, q: Sequence[float], qd: Sequence[float] | None = None) -> None:
+        """Forget the plan: the reference is the measured state (q, qd, zero acceleration) at t.
+
+        For the start of serving and for an arm that is really elsewhere (after a reflex and
+        its recovery, a controller switch, the arm moved by hand), never for late states.
+        """
+        q = np.asarray(q, np.float64)
+        qd = np.zeros(self.n) if qd is None else np.asarray(qd, np.float64)
+        if q.shape != (self.n,) or qd.shape != (self.n,):
+            raise ShaperError(f'anchor needs {self.n} positions and velocities')
+        start = MotionState(q.copy(), qd.copy(), np.zeros(self.n))
+        t0 = round(t / GRID_S) * GRID_S
+        self.previous = None
+        self.plan = self._make(t0, start, np.zeros(self.n), hold_s=0.0)
+        if not np.any(qd):
+            self.plan.move = None  # at rest: nothing to plan
+            self.plan.tail = None
+
+    @property
+    def anchored(self) -> bool:
+        """Whether there is a reference to plan from."""
+        return self.plan is not None
+
+    # -- planning -----------------------------------------------------------------------------
+    def next_start(self, now: float) -> float:
+        """The start of the next plan: on the current plan's sample grid, >= now + lead."""
+        assert self.plan is not None, 'anchor() first'
+        step = self.cfg.sample_s
+        t_prev = self.plan.t0
+        k = max(1, math.ceil((now + self.cfg.lead_s - t_prev) / step - 1e-9))
+        return t_prev + k * step
+
+    def step(self, now: float, v_target: Sequence[float]) -> Plan:
+        """Plan toward `v_target` [rad/s] for one period, starting at `next_start(now)`."""
+        target = np.clip(np.asarray(v_target, np.float64), -self.v_max, self.v_max)
+        if target.shape != (self.n,) or not np.all(np.isfinite(target)):
+            raise ShaperError(f'velocity target must be {self.n} finite numbers')
+        return self._advance(now, target, braking=False)
+
+    def _band(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.velocity_limits is None:
+            return -self.limits.qd_max, self.limits.qd_max
+        return self.velocity_limits(q)
+
+    def brake(self, now: float) -> Plan:
+        """Bring every joint to rest as fast as the limits allow, from the current plan."""
+        return self._advance(now, np.zeros(self.n), braking=True)
+
+    def _advance(self, now: float, target: np.ndarray, braking: bool) -> Plan:
+        assert self.plan is not None, 'anchor() first'
+        t0 = self.next_start(now)
+        if t0 > self.plan.t0 + max(self.plan.hold_s, self.cfg.period_s) + 1e-9:
+            self.late_plans += 1
+        start = self.plan.at(t0)
+        hold = self.cfg.period_s
+        if self.velocity_limits is not None and not braking:
+            lo, hi = self._band(start.q)
+            frac = self.cfg.velocity_fraction
+            target = np.clip(target, np.minimum(lo * frac, 0.0), np.maximum(hi * frac, 0.0))
+        if braking:
+            plan = self._make(t0, start, target, hold_s=0.0)
+        else:
+            plan = self._make(t0, start, target, hold)
+            bad = self._leaves_soft_limits(plan, start)
+            if bad.any():
+                target = np.where(bad, 0.0, target)
+                plan = self._make(t0, start, target, hold)
+                plan.limited = bad
+        plan.braking = braking
+        self.previous, self.plan = self.plan, plan
+        return plan
+
+    def _ruckig(self, start: MotionState, target: np.ndarray) -> Trajectory:
+        inp = self._inp
+        inp.current_position = start.q.tolist()
+        inp.current_velocity = start.qd.tolist()
+        inp.current_acceleration = start.qdd.tolist()
+        inp.target_velocity = target.tolist()
+        traj = Trajectory(self.n)
+        result = self._otg.calculate(inp, traj)
+        if result not in (Result.Working, Result.Finished):
+            raise ShaperError(f'Ruckig could not plan from {start} to {target}: {result}')
+        return traj
+
+    def _make(self, t0: float, start: MotionState, target: np.ndarray, hold_s: float) -> Plan:
+        move = self._ruckig(start, target)
+        q1, qd1, qdd1 = move.at_time(hold_s)
+        tail = self._ruckig(MotionState(np.array(q1), np.array(qd1), np.array(qdd1)),
+                            np.zeros(self.n))
+        rest = np.array(tail.at_time(tail.duration)[0])
+        return Plan(t0, hold_s, move, tail, rest, target.copy(),
+                    limited=np.zeros(self.n, bool))
+
+    def _leaves_soft_limits(self, plan: Plan, start: MotionState) -> np.ndarray:
+        """Joints whose motion (hold, then stop) would leave the soft limits further.
+
+        The positions are sampled on the waypoint grid and at the stop (Ruckig's
+        `position_extrema` is not reliable for velocity-interface profiles); between samples
+        a joint moves at most v * sample_s, and the extremes of a stopping motion lie where
+        it is slowest.
+        """
+        states = [s for _, s in plan.samples(self.cfg.sample_s)]
+        qs = np.array([s.q for s in states])
+        floor = np.minimum(self.soft_min, start.q)
+        ceil = np.maximum(self.soft_max, start.q)
+        bad = (qs.min(0) < floor - 1e-12) | (qs.max(0) > ceil + 1e-12)
+        if self.velocity_limits is not None:
+            # The FR3's band narrows toward its limits: check each sample against the band at
+            # the position the joint reaches by the next sample (between samples it is tighter).
+            for s in states:
+                lo, hi = self.velocity_limits(s.q + s.qd * self.cfg.sample_s)
+                bad |= (s.qd < lo) | (s.qd > hi)
+        return bad
+
+    # -- reading the reference ----------------------------------------------------------------
+    def reference(self, t: float) -> MotionState:
+        """The reference the robot follows at `t`: the newest plan that has started by then."""
+        assert self.plan is not None, 'anchor() first'
+        if t < self.plan.t0 and self.previous is not None:
+            return self.previous.at(t)
+        return self.plan.at(t)
+
+    def at_rest(self, t: float) -> bool:
+        """Whether the reference is at rest from `t` on (the current plan has ended)."""
+        return self.plan is None or t >= self.plan.end - 1e-12 or self.plan.move is None
