@@ -1,0 +1,1 @@
+"""Franka-faithful robot models (pure Python, no ROS): limits, reflexes, controllers."""
