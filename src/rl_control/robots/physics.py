@@ -79,8 +79,10 @@ class MujocoTracking:
     """The packaged MuJoCo Panda (1 ms step) tracking the reference with its velocity actuators.
 
     Tracking law ctrl = qd_ref + kp * (q_ref - q) on the actuators' kv * (ctrl - qd); torque
-    commands use MujocoPanda's effort mode. The model's kinematics are the Panda's; for an FR3
-    profile only the limits differ (the checker uses the profile's, not the model's).
+    commands use MujocoPanda's effort mode. With kp = 50 1/s a 0.3 rad/s ramp is tracked within
+    3e-4 rad, and after a reflex the arm settles on the stopped brake reference within ~100 ms
+    (coupled joint dynamics; ExactTracking stops with the reference). The model's kinematics are
+    the Panda's; for an FR3 profile only the limits differ (the checker uses the profile's).
     """
 
     def __init__(self, kp: float = 50.0, qd_max: np.ndarray | None = None) -> None:
