@@ -89,7 +89,7 @@ class FrankaArm:
         self.reflex_history: list[tuple[float, str]] = []
         q = profile.home if q0 is None else np.asarray(q0, dtype=np.float64)
         self.physics.reset(q)
-        self._activate(np.array(q, dtype=np.float64))
+        self._activate(np.array(q, dtype=np.float64), np.zeros(7))
 
     # -- commands ----------------------------------------------------------------------------
     @property
@@ -201,11 +201,15 @@ class FrankaArm:
         self.physics.set_reference(self._brake_q, qd, qdd)
 
     def recover(self) -> None:
-        """Error recovery + controller re-activation (see module docstring); mode -> idle."""
-        q, _, _ = self.physics.state()
-        self._activate(q)
+        """Error recovery + controller re-activation (see module docstring); mode -> idle.
 
-    def _activate(self, q: np.ndarray) -> None:
+        Meant for an arm at rest (state()['at_rest'], within brake_time_bound of the reflex), as
+        libfranka's automaticErrorRecovery is; the reference restarts at rest on the measured q.
+        """
+        q, qd, _ = self.physics.state()
+        self._activate(q, qd)
+
+    def _activate(self, q: np.ndarray, qd: np.ndarray) -> None:
         self.mode = 'idle'
         self.reflex: str | None = None
         self.reflex_violation: Violation | None = None
@@ -213,7 +217,7 @@ class FrankaArm:
         self.reflex_time: float | None = None
         self.checker.reset(q)
         if self.jtc is not None:
-            self.jtc.activate(q, np.zeros(7), position_command=None)
+            self.jtc.activate(q, qd, position_command=None)
         else:
             self.forward.activate()
         self._interface = q.copy() if _INTERFACE[self.command_type] == 'position' else np.zeros(7)
