@@ -1,0 +1,156 @@
+"""The robot's 1 kHz reference check: finite differences on the 1 ms grid, libfranka error names.
+
+Why finite differences: FCI never sees a spline, only one commanded sample per millisecond. It
+derives what the motion generator asks for from the difference to the previous desired state,
+exactly as libfranka's limiter models it (libfranka 0.15.0 src/rate_limiting.cpp limitRate:
+`commanded_jerk = ((v - last_v) / kDeltaT - last_a) / kDeltaT`, with last_v / last_a the robot's
+`dq_d` / `ddq_d`). A reference that is smooth in continuous time but jumps on the grid (a
+re-planned spline that starts half a millisecond off) is judged on the grid.
+
+Necessary conditions (Franka robot_specifications / control_parameters docs, "Joint trajectory
+requirements" and "Torque control requirements"): q_min < q_c < q_max, |dq_c| < dq_max,
+|ddq_c| < ddq_max, |dddq_c| < dddq_max; for torque control only |dtau_d| < dtau_max. Torque range
+|tau_d| < tau_max is a RECOMMENDED condition: the robot adjusts the command, it does not abort, so
+it is clipped here (counted), not raised. errors.h (0.9.2 and 0.15.0) has no commanded-torque-range
+error; `tau_j_range_violation` is about the MEASURED torque signal and is not modelled.
+
+Error names (libfranka 0.15.0 include/franka/errors.h, the same 41 flags as 0.9.2):
+- joint_motion_generator_position_limits_violation: "would move into a joint limit"
+- joint_motion_generator_velocity_limits_violation: "exceeded velocity limits"
+- joint_motion_generator_velocity_discontinuity: "commanded velocity ... discontinuous", i.e. the
+  acceleration limit
+- joint_motion_generator_acceleration_discontinuity: the jerk limit
+- controller_torque_discontinuity: "torque set by the external controller is discontinuous"
+- joint_position_limits_violation / joint_velocity_violation: the MEASURED arm moved past the
+  joint limits / exceeded joint velocity limits.
+The robot reports a bitset; `check` returns the first in the order position, velocity,
+acceleration, jerk (lowest joint index first) and keeps all of them in `last_violations`.
+
+Thresholds: the nominal limits of the profile, violated when not strictly inside (the docs'
+strict inequalities). libfranka's `kLimitEps` is the margin its own limiter keeps inside them
+(profiles.K_LIMIT_EPS), so libfranka-limited streams pass despite floating-point round-off.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from rl_control.robots.profiles import RobotProfile
+
+Interface = Literal['position', 'velocity', 'effort']
+
+POSITION_LIMITS = 'joint_motion_generator_position_limits_violation'
+VELOCITY_LIMITS = 'joint_motion_generator_velocity_limits_violation'
+VELOCITY_DISCONTINUITY = 'joint_motion_generator_velocity_discontinuity'
+ACCELERATION_DISCONTINUITY = 'joint_motion_generator_acceleration_discontinuity'
+TORQUE_DISCONTINUITY = 'controller_torque_discontinuity'
+MEASURED_POSITION_LIMITS = 'joint_position_limits_violation'
+MEASURED_VELOCITY = 'joint_velocity_violation'
+NON_FINITE_COMMAND = 'non_finite_command'
+"""Not a robot flag: franka_hardware's write() returns ERROR for a non-finite command
+(franka_ros2 franka_hardware_interface.cpp hasInfinite) and libfranka's checkFinite throws
+"Commanding value is infinite or NaN."; either way the motion ends, so it stops the arm too."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One violated condition: the libfranka name, the joint (0-based) and the numbers."""
+
+    name: str
+    joint: int
+    quantity: str
+    value: float
+    limit: float
+
+
+def _first_outside(values: np.ndarray, lower: np.ndarray, upper: np.ndarray, name: str,
+                   quantity: str, out: list[Violation]) -> None:
+    """Append a Violation for every joint with value not strictly inside (lower, upper)."""
+    bad = np.flatnonzero(~((values > lower) & (values < upper)))
+    for j in bad:
+        limit = upper[j] if values[j] >= upper[j] else lower[j]
+        out.append(Violation(name, int(j), quantity, float(values[j]), float(limit)))
+
+
+class FrankaLimitChecker:
+    """Stateful per-tick checker for one command interface; feed one sample per 1 ms tick.
+
+    Its state is the robot's desired state (libfranka RobotState q_d, dq_d, ddq_d, tau_J_d).
+    `reset(q)` models a motion start after idle / recovery: the previous samples are the held
+    state of an arm at rest, so a first command that jumps (a velocity step from rest, a torque
+    step from zero) is caught at its first tick.
+    """
+
+    def __init__(self, profile: RobotProfile, interface: Interface, dt: float = 1e-3) -> None:
+        if interface not in ('position', 'velocity', 'effort'):
+            raise ValueError(f"interface must be position, velocity or effort, got {interface!r}")
+        self.profile = profile
+        self.interface: Interface = interface
+        self.dt = float(dt)
+        self.last_violations: tuple[Violation, ...] = ()
+        self.reset(profile.home)
+
+    def reset(self, q: np.ndarray) -> None:
+        """Restart from rest at `q`: q_d = q, dq_d = ddq_d = 0, tau_J_d = 0."""
+        self.q_d = np.array(q, dtype=np.float64)
+        self.dq_d = np.zeros(7)
+        self.ddq_d = np.zeros(7)
+        self.tau_d = np.zeros(7)
+        self.last_violations = ()
+
+    def check(self, command: np.ndarray) -> Violation | None:
+        """Judge one commanded sample; on success it becomes the new desired state.
+
+        position: command = q_c; velocity: command = dq_c (q_d integrates it); effort: command =
+        tau_J_d. A violating sample is not taken over (the robot rejects it and stops).
+        """
+        c = np.asarray(command, dtype=np.float64)
+        found: list[Violation] = []
+        if c.shape != (7,):
+            raise ValueError(f'command must have shape (7,), got {c.shape}')
+        if not np.all(np.isfinite(c)):
+            j = int(np.flatnonzero(~np.isfinite(c))[0])
+            found.append(Violation(NON_FINITE_COMMAND, j, 'command', float(c[j]), np.inf))
+        elif self.interface == 'effort':
+            rate = (c - self.tau_d) / self.dt
+            lim = self.profile.dtau_max
+            _first_outside(rate, -lim, lim, TORQUE_DISCONTINUITY, 'torque_rate', found)
+            if not found:
+                self.tau_d = c
+        else:
+            if self.interface == 'position':
+                q, dq = c, (c - self.q_d) / self.dt
+            else:
+                q, dq = self.q_d + c * self.dt, c
+            ddq = (dq - self.dq_d) / self.dt
+            dddq = (ddq - self.ddq_d) / self.dt
+            p = self.profile
+            vlo, vhi = p.velocity_limits(self.q_d)    # at q_d, as libfranka's limiter does
+            _first_outside(q, p.q_min, p.q_max, POSITION_LIMITS, 'position', found)
+            _first_outside(dq, vlo, vhi, VELOCITY_LIMITS, 'velocity', found)
+            _first_outside(ddq, -p.qdd_max, p.qdd_max, VELOCITY_DISCONTINUITY, 'acceleration',
+                           found)
+            _first_outside(dddq, -p.qddd_max, p.qddd_max, ACCELERATION_DISCONTINUITY, 'jerk',
+                           found)
+            if not found:
+                self.q_d, self.dq_d, self.ddq_d = q, dq, ddq
+        self.last_violations = tuple(found)
+        return found[0] if found else None
+
+    def check_measured(self, q: np.ndarray, qd: np.ndarray) -> Violation | None:
+        """Judge the measured state: joint_position_limits_violation, joint_velocity_violation.
+
+        The measured velocity is held to the constant nominal qd_max (the robot's safety bound is
+        not published as position dependent; the motion-generator check above is).
+        """
+        p = self.profile
+        found: list[Violation] = []
+        _first_outside(np.asarray(q, dtype=np.float64), p.q_min, p.q_max,
+                       MEASURED_POSITION_LIMITS, 'measured_position', found)
+        _first_outside(np.asarray(qd, dtype=np.float64), -p.qd_max, p.qd_max,
+                       MEASURED_VELOCITY, 'measured_velocity', found)
+        if found:
+            self.last_violations = tuple(found)
+        return found[0] if found else None
