@@ -53,7 +53,7 @@ def bundle(tmp_path):
 def test_round_trip_spec_weights_and_numpy_policy(bundle):
     path, agent = bundle
     spec, weights = load_bundle_spec(path)
-    assert spec['format'] == 'rl_control.policy/1' and spec['algorithm'] == 'sac'
+    assert spec['format'] == 'rl_control.policy/2' and spec['algorithm'] == 'sac'
     assert spec['task']['env_id'] == 'Pendulum-v1'
     assert spec['action'] == {'type': 'box', 'size': 1, 'scale': [2.0], 'low': [-2.0],
                               'high': [2.0]}
@@ -179,3 +179,24 @@ def test_cli_eval_record_writes_evaluation_and_keeps_weights(bundle):
     assert entry['episodes'] == 3 and entry['env_id'] == 'Pendulum-v1'
     assert entry['command'].startswith(f'rl-control eval {path} --env Pendulum-v1')
     assert (path / 'actor.safetensors').read_bytes() == before
+
+
+def test_v1_bundles_load_with_their_old_meaning():
+    from pathlib import Path
+
+    from rl_control.bundle import load_bundle_spec
+
+    shipped = Path(__file__).resolve().parents[2] / 'models' / 'panda_reach_sac'
+    spec, _ = load_bundle_spec(shipped)
+    if spec['format'] != 'rl_control.policy/1':
+        pytest.skip('the shipped bundle is no longer a /1 bundle')
+    assert spec['robot'] == 'panda' and spec['shaper'] is None
+    assert spec['goal_region']['low'] == [0.45, -0.15, 0.0]
+    assert spec['success_distance'] == 0.05
+
+
+def test_v1_goal_region_is_the_reach_task_box():
+    from rl_control.bundle.io import V1_REACH_GOAL_REGION
+    from rl_control.envs.panda_reach import GOAL_HIGH, GOAL_LOW
+
+    assert V1_REACH_GOAL_REGION == {'low': GOAL_LOW.tolist(), 'high': GOAL_HIGH.tolist()}

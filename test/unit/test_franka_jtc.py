@@ -170,6 +170,10 @@ def _stream(arm, start_of, n=50, stamp_lead=None, quintic=True):
     return arm.state()
 
 
+# HEAD's blending with the project's earlier recommendation (start from the desired state)
+HEAD = {'allow_trajectory_replacement': True, 'interpolate_from_desired_state': True}
+
+
 def _install_tick(arrival):
     return np.ceil(arrival / DT - 1e-9) * DT       # the first 1 ms tick at or after arrival
 
@@ -180,7 +184,7 @@ def _rounded(arrival):
 
 @pytest.mark.parametrize('quintic', [True, False])
 def test_stream_planned_for_the_install_tick_blends_without_a_reflex(quintic):
-    arm = FrankaArm(PANDA, 'trajectory')
+    arm = FrankaArm(PANDA, 'trajectory', **HEAD)
     s = _stream(arm, _install_tick, quintic=quintic)
     assert s['reflex'] is None and s['rejected'] == 0 and arm.jtc.blends == 49
     assert s['q_ref'][0] - HOME[0] == pytest.approx(_plan(1.0 + 0.001)[0], abs=1e-6)
@@ -193,7 +197,7 @@ def test_stream_with_start_rounded_by_half_a_millisecond_trips_the_checker(quint
     Each re-plan then steps the reference by v * 0.5 ms inside one period: an acceleration spike
     of ~v * 500 / s that the finite differences see (here its jerk, > 7500 rad/s^3 on joint 1).
     """
-    arm = FrankaArm(PANDA, 'trajectory')
+    arm = FrankaArm(PANDA, 'trajectory', **HEAD)
     s = _stream(arm, _rounded, quintic=quintic)
     assert s['reflex'] in (fl.ACCELERATION_DISCONTINUITY, fl.VELOCITY_DISCONTINUITY)
     tick = round(s['reflex_time'] / DT)
@@ -209,12 +213,12 @@ def test_head_future_stamped_replan_moves_two_periods_in_one():
     Starting from the measured state (interpolate_from_desired_state=False) avoids it when the
     arm tracks exactly (ExactTracking); a real arm's tracking error would be injected instead.
     """
-    arm = FrankaArm(PANDA, 'trajectory')
+    arm = FrankaArm(PANDA, 'trajectory', **HEAD)
     s = _stream(arm, _install_tick, stamp_lead=0.005)
     assert s['reflex'] == fl.ACCELERATION_DISCONTINUITY
     v = _plan(s['reflex_time'])[1]
     assert abs(s['reflex_violation'].value) == pytest.approx(2 * v / DT**2, rel=0.15)
-    measured = FrankaArm(PANDA, 'trajectory', interpolate_from_desired_state=False)
+    measured = FrankaArm(PANDA, 'trajectory', allow_trajectory_replacement=True)
     assert _stream(measured, _install_tick, stamp_lead=0.005)['reflex'] is None
 
 

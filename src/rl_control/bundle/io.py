@@ -18,7 +18,15 @@ import yaml
 from rl_control import __version__
 from rl_control.bundle.atomic import atomic_write_bytes, atomic_write_text
 
-FORMAT = 'rl_control.policy/1'
+FORMAT = 'rl_control.policy/2'
+FORMAT_V1 = 'rl_control.policy/1'
+READABLE = (FORMAT, FORMAT_V1)
+# Robot-task sections of /2 (null for generic gymnasium tasks). A /1 bundle is read with the
+# meaning it had: trained on the ideal velocity servo (no shaper, no randomization), by the
+# Panda reach task, whose goal box is this (envs/panda_reach.py GOAL_LOW / GOAL_HIGH, base
+# frame) and whose success distance is its distance_threshold (default 0.05 m).
+ROBOT_FIELDS = ('robot', 'shaper', 'randomization', 'goal_region', 'success_distance')
+V1_REACH_GOAL_REGION = {'low': [0.45, -0.15, 0.0], 'high': [0.75, 0.15, 0.3]}
 SPEC_FILE = 'policy.yaml'
 WEIGHTS_FILE = 'actor.safetensors'
 ACTION_TYPES = ('box', 'joint_velocity', 'joint_effort', 'joint_position_delta')
@@ -59,6 +67,9 @@ def save_bundle(out_dir: str | Path, agent: Any, normalizer: Any, env_meta: dict
     }
     if env_meta.get('contract') is not None:
         spec.update(_contract_sections(env_meta['contract']))
+    task = env_meta.get('robot_task') or {}
+    for key in ROBOT_FIELDS:
+        spec[key] = _plain(task.get(key))
     spec['observation']['normalization'] = (
         _plain(normalizer.to_yaml()) if normalizer is not None else None)
     spec['network'] = _plain(network)
@@ -159,9 +170,11 @@ def load_bundle_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
     if not isinstance(spec, dict):
         raise BundleError(f'{spec_path}: expected a mapping at the top level')
     _require(spec, 'format', spec_path)
-    if spec['format'] != FORMAT:
+    if spec['format'] not in READABLE:
         raise BundleError(f'{spec_path}: format: {spec["format"]!r} is not supported '
-                          f'(this rl_control reads {FORMAT!r})')
+                          f'(this rl_control reads {list(READABLE)})')
+    if spec['format'] == FORMAT_V1:
+        spec = upgrade_v1(spec)
     wfile = _require(spec, 'weights.file', spec_path)
     sha = _require(spec, 'weights.sha256', spec_path)
     wpath = folder / str(wfile)
@@ -177,6 +190,23 @@ def load_bundle_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
         raise BundleError(f'{wpath}: not a valid safetensors file: {exc}') from None
     _validate(spec, weights, spec_path)
     return spec, weights
+
+
+def upgrade_v1(spec: dict[str, Any]) -> dict[str, Any]:
+    """A /1 spec with the /2 robot-task fields filled in with the meaning /1 had."""
+    out = dict(spec)
+    joints = spec.get('joint_names') or []
+    env_id = str((spec.get('task') or {}).get('env_id') or '')
+    kwargs = (spec.get('task') or {}).get('env_kwargs') or {}
+    robot_task = bool(joints)
+    out['robot'] = ('panda' if all(str(j).startswith('panda_') for j in joints) else None) \
+        if robot_task else None
+    out['shaper'] = None
+    out['randomization'] = None
+    reach = env_id.startswith('rl_control/PandaJointReach')
+    out['goal_region'] = ({'frame': 'panda_link0', **V1_REACH_GOAL_REGION} if reach else None)
+    out['success_distance'] = float(kwargs.get('distance_threshold', 0.05)) if reach else None
+    return out
 
 
 def load_bundle(path: str | Path) -> tuple[dict[str, Any], Any]:

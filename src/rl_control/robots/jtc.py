@@ -47,17 +47,19 @@ FLOAT_EPS = float(np.finfo(np.float32).eps)   # std::numeric_limits<float>::epsi
 class JointTrajectoryController:
     """The controller's state machine; one `update` per 1 ms controller-manager cycle."""
 
-    def __init__(self, joints: Sequence[str], interpolate_from_desired_state: bool = True,
+    def __init__(self, joints: Sequence[str], interpolate_from_desired_state: bool = False,
                  allow_nonzero_velocity_at_trajectory_end: bool = False,
                  allow_partial_joints_goal: bool = False,
-                 allow_trajectory_replacement: bool = True,
+                 allow_trajectory_replacement: bool = False,
                  interpolation_method: str = 'splines',
                  set_last_command_interface_value_as_state_on_activation: bool = True,
                  update_period: float = 1e-3) -> None:
         """Parameters as joint_trajectory_controller_parameters.yaml.
 
-        HEAD defaults, except interpolate_from_desired_state, which the project recommends and
-        so defaults to True here (HEAD: false).
+        Defaults: the controller as released up to Kilted (ros2_controllers 5.x, the version
+        of the project's ROS 2 wheels): interpolation from the measured state, hard trajectory
+        replacement. HEAD adds blending with the active trajectory
+        (`allow_trajectory_replacement`, default true there, #2419): pass True to emulate it.
         """
         if interpolation_method not in ('splines', 'none'):
             raise ValueError(f"interpolation_method must be 'splines' or 'none', got "

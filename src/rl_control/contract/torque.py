@@ -1,0 +1,60 @@
+"""Torque shaping for effort commands: within the torque and torque-rate limits, a damping stop.
+
+A Franka checks the commanded torque's rate at 1 kHz (libfranka kMaxTorqueRate = 1000 Nm/s,
+i.e. 1 Nm per millisecond); a torque held for 40 ms and then stepped is a discontinuity to it.
+franka_ros2 rate-limits effort commands by default (franka_hardware robot.hpp
+`torque_command_rate_limiter_active_`), without it a 25 Hz torque stream is a reflex. This
+shaper moves the command toward the policy's torque at `rate_fraction` of the limit per second,
+so that a stream that skips one of its messages (the robot then sees two steps in one) still
+stays under the limit, and clamps it to `torque_fraction` of the torque limits.
+
+The stop: zero torque on a Franka is a floating arm (its own gravity compensation holds the
+weight, nothing damps the motion), so a stop commands tau = -damping * qdot, ramped in within
+the same rate limit, until the arm is at rest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TorqueConfig:
+    """Fractions of the robot's limits the effort stream stays within; the stop's damping."""
+
+    rate_fraction: float = 0.45
+    torque_fraction: float = 0.9
+    damping: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ('rate_fraction', 'torque_fraction'):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f'{name} must be in (0, 1], got {getattr(self, name)!r}')
+        if self.damping < 0:
+            raise ValueError(f'damping must be >= 0, got {self.damping!r}')
+
+
+class TorqueShaper:
+    """Rate- and range-limited torque commands (on top of the robot's gravity compensation)."""
+
+    def __init__(self, tau_max: np.ndarray, dtau_max: np.ndarray, cfg: TorqueConfig) -> None:
+        self.cfg = cfg
+        self.tau_max = np.asarray(tau_max, np.float64) * cfg.torque_fraction
+        self.rate = np.asarray(dtau_max, np.float64) * cfg.rate_fraction
+        self.tau = np.zeros_like(self.tau_max)
+
+    def reset(self, tau: np.ndarray | None = None) -> None:
+        """Restart from `tau` (default zero: the torque a just-activated controller holds)."""
+        self.tau = np.zeros_like(self.tau_max) if tau is None else np.asarray(tau, float).copy()
+
+    def step(self, dt: float, target: np.ndarray) -> np.ndarray:
+        """The command `dt` seconds after the previous one, moving toward `target` [Nm]."""
+        goal = np.clip(np.asarray(target, np.float64), -self.tau_max, self.tau_max)
+        limit = self.rate * max(dt, 0.0)
+        self.tau = self.tau + np.clip(goal - self.tau, -limit, limit)
+        return self.tau.copy()
+
+    def brake(self, dt: float, qd: np.ndarray) -> np.ndarray:
+        """One step of the damping stop for joint velocities `qd` [rad/s]."""
+        return self.step(dt, -self.cfg.damping * np.asarray(qd, np.float64))

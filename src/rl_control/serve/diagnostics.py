@@ -1,0 +1,58 @@
+"""What the policy server reports on /diagnostics, with the levels diagnostic_updater would use.
+
+ERROR: the arm cannot be served (e-stop latched, a policy joint missing from the joint states,
+an internal error, a bundle that failed to configure). WARN: serving is degraded or stopped for
+a reason that can clear by itself (inactive, stale or bad inputs, no or refused goal, a control
+loop running below 90 % of its target rate, plans starting late). OK: serving or holding a goal.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+OK, WARN, ERROR = 0, 1, 2
+ERROR_REASONS = ('estop', 'missing_joint', 'duplicate_joints', 'internal_error')
+RATE_WARN_FRACTION = 0.9
+
+
+class LatencyStats:
+    """Windowed and long-run samples (seconds); percentiles in milliseconds."""
+
+    def __init__(self, keep: int = 10000) -> None:
+        self.window: list[float] = []
+        self.total: deque[float] = deque(maxlen=keep)
+
+    def add(self, dt: float) -> None:
+        """Record one sample."""
+        self.window.append(dt)
+        self.total.append(dt)
+
+    def take_window(self) -> tuple[float, float]:
+        """(p50, p99) of the window in ms, then start a new window."""
+        out = percentiles_ms(self.window)
+        self.window = []
+        return out
+
+
+def percentiles_ms(samples: Any) -> tuple[float, float]:
+    """(p50, p99) in milliseconds, NaN when empty."""
+    if not len(samples):
+        return float('nan'), float('nan')
+    p50, p99 = np.percentile(np.fromiter(samples, float), [50, 99])
+    return float(p50 * 1e3), float(p99 * 1e3)
+
+
+def level_and_message(active: bool, reason: str, rate_hz: float, target_hz: float,
+                      detail: str | None = None) -> tuple[int, str]:
+    """The diagnostic level and one-line message for the server's condition."""
+    if reason in ERROR_REASONS:
+        return ERROR, f'stopped: {reason}' + (f' ({detail})' if detail else '')
+    if not active:
+        return WARN, 'inactive'
+    if reason != 'ok':
+        return WARN, f'braking/holding: {reason}' + (f' ({detail})' if detail else '')
+    if target_hz > 0 and rate_hz < RATE_WARN_FRACTION * target_hz:
+        return WARN, f'control loop at {rate_hz:.1f} Hz, below 90 % of {target_hz:.1f} Hz'
+    return OK, 'serving'

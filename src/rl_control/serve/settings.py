@@ -1,0 +1,94 @@
+"""The policy server's settings: one dataclass, the node's ROS parameters are declared from it.
+
+Each field's default is the parameter default; its metadata carries the description, the
+allowed range (`ros2 param describe` shows it, the node refuses values outside it) and whether
+it is read-only (a change needs a reconfigure) or can change live.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+COMMAND_TYPES = ('trajectory', 'velocity', 'effort')
+TRIGGERS = ('timer', 'state')
+ROBOTS = ('panda', 'fr3')
+
+
+def param(default: Any, help: str, range: tuple[float, float] | None = None,
+          choices: tuple[str, ...] | None = None, live: bool = False) -> Any:
+    """A settings field: default, description, numeric range or string choices, live or not."""
+    meta = {'help': help, 'range': range, 'choices': choices, 'read_only': not live}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ServeSettings:
+    """Parameters of `policy_server` (config/policy_server*.yaml hold commented sets)."""
+
+    bundle: str = param('', 'policy bundle folder (policy.yaml + actor.safetensors); empty: '
+                            'the installed models/panda_reach_sac')
+    robot: str = param('panda', 'robot profile whose limits commands are shaped to',
+                       choices=ROBOTS)
+    command_type: str = param('trajectory', 'trajectory (JointTrajectory for a '
+                              'joint_trajectory_controller; recommended on a Franka) | velocity '
+                              '| effort (Float64MultiArray for a forward command controller)',
+                              choices=COMMAND_TYPES)
+    command_topic: str = param('', "controller command topic; empty: "
+                               "'<robot>_arm_controller/joint_trajectory' (trajectory), "
+                               "'velocity_controller/commands' or 'effort_controller/commands'")
+    joint_state_topic: str = param('joint_states', 'sensor_msgs/JointState input '
+                                   '(sensor-data QoS), mapped by joint name')
+    goal_topic: str = param('~/goal', 'geometry_msgs/PointStamped goals in base_frame')
+    base_frame: str = param('', "frame goals must be in; empty: the robot's base "
+                            '(panda_link0 / fr3_link0); an empty frame_id is taken as it')
+    robot_joints: list[str] = param([], 'names of the policy joints on this robot in the '
+                                    "bundle's joint order; empty: the robot profile's arm "
+                                    'joints (panda_joint1..7 / fr3_joint1..7)')
+    command_joints: list[str] = param([], 'joint order of the command (a permutation of '
+                                      'robot_joints); empty: robot_joints')
+    control_rate_hz: float = param(0.0, 'policy tick rate; 0: 1 / the bundle control period',
+                                   range=(0.0, 1000.0))
+    trigger: str = param('timer', 'timer: tick at control_rate_hz | state: tick on joint '
+                         'states, decimated to the control period (lockstep on /clock)',
+                         choices=TRIGGERS)
+    stream_rate_hz: float = param(1000.0, 'velocity/effort: command stream rate (the '
+                                  'controller holds each value until the next)',
+                                  range=(1.0, 1000.0))
+    stale_periods: float = param(1.5, 'brake when a policy joint has no valid state for this '
+                                 'many control periods', range=(0.1, 100.0))
+    max_state_age_s: float = param(0.5, 'brake when joint-state stamps are older than this; '
+                                   '0: no stamp check (unsynchronized clocks)',
+                                   range=(0.0, 60.0))
+    backstop_s: float = param(0.5, 'brake when no valid state arrived for this long on the '
+                              'steady clock (covers use_sim_time without /clock)',
+                              range=(0.01, 60.0))
+    ramp_in_s: float = param(0.5, 'velocity targets ramp from 0 to 1 over this time after '
+                             'activation or an e-stop reset', range=(0.0, 10.0))
+    clamp_scale: float = param(1.0, 'speed scaling: targets clamped to clamp_scale x the '
+                               'bundle and robot limits (live)', range=(0.01, 1.0), live=True)
+    goal_low: list[float] = param([], 'tighten the goal region (base frame, x y z); empty: '
+                                  "the bundle's region")
+    goal_high: list[float] = param([], 'tighten the goal region (base frame, x y z)')
+    lead_s: float = param(0.0, 'trajectory: plans start this long after the tick (must exceed '
+                          "the worst message latency); 0: the bundle's shaper setting",
+                          range=(0.0, 0.5))
+    reanchor_tolerance: float = param(0.02, 're-plan from the measured state when it is this '
+                                      'far [rad] from the plan (a reflex, a controller '
+                                      'switch, the arm moved by hand)', range=(0.001, 1.0))
+    effort_damping: float = param(5.0, 'effort: the stop torque is -effort_damping x joint '
+                                  'velocity [Nm s/rad], ramped in within the torque-rate limit',
+                                  range=(0.0, 100.0))
+    autostart: bool = param(False, 'configure and activate on start (no lifecycle manager '
+                            'needed)')
+    diagnostics_period_s: float = param(1.0, '/diagnostics period (steady clock)',
+                                        range=(0.05, 60.0))
+
+    def default_command_topic(self) -> str:
+        """The controller topic a ros2_control Franka uses for this command type."""
+        if self.command_topic:
+            return self.command_topic
+        if self.command_type == 'trajectory':
+            return f'{self.robot}_arm_controller/joint_trajectory'
+        return f'{self.command_type}_controller/commands'
