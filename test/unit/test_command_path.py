@@ -14,8 +14,9 @@ from rl_control.serve.commands import trajectory_message
 PERM = np.arange(7)
 
 
-def drive(profile, targets, latency, cfg=ShaperConfig(), stop_after=None, **jtc):
+def drive(profile, targets, latency, cfg=None, stop_after=None, **jtc):
     """Tick at 25 Hz; each message arrives `latency(k)` after its tick. Returns the arm."""
+    cfg = cfg or ShaperConfig()
     arm = FrankaArm(profile, 'trajectory', **jtc)
     shaper = Shaper(Limits.from_profile(profile), cfg,
                     velocity_limits=profile.libfranka_velocity_limits)
