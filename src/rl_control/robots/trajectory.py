@@ -17,7 +17,6 @@ last point is returned (positions held, its velocities / accelerations, zero-fil
 from __future__ import annotations
 
 from collections.abc import Sequence
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,8 +60,9 @@ class Point:
     tfs: int = 0
 
     def copy(self) -> Point:
-        """Deep copy (a C++ value copy)."""
-        return copy.deepcopy(self)
+        """Deep copy (a C++ value copy); the lists hold floats, so list copies suffice."""
+        return Point(list(self.positions), list(self.velocities), list(self.accelerations),
+                     list(self.effort), self.tfs)
 
 
 @dataclass
@@ -82,9 +82,49 @@ class Msg:
         return Msg(list(msg.joint_names), pts, to_ns(msg.stamp))
 
 
+def _coefficients(a: Point, b: Point, total: float, has_vel: bool, has_acc: bool
+                  ) -> np.ndarray:
+    """Polynomial coefficients c0..c5 (rows) of the segment a -> b, shape (6, dim)."""
+    dim = len(a.positions)
+    c = np.zeros((6, dim))
+    p0, p1 = np.asarray(a.positions), np.asarray(b.positions)
+    c[0] = p0
+    if not has_vel and not has_acc:
+        if total != 0.0:
+            c[1] = (p1 - p0) / total
+    elif has_vel and not has_acc:
+        v0, v1 = np.asarray(a.velocities), np.asarray(b.velocities)
+        c[1] = v0
+        if total != 0.0:
+            c[2] = (-3.0 * p0 + 3.0 * p1 - 2.0 * v0 * total - v1 * total) / total**2
+            c[3] = (2.0 * p0 - 2.0 * p1 + v0 * total + v1 * total) / total**3
+    elif has_vel and has_acc:
+        v0, v1 = np.asarray(a.velocities), np.asarray(b.velocities)
+        a0, a1 = np.asarray(a.accelerations), np.asarray(b.accelerations)
+        c[1], c[2] = v0, 0.5 * a0
+        if total != 0.0:
+            T1, T2 = total, total**2
+            c[3] = (-20.0 * p0 + 20.0 * p1 - 3.0 * a0 * T2 + a1 * T2 - 12.0 * v0 * T1
+                    - 8.0 * v1 * T1) / (2.0 * total**3)
+            c[4] = (30.0 * p0 - 30.0 * p1 + 3.0 * a0 * T2 - 2.0 * a1 * T2 + 16.0 * v0 * T1
+                    + 14.0 * v1 * T1) / (2.0 * total**4)
+            c[5] = (-12.0 * p0 + 12.0 * p1 - a0 * T2 + a1 * T2 - 6.0 * v0 * T1
+                    - 6.0 * v1 * T1) / (2.0 * total**5)
+    else:
+        c[0] = 0.0  # accelerations without velocities: no branch matches, zeros (sic, C++)
+    return c
+
+
+_POW = np.array([[1, 1, 1, 1, 1, 1], [0, 1, 2, 3, 4, 5], [0, 0, 2, 6, 12, 20]], float)
+
+
 def interpolate_between_points(time_a: int, a: Point, time_b: int, b: Point,
                                sample_time: int) -> Point:
-    """Trajectory::interpolate_between_points (trajectory.cpp): linear / cubic / quintic."""
+    """Trajectory::interpolate_between_points (trajectory.cpp): linear / cubic / quintic.
+
+    The segment's coefficients depend only on its two points and times, so they are cached on
+    `b` (a controller samples one segment every cycle until it passes).
+    """
     so_far = (sample_time - time_a) / NS
     total = (time_b - time_a) / NS
     dim = len(a.positions)
@@ -95,40 +135,24 @@ def interpolate_between_points(time_a: int, a: Point, time_b: int, b: Point,
     if so_far > total:
         so_far, has_vel, has_acc = total, False, False
     t = so_far
-    pos, vel, acc = np.zeros(dim), np.zeros(dim), np.zeros(dim)
+    key = (id(a), time_a, time_b, has_vel, has_acc)
+    cached = getattr(b, '_coef', None)
+    if cached is None or cached[0] != key or cached[2] is not a:
+        cached = (key, _coefficients(a, b, total, has_vel, has_acc), a)
+        object.__setattr__(b, '_coef', cached)
+    c = cached[1]
+    powers = np.array([1.0, t, t * t, t**3, t**4, t**5])
+    pos = powers @ c
+    if not has_vel and not has_acc:
+        vel, acc = c[1].copy(), np.zeros(dim)
+    else:
+        d1 = _POW[1, 1:] * powers[:5]
+        d2 = _POW[2, 2:] * powers[:4]
+        vel, acc = d1 @ c[1:], d2 @ c[2:]
     eff = np.zeros(dim)
-    p0, p1 = np.asarray(a.positions), np.asarray(b.positions)
     if a.effort and b.effort:
         e0, e1 = np.asarray(a.effort), np.asarray(b.effort)
         eff = e0 + (((e1 - e0) / total) if total != 0.0 else 0.0) * t
-    if not has_vel and not has_acc:
-        c1 = (p1 - p0) / total if total != 0.0 else np.zeros(dim)
-        pos, vel = p0 + c1 * t, c1
-    elif has_vel and not has_acc:
-        v0, v1 = np.asarray(a.velocities), np.asarray(b.velocities)
-        c2 = c3 = np.zeros(dim)
-        if total != 0.0:
-            c2 = (-3.0 * p0 + 3.0 * p1 - 2.0 * v0 * total - v1 * total) / total**2
-            c3 = (2.0 * p0 - 2.0 * p1 + v0 * total + v1 * total) / total**3
-        pos = p0 + v0 * t + c2 * t**2 + c3 * t**3
-        vel = v0 + 2.0 * c2 * t + 3.0 * c3 * t**2
-        acc = 2.0 * c2 + 6.0 * c3 * t
-    elif has_vel and has_acc:
-        v0, v1 = np.asarray(a.velocities), np.asarray(b.velocities)
-        a0, a1 = np.asarray(a.accelerations), np.asarray(b.accelerations)
-        c2 = 0.5 * a0
-        c3 = c4 = c5 = np.zeros(dim)
-        if total != 0.0:
-            T1, T2 = total, total**2
-            c3 = (-20.0 * p0 + 20.0 * p1 - 3.0 * a0 * T2 + a1 * T2 - 12.0 * v0 * T1
-                  - 8.0 * v1 * T1) / (2.0 * total**3)
-            c4 = (30.0 * p0 - 30.0 * p1 + 3.0 * a0 * T2 - 2.0 * a1 * T2 + 16.0 * v0 * T1
-                  + 14.0 * v1 * T1) / (2.0 * total**4)
-            c5 = (-12.0 * p0 + 12.0 * p1 - a0 * T2 + a1 * T2 - 6.0 * v0 * T1
-                  - 6.0 * v1 * T1) / (2.0 * total**5)
-        pos = p0 + v0 * t + c2 * t**2 + c3 * t**3 + c4 * t**4 + c5 * t**5
-        vel = v0 + 2.0 * c2 * t + 3.0 * c3 * t**2 + 4.0 * c4 * t**3 + 5.0 * c5 * t**4
-        acc = 2.0 * c2 + 6.0 * c3 * t + 12.0 * c4 * t**2 + 20.0 * c5 * t**3
     return Point(pos.tolist(), vel.tolist(), acc.tolist(), eff.tolist())
 
 

@@ -17,7 +17,11 @@ from geometry_msgs.msg import PointStamped
 import numpy as np
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+from trajectory_msgs.msg import JointTrajectoryPoint
+
+from rl_control.robots.trajectory import JointTrajectory
+from rl_control.robots.trajectory import JointTrajectoryPoint as PlainPoint
 
 
 def _as_array(values: Any) -> np.ndarray:
@@ -93,22 +97,34 @@ def multiarray_values(msg: Float64MultiArray) -> np.ndarray:
     return _as_array(msg.data)
 
 
-def joint_trajectory(names: Sequence[str], positions: np.ndarray, velocities: np.ndarray,
-                     horizon_s: float, stamp: Time | None = None) -> JointTrajectory:
-    """A one-point JointTrajectory reaching `positions` with `velocities` after `horizon_s`.
+def trajectory_to_msg(traj: JointTrajectory) -> JointTrajectoryMsg:
+    """robots.trajectory.JointTrajectory (plain Python) -> trajectory_msgs/JointTrajectory.
 
-    A stamp of zero (the default) means "start now" to joint_trajectory_controller.
+    A stamp of 0.0 means "start now" to joint_trajectory_controller; any other stamp is the
+    absolute start time on the controller's clock.
     """
-    msg = JointTrajectory()
-    if stamp is not None:
-        msg.header.stamp = stamp
-    msg.joint_names = list(names)
-    pt = JointTrajectoryPoint()
-    pt.positions = np.asarray(positions, dtype=np.float64).tolist()
-    pt.velocities = np.asarray(velocities, dtype=np.float64).tolist()
-    pt.time_from_start = sec_to_duration(horizon_s)
-    msg.points = [pt]
+    msg = JointTrajectoryMsg()
+    if traj.stamp:
+        msg.header.stamp = sec_to_stamp(traj.stamp)
+    msg.joint_names = list(traj.joint_names)
+    points = []
+    for p in traj.points:
+        pt = JointTrajectoryPoint()
+        pt.positions = [float(v) for v in p.positions]
+        pt.velocities = [float(v) for v in p.velocities]
+        pt.accelerations = [float(v) for v in p.accelerations]
+        pt.time_from_start = sec_to_duration(p.time_from_start)
+        points.append(pt)
+    msg.points = points
     return msg
+
+
+def msg_to_trajectory(msg: JointTrajectoryMsg) -> JointTrajectory:
+    """trajectory_msgs/JointTrajectory -> robots.trajectory.JointTrajectory (for sim_robot)."""
+    points = [PlainPoint(p.time_from_start.sec + p.time_from_start.nanosec * 1e-9,
+                         list(p.positions), list(p.velocities), list(p.accelerations),
+                         list(p.effort)) for p in msg.points]
+    return JointTrajectory(list(msg.joint_names), points, stamp_to_sec(msg.header.stamp))
 
 
 def point_stamped(xyz: Sequence[float], frame_id: str, stamp: Time | None = None) -> PointStamped:

@@ -1,23 +1,35 @@
 """Node parameters declared from dataclasses: one place lists each node's parameters.
 
 Each node's parameters are a dataclass whose field defaults are the ROS parameter defaults and
-whose `metadata['help']` is the parameter description (`ros2 param describe`). `declare` turns
-the dataclass into declared ROS parameters and reads them back as a filled-in dataclass, so the
-node code works with typed attributes instead of parameter lookups.
+whose metadata (`serve.settings.param`) holds the description, the numeric range or the allowed
+strings, and whether the value can change live. `declare` turns the dataclass into declared ROS
+parameters with descriptors (`ros2 param describe` shows the range), `read` reads them back as a
+filled-in dataclass, and `guard` installs an on-set-parameters callback that refuses a bad value
+with a reason instead of storing it, and refuses changing a configure-time value while the node
+is configured.
 
 Float parameters accept integers (`-p control_rate_hz:=25`), which plain ROS typing refuses, and
 list parameters may default to empty (their type comes from the annotation, not the value).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import typing
 from typing import Any, TypeVar
 
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+
+from rl_control.serve.settings import param
 
 T = TypeVar('T')
 
@@ -33,32 +45,70 @@ _TYPES: dict[Any, int] = {
 }
 
 
-def _help(text: str, default: Any) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={'help': text})
-    return field(default=default, metadata={'help': text})
+def _descriptor(f: dataclasses.Field, ann: Any) -> ParameterDescriptor:
+    meta = f.metadata
+    text = meta.get('help', '')
+    if meta.get('read_only', True) is False:
+        text += ' [live]'
+    desc = ParameterDescriptor(description=text, type=_TYPES[ann],
+                               dynamic_typing=ann is float)
+    lo_hi = meta.get('range')
+    if lo_hi is not None and ann is float:
+        desc.floating_point_range = [FloatingPointRange(from_value=float(lo_hi[0]),
+                                                        to_value=float(lo_hi[1]))]
+    elif lo_hi is not None and ann is int:
+        desc.integer_range = [IntegerRange(from_value=int(lo_hi[0]), to_value=int(lo_hi[1]))]
+    if meta.get('choices'):
+        desc.additional_constraints = 'one of: ' + ', '.join(meta['choices'])
+    return desc
+
+
+def problem(cls: type, name: str, value: Any) -> str | None:
+    """Why `value` is not acceptable for field `name` of `cls` (None: it is)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    f = fields.get(name)
+    if f is None:
+        return None
+    ann = typing.get_type_hints(cls)[name]
+    try:
+        value = _coerce(ann, value, name)
+    except ValueError as exc:
+        return str(exc)
+    lo_hi, choices = f.metadata.get('range'), f.metadata.get('choices')
+    if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:
+        return f'{name} must be in [{lo_hi[0]}, {lo_hi[1]}], got {value}'
+    if choices and value not in choices:
+        return f'{name} must be one of {list(choices)}, got {value!r}'
+    return None
 
 
 def declare(node: Node, cls: type[T], prefix: str = '') -> T:
-    """Declare one ROS parameter per field of dataclass `cls` on `node`; return the values."""
+    """Declare one ROS parameter per field of dataclass `cls` on `node`; return the values.
+
+    A value out of range or not among the choices raises ValueError naming the parameter.
+    """
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         ann = hints[f.name]
-        ptype = _TYPES[ann]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        desc = ParameterDescriptor(description=f.metadata.get('help', ''), type=ptype,
-                                   dynamic_typing=ann is float)
+        desc = _descriptor(f, ann)
         name = prefix + f.name
         if ann is float:
             default = float(default)
-        if isinstance(default, list) and not default:
-            # An empty list has no element type: rclpy would type it BYTE_ARRAY and refuse a
-            # string list from a YAML file. Declare by type instead (unset until overridden).
-            desc.type = 0
-            value = node.declare_parameter(name, Parameter.Type(ptype), desc).value
-        else:
-            value = node.declare_parameter(name, default, desc).value
+        try:
+            if isinstance(default, list) and not default:
+                # An empty list has no element type: rclpy would type it BYTE_ARRAY and refuse
+                # a string list from a YAML file. Declare by type instead (unset until given).
+                desc.type = 0
+                value = node.declare_parameter(name, Parameter.Type(_TYPES[ann]), desc).value
+            else:
+                value = node.declare_parameter(name, default, desc).value
+        except Exception as exc:  # noqa: BLE001 - rclpy's range/type errors, reworded
+            raise ValueError(f'parameter {name}: {exc}') from None
+        why = problem(cls, f.name, value)
+        if why is not None:
+            raise ValueError(f'parameter {why}')
         values[f.name] = _coerce(ann, value, name)
     return cls(**values)
 
@@ -71,6 +121,35 @@ def read(node: Node, cls: type[T], prefix: str = '') -> T:
         name = prefix + f.name
         values[f.name] = _coerce(hints[f.name], node.get_parameter_or(name).value, name)
     return cls(**values)
+
+
+def guard(node: Node, cls: type, configured: Callable[[], bool],
+          apply_live: Callable[[str, Any], None]) -> None:
+    """Validate every parameter change; live ones are applied, configure-time ones wait.
+
+    A configure-time parameter may change only while the node is unconfigured (it is read by
+    the next configure); a live one (`param(..., live=True)`) is applied at once.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+
+    def callback(params: list[Parameter]) -> SetParametersResult:
+        for p in params:
+            f = fields.get(p.name)
+            if f is None:
+                continue
+            why = problem(cls, p.name, p.value)
+            if why is None and f.metadata.get('read_only', True) and configured():
+                why = (f'{p.name} is read at configure: change it while unconfigured '
+                       '(deactivate, cleanup, set, configure)')
+            if why is not None:
+                return SetParametersResult(successful=False, reason=why)
+        for p in params:
+            if p.name in fields and not fields[p.name].metadata.get('read_only', True):
+                apply_live(p.name, _coerce(typing.get_type_hints(cls)[p.name], p.value,
+                                           p.name))
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(callback)
 
 
 def _coerce(ann: Any, value: Any, name: str) -> Any:
@@ -86,81 +165,57 @@ def _coerce(ann: Any, value: Any, name: str) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# policy_server
-# --------------------------------------------------------------------------------------------
-@dataclass
-class ServerParams:
-    """Parameters of `policy_server` (see config/policy_server.yaml for a commented set)."""
-
-    bundle: str = _help('policy bundle folder (policy.yaml + actor.safetensors); '
-                        'empty: the installed models/panda_reach_sac', '')
-    joint_state_topic: str = _help('sensor_msgs/JointState input (sensor-data QoS)',
-                                   '/joint_states')
-    goal_topic: str = _help('geometry_msgs/PointStamped goal in base_frame', '~/goal')
-    base_frame: str = _help('frame goals must be in (an empty frame_id is accepted as this)',
-                            'panda_link0')
-    command_topic: str = _help('controller command topic', '/velocity_controller/commands')
-    command_type: str = _help('velocity | effort (std_msgs/Float64MultiArray for a '
-                              'forward command controller) | trajectory '
-                              '(trajectory_msgs/JointTrajectory)', 'velocity')
-    robot_joints: list[str] = _help(
-        'names of the policy joints on this robot, in the bundle joint_names order '
-        '(e.g. fr3_joint1..7); empty: the bundle joint_names', [])
-    command_joints: list[str] = _help(
-        'joint order of the controller command; a permutation of robot_joints; '
-        'empty: robot_joints', [])
-    control_rate_hz: float = _help('control tick rate; 0: 1 / bundle control_period_s', 0.0)
-    trigger: str = _help('timer: compute at control_rate_hz | state: compute on every joint '
-                         'state (lowest latency; a watchdog timer still runs)', 'timer')
-    max_state_age_s: float = _help('max joint-state header-stamp age; 0 disables (unsynced '
-                                   'robot clocks)', 0.5)
-    stale_periods: float = _help('zero the command when no valid joint state for this many '
-                                 'control periods', 1.5)
-    rate_limit: list[float] = _help('max command change per second, per joint in robot_joints '
-                                    '(bundle) order, or one value for all (rad/s^2 for '
-                                    'velocity); [0] disables', [10.0])
-    ramp_in_s: float = _help('command scaled from 0 to 1 over this time after activation',
-                             0.5)
-    clamp_scale: float = _help('commands clamped to clamp_scale * the bundle action limits '
-                               '(and max_command)', 1.0)
-    max_command: list[float] = _help('optional per-joint |command| limits in command_joints '
-                                     'order (robot limits); empty: bundle limits only', [])
-    trajectory_horizon_s: float = _help('trajectory mode: time_from_start of the point; '
-                                        '0: one control period', 0.0)
-    autostart: bool = _help('configure and activate on start (no lifecycle manager needed)',
-                            False)
-    diagnostics_period_s: float = _help('/diagnostics period (wall clock)', 1.0)
-
-
-# --------------------------------------------------------------------------------------------
 # sim_robot
 # --------------------------------------------------------------------------------------------
 @dataclass
 class SimParams:
-    """Parameters of `sim_robot`."""
+    """Parameters of `sim_robot` (config/sim_robot.yaml holds a commented set)."""
 
-    command_topic: str = _help('controller command topic (Float64MultiArray velocities)',
-                               '/velocity_controller/commands')
-    joints: list[str] = _help('joint order of the command controller; empty: panda_joint1..7',
-                              [])
-    joint_state_topic: str = _help('JointState output (all arm + finger joints)',
-                                   '/joint_states')
-    goal_topic: str = _help('goal output (PointStamped in panda_link0); the default is the '
-                            "policy server's default ~/goal", '/policy_server/goal')
-    publish_rate_hz: float = _help('real-time mode: physics step + joint-state rate', 100.0)
-    control_period_s: float = _help('the task control period (episode length unit, lockstep '
-                                    'step)', 0.04)
-    episode_steps: int = _help('episode length in control periods', 50)
-    success_threshold: float = _help('success: final end-effector distance to the goal below '
-                                     'this [m]', 0.05)
-    publish_clock: bool = _help('lockstep: publish /clock and advance one control period per '
-                                'received command (run the server with use_sim_time and '
-                                'trigger: state)', False)
-    lockstep_republish_s: float = _help('lockstep: re-send the state after this wall time '
-                                        'without a command (startup; keep it well above '
-                                        "the server's response time)", 1.0)
-    command_timeout_s: float = _help('real-time mode: command older than this is treated as '
-                                     'zero (a robot controller holds last; set 0 for that)',
-                                     0.5)
-    seed: int = _help('goal/reset noise seed; -1: random', 0)
-    episodes: int = _help('stop after this many episodes (0: run forever)', 0)
+    robot: str = param('panda', 'robot profile: names, limits, base frame',
+                       choices=('panda', 'fr3'))
+    fidelity: str = param('franka', 'franka: 1 kHz libfranka limit checks, reflexes and the '
+                          'ros2_control controllers as they behave | ideal: a velocity servo '
+                          'that forgives everything (quick experiments)',
+                          choices=('franka', 'ideal'))
+    command_type: str = param('trajectory', 'trajectory (joint_trajectory_controller) | '
+                              'velocity | effort (forward command controllers)',
+                              choices=('trajectory', 'velocity', 'effort'))
+    command_topic: str = param('', "empty: '<robot>_arm_controller/joint_trajectory', "
+                               "'velocity_controller/commands' or 'effort_controller/commands'")
+    joint_state_topic: str = param('joint_states', 'JointState of the 7 arm joints '
+                                   '(joint_state_broadcaster)')
+    gripper_state_topic: str = param('franka_gripper/joint_states', 'JointState of the two '
+                                     'finger joints (franka_gripper publishes them apart)')
+    goal_topic: str = param('policy_server/goal', 'goal output (PointStamped, base frame): '
+                            "the policy server's default ~/goal")
+    publish_rate_hz: float = param(1000.0, 'joint-state rate (franka_ros2: 1 kHz); the 1 kHz '
+                                   'loop runs regardless', range=(1.0, 1000.0))
+    step_period_s: float = param(0.004, 'real time: the 1 ms grid is stepped in batches of '
+                                 'this much wall time (commands keep their arrival time)',
+                                 range=(0.001, 0.1))
+    control_period_s: float = param(0.04, 'the task control period (episode length unit, '
+                                    'lockstep step)', range=(0.001, 1.0))
+    episode_s: float = param(4.0, 'episode length [s]', range=(0.1, 600.0))
+    success_threshold: float = param(0.02, 'success: the end effector within this distance '
+                                     '[m] at some moment of the episode', range=(0.0, 1.0))
+    jtc_interpolate_from_desired_state: bool = param(False, 'JTC parameter '
+                                                     'interpolate_from_desired_state')
+    jtc_allow_nonzero_velocity_at_trajectory_end: bool = param(
+        False, 'JTC parameter allow_nonzero_velocity_at_trajectory_end')
+    jtc_allow_trajectory_replacement: bool = param(False, 'JTC parameter '
+                                                   'allow_trajectory_replacement (HEAD only: '
+                                                   'blending; false = Kilted behaviour)')
+    torque_rate_limiter: bool = param(True, 'effort: franka_hardware rate-limits torques to '
+                                      '1000 Nm/s (its default)')
+    publish_clock: bool = param(False, 'lockstep: publish /clock and advance one control '
+                                'period per command (server: use_sim_time, trigger state)')
+    lockstep_republish_s: float = param(1.0, 'lockstep: re-send the state after this wall '
+                                        'time without a command', range=(0.01, 60.0))
+    command_timeout_s: float = param(0.5, 'ideal fidelity only: a command older than this is '
+                                     'zeroed (a real controller holds the last forever)',
+                                     range=(0.0, 60.0))
+    seed: int = param(0, 'goal and start-noise seed; -1: random', range=(-1, 2**31 - 1))
+    goals_file: str = param('', 'YAML list of goals (base frame) used in order (e.g. '
+                            'config/reach_goals.yaml); empty: sampled from the goal region')
+    episodes: int = param(0, 'stop after this many episodes (0: run forever)',
+                          range=(0, 1_000_000))

@@ -56,3 +56,26 @@ def level_and_message(active: bool, reason: str, rate_hz: float, target_hz: floa
     if target_hz > 0 and rate_hz < RATE_WARN_FRACTION * target_hz:
         return WARN, f'control loop at {rate_hz:.1f} Hz, below 90 % of {target_hz:.1f} Hz'
     return OK, 'serving'
+
+
+def report(loop: Any, active: bool, configure_error: str, robot: str, latency: LatencyStats,
+           now: float, wall: float) -> tuple[int, str, str, dict[str, Any]]:
+    """(level, message, hardware_id, values) of the server's /diagnostics status.
+
+    hardware_id names the robot profile served, not the bundle (that is a value).
+    """
+    values: dict[str, Any] = {'active': active}
+    if loop is None:
+        level = ERROR if configure_error else WARN
+        message = f'configure failed: {configure_error}' if configure_error else 'unconfigured'
+        return level, message, robot, values
+    values.update(loop.values(now))
+    rate_hz = loop.take_rate(wall)
+    p50, p99 = latency.take_window()
+    t50, t99 = percentiles_ms(latency.total)
+    values.update({'rate_hz': rate_hz, 'latency_ms_p50': p50, 'latency_ms_p99': p99,
+                   'latency_ms_p50_total': t50, 'latency_ms_p99_total': t99,
+                   'latency_samples_total': len(latency.total)})
+    detail = loop.cache.last_error if 'joint' in loop.reason else None
+    level, message = level_and_message(active, loop.reason, rate_hz, 1.0 / loop.tick_s, detail)
+    return level, message, loop.profile.name, values

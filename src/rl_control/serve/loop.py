@@ -113,6 +113,7 @@ class ServingLoop:
         self.last_braking_s = 0.0
         self._tau_target: np.ndarray | None = None
         self._stream_t: float | None = None
+        self.ticks, self._rate_window = 0, (0, None)
 
     # -- construction -------------------------------------------------------------------------
     def _map_joints(self, bundle_joints: list[str]) -> None:
@@ -269,6 +270,7 @@ class ServingLoop:
     def tick(self, now: float, wall: float) -> TickOutput:
         """One policy tick at `now` (control clock) / `wall` (steady clock)."""
         self.last_tick = now
+        self.ticks += 1
         problem = self.input_problem(now, wall)
         if not self.shaper.anchored:
             if self.cache.problem(now, wall) is not None:
@@ -337,7 +339,27 @@ class ServingLoop:
             return None
         return tau[self.perm]
 
+    def take_rate(self, wall: float) -> float:
+        """Policy ticks per second (steady clock) since the last call."""
+        n0, w0 = self._rate_window
+        self._rate_window = (self.ticks, wall)
+        return float('nan') if w0 is None else (self.ticks - n0) / max(wall - w0, 1e-9)
+
+    def stopped(self, now: float) -> bool:
+        """Whether a stop has brought the arm to rest (the host can stop streaming)."""
+        if self.settings.command_type == 'effort':
+            return bool(np.abs(self.cache.qd).max() < 1e-3)
+        return self.settings.command_type == 'trajectory' or self.shaper.at_rest(now)
+
     # -- reporting ----------------------------------------------------------------------------
+    def summary(self) -> str:
+        """One line for the log: what is served how."""
+        s = self.settings
+        return (f'{self.spec.get("algorithm")} policy on the {self.profile.name} profile, '
+                f'{s.command_type} commands for {self.cmd_joints} at {1 / self.tick_s:g} Hz '
+                f'(trigger {s.trigger}), lead {self.shaper_cfg.lead_s * 1e3:g} ms, goals in '
+                f'{self.base_frame}')
+
     def goal_status(self) -> dict[str, Any]:
         """~/status: the goal, moving | reached | holding | refused, and the distance to it."""
         g = self.goals.goal
