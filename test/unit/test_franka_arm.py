@@ -130,3 +130,17 @@ def test_mujoco_tracks_a_ramp_and_brakes():
     effort = FrankaArm(PANDA, 'effort', physics=MujocoTracking())
     effort.step(200)                                  # zero torque: gravity-compensated float
     assert np.max(np.abs(effort.state()['qd'])) < 1e-2
+
+
+def test_ideal_arm_takes_a_velocity_step_and_reset_puts_it_at_rest_elsewhere():
+    arm = FrankaArm(PANDA, 'velocity', check_limits=False)
+    cmd = np.zeros(7)
+    cmd[0] = 0.5
+    arm.submit_velocity(0.0, cmd)
+    arm.step(20)
+    st = arm.state()
+    assert st['reflex'] is None and st['qd'][0] == pytest.approx(0.5)
+    q = PANDA.home + 0.1
+    arm.reset(q)
+    st = arm.state()
+    assert st['mode'] == 'idle' and np.allclose(st['q'], q) and np.all(st['qd'] == 0)

@@ -62,8 +62,12 @@ class FrankaArm:
     def __init__(self, profile: RobotProfile, command_type: CommandType = 'trajectory',
                  physics: Physics | None = None, dt: float = 1e-3,
                  q0: np.ndarray | None = None, torque_rate_limiter: bool = True,
-                 brake_factor: float = 4.0, **controller_options: Any) -> None:
-        """`controller_options` go to JointTrajectoryController (trajectory mode only)."""
+                 brake_factor: float = 4.0, check_limits: bool = True,
+                 **controller_options: Any) -> None:
+        """`controller_options` go to JointTrajectoryController (trajectory mode only).
+
+        `check_limits=False` is the ideal robot: the same controllers, no reflexes.
+        """
         if command_type not in _INTERFACE:
             raise ValueError(f'command_type must be one of {sorted(_INTERFACE)}, got '
                              f'{command_type!r}')
@@ -76,6 +80,7 @@ class FrankaArm:
         self.checker = FrankaLimitChecker(profile, _INTERFACE[command_type], self.dt)
         self.torque_rate_limiter = torque_rate_limiter
         self.brake_factor = float(brake_factor)
+        self.check_limits = bool(check_limits)
         self.jtc = (JointTrajectoryController(profile.joint_names, update_period=self.dt,
                                               **controller_options)
                     if command_type == 'trajectory' else None)
@@ -144,7 +149,9 @@ class FrankaArm:
             return
         q, qd, _ = self.physics.state()
         cmd = self._controller_command(q, qd)
-        violation = self.checker.check(cmd)
+        violation = self.checker.check(cmd, enforce=self.check_limits)
+        if not self.check_limits and np.all(np.isfinite(cmd)):
+            violation = None
         if violation is not None:
             self._reflex(violation, t)
             self._brake()
@@ -158,7 +165,7 @@ class FrankaArm:
         self.physics.step(self.dt)
         if self.mode != 'reflex':
             q, qd, _ = self.physics.state()
-            measured = self.checker.check_measured(q, qd)
+            measured = self.checker.check_measured(q, qd) if self.check_limits else None
             if measured is not None:
                 self._reflex(measured, t)
 
@@ -199,6 +206,12 @@ class FrankaArm:
         self._brake_q = self._brake_q + qd * self.dt
         self._brake_qd = qd
         self.physics.set_reference(self._brake_q, qd, qdd)
+
+    def reset(self, q: np.ndarray) -> None:
+        """Put the arm at rest at `q` (a new episode): controllers re-activated, mode idle."""
+        q = np.asarray(q, dtype=np.float64)
+        self.physics.reset(q)
+        self._activate(q.copy(), np.zeros(7))
 
     def recover(self) -> None:
         """Error recovery + controller re-activation (see module docstring); mode -> idle.

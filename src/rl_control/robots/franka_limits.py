@@ -100,11 +100,12 @@ class FrankaLimitChecker:
         self.tau_d = np.zeros(7)
         self.last_violations = ()
 
-    def check(self, command: np.ndarray) -> Violation | None:
+    def check(self, command: np.ndarray, enforce: bool = True) -> Violation | None:
         """Judge one commanded sample; on success it becomes the new desired state.
 
         position: command = q_c; velocity: command = dq_c (q_d integrates it); effort: command =
-        tau_J_d. A violating sample is not taken over (the robot rejects it and stops).
+        tau_J_d. A violating sample is not taken over (the robot rejects it and stops), unless
+        `enforce` is False (an ideal robot: the sample is taken, the violation still returned).
         """
         c = np.asarray(command, dtype=np.float64)
         found: list[Violation] = []
@@ -117,7 +118,7 @@ class FrankaLimitChecker:
             rate = (c - self.tau_d) / self.dt
             lim = self.profile.dtau_max
             _first_outside(rate, -lim, lim, TORQUE_DISCONTINUITY, 'torque_rate', found)
-            if not found:
+            if not found or not enforce:
                 self.tau_d = c
         else:
             if self.interface == 'position':
@@ -134,7 +135,7 @@ class FrankaLimitChecker:
                            found)
             _first_outside(dddq, -p.qddd_max, p.qddd_max, ACCELERATION_DISCONTINUITY, 'jerk',
                            found)
-            if not found:
+            if not found or not enforce:
                 self.q_d, self.dq_d, self.ddq_d = q, dq, ddq
         self.last_violations = tuple(found)
         return found[0] if found else None

@@ -9,7 +9,7 @@ gravity and friction"), so zero torque lets the arm float and coast, which both 
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -75,6 +75,11 @@ class ExactTracking:
         return self.q.copy(), self.qd.copy(), self.tau.copy()
 
 
+def mujoco_physics(profile: Any, kp: float = 50.0) -> MujocoTracking:
+    """MuJoCo tracking with the profile's joint ranges and velocity limits."""
+    return MujocoTracking(kp, qd_max=profile.qd_max, q_range=(profile.q_min, profile.q_max))
+
+
 class MujocoTracking:
     """The packaged MuJoCo Panda (1 ms step) tracking the reference with its velocity actuators.
 
@@ -85,9 +90,14 @@ class MujocoTracking:
     the Panda's; for an FR3 profile only the limits differ (the checker uses the profile's).
     """
 
-    def __init__(self, kp: float = 50.0, qd_max: np.ndarray | None = None) -> None:
+    def __init__(self, kp: float = 50.0, qd_max: np.ndarray | None = None,
+                 q_range: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """`q_range` (q_min, q_max) replaces the model's Panda joint ranges (an FR3's)."""
         from rl_control.robots.mujoco_panda import MujocoPanda
         self.sim = MujocoPanda(timestep=1e-3)
+        if q_range is not None:
+            self.sim.model.jnt_range[:7] = np.stack([np.asarray(q_range[0]),
+                                                     np.asarray(q_range[1])], 1)
         self.kp = float(kp)
         base = np.array([2.175] * 4 + [2.61] * 3) if qd_max is None else np.asarray(qd_max)
         self._ctrl_max = 2.0 * base     # braking may exceed the limits, as real brakes do

@@ -1,30 +1,26 @@
-"""sim_robot: the MuJoCo Panda behind the topics a ros2_control Panda speaks.
+"""sim_robot: a simulated Franka on the topics a ros2_control franka_ros2 robot speaks.
 
-Publishes `/joint_states` (7 arm + 2 finger joints, like franka_ros2), consumes a forward
-velocity command controller's `Float64MultiArray` (joint order = the `joints` parameter), and
-runs the reach task's episodes for evaluation: each episode resets the arm to home + noise,
-samples a goal (`sim.panda_envs.ReachTask`, the training distribution), publishes it on the
-policy server's goal topic (default `/policy_server/goal`, i.e. the server's `~/goal`), and after
-`episode_steps` control periods publishes the result on `~/episode_result` as JSON in a
-std_msgs/String (`ros2 topic echo /sim_robot/episode_result`):
+`fidelity: franka` (default) hosts `robots.franka.FrankaArm`: a virtual 1 kHz loop that runs
+the controller (joint_trajectory_controller or a forward command controller, as they behave),
+checks every commanded sample against libfranka's limits and stops with a reflex at the first
+violation, and a MuJoCo arm that tracks the reference. `fidelity: ideal` is the same without
+the checks (quick experiments). The robot profile (`robot: panda|fr3`) sets joint names, limits
+and the base frame.
 
-    {"episode": 3, "success": true, "final_distance": 0.012, "goal": [x, y, z],
-     "start_q": [...7...], "distances": [... one per control period ...], "steps": 50,
-     "sim_time": 8.0, "wall_time": ...}
+Clocks. Real time: a steady timer steps the 1 ms grid in batches of `step_period_s`; every
+command is stamped with its arrival time on the grid, so a late Python loop never changes what
+is checked; joint states are published for every millisecond (or decimated to
+`publish_rate_hz`), stamped with the time they represent. Lockstep (`publish_clock`): the node
+publishes /clock and advances one control period per received command (run the server with
+use_sim_time and trigger: state).
 
-Two clocks:
-- real time (default): a wall timer steps the physics by 1/publish_rate_hz and publishes the
-  state each tick; the latest command is held between commands (zeroed after
-  `command_timeout_s` without one, which a real controller would not do: a dead server should
-  not leave the simulated arm drifting forever).
-- lockstep (`publish_clock:=true`): the node publishes `/clock` and advances exactly one control
-  period per received command (the first command after each published state; further ones
-  for the same state are ignored), then publishes the new state; run the policy server with
-  `use_sim_time:=true trigger:=state`. This runs as fast as the server answers and makes
-  results independent of host load. While no command comes, the current state is re-sent every
-  `lockstep_republish_s` of wall time (so a server that starts later still gets going).
-
-Commands of the wrong length or with NaN/Inf are refused with a log line, never partly applied.
+Episodes: each starts at rest (profile home, or the goals file's start) with a goal (the goals
+file in order, or sampled in the reach region), published on the policy server's goal topic;
+after `episode_s` the result goes to `~/episode_result` (JSON: success at 1/2/5 cm and at
+`success_threshold`, time to goal, final distance, path length, reflex, rejected messages).
+`~/robot_state` (JSON: mode idle|move|reflex, reflex, rejected, ...) and /diagnostics (ERROR on
+a reflex) report the arm; `~/recover` (std_srvs/Trigger) is franka_ros2's error recovery;
+`~/reset_episode` starts a new episode now.
 """
 from __future__ import annotations
 
@@ -32,6 +28,7 @@ import sys
 import time
 from typing import Any
 
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 import numpy as np
 import rclpy
@@ -43,12 +40,21 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 
-from rl_control.robots.kinematics import PANDA, fk_single
+from rl_control.envs.reach_metrics import EpisodeTrace, load_goals
+from rl_control.robots.franka import FrankaArm
+from rl_control.robots.kinematics import fk_single
+from rl_control.robots.physics import mujoco_physics
+from rl_control.robots.profiles import get_profile
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
+from rl_control.ros.hosting import print_help_if_asked
 from rl_control.ros.params import SimParams, declare
 from rl_control.ros.signals import spin_until_signal
+
+GOAL_LOW, GOAL_HIGH = np.array([0.45, -0.15, 0.0]), np.array([0.75, 0.15, 0.3])
+INIT_NOISE = 0.1  # the reach task's start noise around home (envs/panda_reach.py)
 
 
 class SimRobot(Node):
@@ -56,194 +62,198 @@ class SimRobot(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('sim_robot', **kwargs)
-        from rl_control.envs.panda_reach import ReachTask
-        from rl_control.robots.mujoco_panda import MujocoPanda
-
         self.p = p = declare(self, SimParams)
-        arm = list(PANDA.arm_joint_names)
-        self.cmd_joints = list(p.joints) or arm
-        unknown = [j for j in self.cmd_joints if j not in arm]
-        if unknown or sorted(self.cmd_joints) != sorted(arm):
-            raise ValueError(f'joints {self.cmd_joints} must be a permutation of {arm}; '
-                             f'unknown: {unknown}')
-        # command index k drives arm joint cmd_to_arm[k]
-        self.cmd_to_arm = np.array([arm.index(j) for j in self.cmd_joints], dtype=np.intp)
-        self.sim = MujocoPanda()
-        self.task = ReachTask(distance_threshold=p.success_threshold)
+        self.profile = get_profile(p.robot)
+        jtc = {} if p.command_type != 'trajectory' else {
+            'interpolate_from_desired_state': p.jtc_interpolate_from_desired_state,
+            'allow_nonzero_velocity_at_trajectory_end':
+                p.jtc_allow_nonzero_velocity_at_trajectory_end,
+            'allow_trajectory_replacement': p.jtc_allow_trajectory_replacement}
+        self.arm = FrankaArm(self.profile, p.command_type,
+                             physics=mujoco_physics(self.profile),
+                             torque_rate_limiter=p.torque_rate_limiter,
+                             check_limits=p.fidelity == 'franka', **jtc)
         self.rng = np.random.default_rng(None if p.seed < 0 else p.seed)
-        self.init_noise = 0.1  # panda_envs' default: the training start distribution
-        self._cmd = np.zeros(7)
-        self._cmd_time = -1e9
-        self._sim_time = 0.0          # total simulated time (monotonic across resets)
-        self.episode = 0
-        self._reset_requested = False
-        self._awaiting_command = False
-        self._ignored = 0             # lockstep: extra commands for an already answered state
-        self._results: list[dict[str, Any]] = []
-        self.done = False
-
+        self.goals = load_goals(p.goals_file) if p.goals_file else None
+        self.episode, self.done, self._last_cmd_wall = 0, False, -1e9
+        self._awaiting = False
+        self._wall0 = time.monotonic()
+        self._epoch = 0.0 if p.publish_clock else self.get_clock().now().nanoseconds * 1e-9
+        self._publish_every = max(1, round(1.0 / (p.publish_rate_hz * self.arm.dt)))
+        topic = p.command_topic or (f'{p.robot}_arm_controller/joint_trajectory'
+                                    if p.command_type == 'trajectory'
+                                    else f'{p.command_type}_controller/commands')
+        msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
+        self.create_subscription(msg_type, topic, self._on_command, qos.COMMAND)
         self._js_pub = self.create_publisher(JointState, p.joint_state_topic, qos.SENSOR)
+        self._grip_pub = self.create_publisher(JointState, p.gripper_state_topic, qos.SENSOR)
         self._goal_pub = self.create_publisher(PointStamped, p.goal_topic, qos.GOAL)
         self._result_pub = self.create_publisher(String, '~/episode_result', qos.RESULTS)
-        self._clock_pub = (self.create_publisher(ClockMsg, '/clock', 10)
-                           if p.publish_clock else None)
-        self.create_subscription(Float64MultiArray, p.command_topic, self._on_command,
-                                 qos.COMMAND)
+        self._state_pub = self.create_publisher(String, '~/robot_state', qos.RESULTS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
+        self._clock_pub = self.create_publisher(ClockMsg, '/clock', 10) if p.publish_clock \
+            else None
         self.create_service(Trigger, '~/reset_episode', self._on_reset_episode)
-        wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_service(Trigger, '~/recover', self._on_recover)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         if p.publish_clock:
-            self._last_pub_wall = time.monotonic()
-            self.create_timer(p.lockstep_republish_s, self._lockstep_republish, clock=wall)
+            self.create_timer(p.lockstep_republish_s, self._republish, clock=steady)
         else:
-            self._dt = 1.0 / p.publish_rate_hz
-            self.create_timer(self._dt, self._realtime_tick, clock=wall)
-        self.create_timer(0.5, self._publish_goal, clock=wall)  # late joiners get the goal
+            self.create_timer(p.step_period_s, self._realtime_step, clock=steady)
+        self.create_timer(0.5, self._publish_goal, clock=steady)  # late joiners get the goal
+        self.create_timer(0.1, self._publish_robot_state, clock=steady)
         self._start_episode()
-        mode = 'lockstep on /clock' if p.publish_clock else f'real time at {p.publish_rate_hz} Hz'
-        self.get_logger().info(f'sim_robot: {mode}; commands on {p.command_topic} for '
-                               f'{self.cmd_joints}; goals on {self._goal_pub.topic_name}')
+        self.get_logger().info(
+            f'sim_robot: {p.robot} ({p.fidelity} fidelity), {p.command_type} commands on '
+            f'{self.resolve_topic_name(topic)}, '
+            + ('lockstep on /clock' if p.publish_clock else 'real time'))
 
-    # -- episodes --------------------------------------------------------------------------
+    # -- time -------------------------------------------------------------------------------
+    def _ros_time(self, t_arm: float) -> float:
+        return self._epoch + t_arm
+
+    def _arrival(self) -> float:
+        """A command's arrival on the arm's grid: the last batch end + wall time since."""
+        if self.p.publish_clock:
+            return self.arm.time
+        return self.arm.time + max(0.0, time.monotonic() - self._batch_wall)
+
+    # -- episodes ---------------------------------------------------------------------------
     def _start_episode(self) -> None:
-        q = PANDA.home + self.rng.uniform(-self.init_noise, self.init_noise, 7)
-        self._start_q = np.clip(q, PANDA.limits.q_min, PANDA.limits.q_max)
-        self.sim.reset(self._start_q)
-        self.goal = self.task.sample_goal(self.rng)
-        self._ep_start = self._sim_time
-        self._ep_steps = 0
-        self._distances: list[float] = []
-        self._cmd[:] = 0.0
-        # goal first, then the state of the new episode
+        prof = self.profile
+        q = prof.home + self.rng.uniform(-INIT_NOISE, INIT_NOISE, 7)
+        if self.goals is not None:
+            q = prof.home.copy()
+            self.goal = self.goals[self.episode % len(self.goals)]
+        else:
+            self.goal = self.rng.uniform(GOAL_LOW, GOAL_HIGH)
+        self.arm.reset(np.clip(q, prof.q_min, prof.q_max))
+        self.trace = EpisodeTrace(self.goal, self.p.success_threshold)
+        self._ep_start, self._ep_reflexes = self.arm.time, self.arm.reflex_count
+        self._ep_rejected = self.arm.state()['rejected']
+        self._next_sample = self.arm.time
+        self._batch_wall = time.monotonic()
         self._publish_goal()
         self._publish_state()
 
-    def _distance(self) -> float:
-        q, _ = self.sim.arm_state()
-        return float(np.linalg.norm(np.asarray(fk_single(q.tolist())) - self.goal))
-
-    def _control_period_done(self) -> bool:
-        """Book-keeping after each control period; True when a new episode was started."""
-        self._ep_steps += 1
-        self._distances.append(self._distance())
-        if self._ep_steps >= self.p.episode_steps:
-            self._finish_episode()
-            return True
-        return False
-
     def _finish_episode(self) -> None:
-        d = self._distances[-1] if self._distances else self._distance()
-        result = {
-            'episode': self.episode, 'success': bool(d <= self.p.success_threshold),
-            'final_distance': d, 'goal': [float(v) for v in self.goal],
-            'start_q': [float(v) for v in self._start_q],
-            'distances': [round(x, 5) for x in self._distances], 'steps': self._ep_steps,
-            'sim_time': self._sim_time, 'wall_time': time.time(),
-            'ignored_commands': self._ignored,
-        }
+        st = self.arm.state()
+        result = {'episode': self.episode, **self.trace.result(), 'robot': self.profile.name,
+                  'reflex': st['reflex'] if st['reflex_count'] > self._ep_reflexes else None,
+                  'reflexes': st['reflex_count'] - self._ep_reflexes,
+                  'rejected': st['rejected'] - self._ep_rejected,
+                  'start_q': [float(v) for v in self.arm.state()['q']],
+                  'sim_time': self.arm.time, 'wall_time': time.time()}
         self._result_pub.publish(conv.json_string(result))
         self.get_logger().info(f"episode {self.episode}: success={result['success']} "
-                               f'final_distance={d:.4f} m')
+                               f"min_distance={result['min_distance']:.4f} m reflex="
+                               f"{result['reflex']}")
         self.episode += 1
-        if self.p.episodes and self.episode >= self.p.episodes:
-            self.done = True
+        self.done = bool(self.p.episodes and self.episode >= self.p.episodes)
         self._start_episode()
 
-    def _on_reset_episode(self, request: Trigger.Request, response: Trigger.Response
-                          ) -> Trigger.Response:
-        if self.p.publish_clock:
-            # Lockstep: publishing a fresh state now would put a second command in flight;
-            # the new episode starts in place of the next stepped state instead.
-            self._reset_requested = True
-            response.message = f'episode {self.episode + 1} starts at the next step'
+    def _on_reset_episode(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        self.episode += 1  # the interrupted episode gets no result
+        self._start_episode()
+        res.success, res.message = True, f'episode {self.episode} started'
+        return res
+
+    def _on_recover(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        was = self.arm.state()['reflex']
+        self.arm.recover()
+        res.success, res.message = True, f'recovered from {was}' if was else 'no reflex'
+        self._publish_robot_state()
+        return res
+
+    # -- commands and stepping --------------------------------------------------------------
+    def _on_command(self, msg: Any) -> None:
+        t = self._arrival()
+        if self.p.command_type == 'trajectory':
+            traj = conv.msg_to_trajectory(msg)
+            if traj.stamp:  # ROS time -> the arm's grid
+                traj = type(traj)(traj.joint_names, traj.points, traj.stamp - self._epoch)
+            self.arm.submit_trajectory(t, traj)
         else:
-            self._start_episode()
-            response.message = f'episode {self.episode} started'
-        response.success = True
-        return response
+            data = conv.multiarray_values(msg)
+            (self.arm.submit_velocity if self.p.command_type == 'velocity'
+             else self.arm.submit_effort)(t, data.tolist())
+        self._last_cmd_wall = time.monotonic()
+        if self.p.publish_clock and self._awaiting:
+            self._awaiting = False
+            self._advance(round(self.p.control_period_s / self.arm.dt))
 
-    # -- commands and stepping -------------------------------------------------------------
-    def _on_command(self, msg: Float64MultiArray) -> None:
-        data = conv.multiarray_values(msg)
-        if data.shape != (len(self.cmd_joints),):
-            self.get_logger().error(
-                f'command REFUSED: {data.size} values for the {len(self.cmd_joints)} '
-                f'controller joints {self.cmd_joints}', throttle_duration_sec=1.0)
-            return
-        if not np.all(np.isfinite(data)):
-            self.get_logger().error('command REFUSED: NaN/Inf', throttle_duration_sec=1.0)
-            return
-        cmd = np.zeros(7)
-        cmd[self.cmd_to_arm] = data
-        self._cmd = cmd
-        self._cmd_time = time.monotonic()
-        if self.p.publish_clock:
-            if not self._awaiting_command:
-                self._ignored += 1
-                return  # a second command for the same state: one step per state, exactly
-            self._awaiting_command = False
-            self._lockstep_step()
+    def _realtime_step(self) -> None:
+        now = time.monotonic()
+        n = int(round((now - self._batch_wall) / self.arm.dt))
+        if (self.p.fidelity == 'ideal' and self.p.command_type == 'velocity'
+                and self.p.command_timeout_s > 0
+                and now - self._last_cmd_wall > self.p.command_timeout_s):
+            self.arm.submit_velocity(self.arm.time, [0.0] * 7)  # ideal: a dead server stops
+        if n > 0:
+            self._advance(n)
+            self._batch_wall += n * self.arm.dt
 
-    def _apply(self, cmd: np.ndarray) -> None:
-        self.sim.set_joint_velocity_command(cmd)
-
-    def _realtime_tick(self) -> None:
-        stale = (self.p.command_timeout_s > 0
-                 and time.monotonic() - self._cmd_time > self.p.command_timeout_s)
-        self._apply(np.zeros(7) if stale else self._cmd)
+    def _advance(self, n: int) -> None:
+        """Step n ms, publishing states and sampling the episode on their schedules."""
         period = self.p.control_period_s
-        before = int((self._sim_time - self._ep_start) / period + 1e-9)
-        self.sim.step(self._dt)
-        self._sim_time += self._dt
-        after = int((self._sim_time - self._ep_start) / period + 1e-9)
-        self._publish_state()
-        for _ in range(after - before):
-            if self._control_period_done():
-                break
-
-    def _lockstep_step(self) -> None:
-        self._apply(self._cmd)
-        self.sim.step(self.p.control_period_s)
-        self._sim_time += self.p.control_period_s
-        self._publish_clock()
-        # A new episode publishes its own first state; publishing one more here would put two
-        # commands in flight and break the one-command-one-step lockstep.
-        if self._control_period_done():
-            return
-        if self._reset_requested:
-            self._reset_requested = False
-            self.episode += 1  # the interrupted episode gets no result
-            self._start_episode()
-            return
-        self._publish_state()
-
-    def _lockstep_republish(self) -> None:
-        if time.monotonic() - self._last_pub_wall >= self.p.lockstep_republish_s:
-            self._publish_clock()
+        for _ in range(n):
+            self.arm.step(1)
+            if not self.p.publish_clock and \
+                    round(self.arm.time / self.arm.dt) % self._publish_every == 0:
+                self._publish_state()
+            if self.arm.time >= self._next_sample - 1e-9:
+                self._next_sample += period
+                q = self.arm.state()['q']
+                self.trace.add(self.arm.time - self._ep_start, np.array(fk_single(q.tolist())))
+            if self.arm.time - self._ep_start >= self.p.episode_s - 1e-9:
+                self._finish_episode()
+                return
+        if self.p.publish_clock:
+            self._clock_pub.publish(ClockMsg(clock=conv.sec_to_stamp(self.arm.time)))
             self._publish_state()
 
-    # -- output ----------------------------------------------------------------------------
-    def _stamp(self) -> Any:
-        if self.p.publish_clock:
-            return conv.sec_to_stamp(self._sim_time)
-        return self.get_clock().now().to_msg()
+    def _republish(self) -> None:
+        if time.monotonic() - self._last_cmd_wall >= self.p.lockstep_republish_s:
+            self._clock_pub.publish(ClockMsg(clock=conv.sec_to_stamp(self.arm.time)))
+            self._publish_state()
 
-    def _publish_clock(self) -> None:
-        if self._clock_pub is not None:
-            self._clock_pub.publish(ClockMsg(clock=conv.sec_to_stamp(self._sim_time)))
-
+    # -- output -----------------------------------------------------------------------------
     def _publish_state(self) -> None:
-        names, q, qd, tau = self.sim.joint_state()
-        self._js_pub.publish(conv.make_joint_state(names, q, qd, tau, stamp=self._stamp()))
-        self._last_pub_wall = time.monotonic()
-        self._awaiting_command = True
+        stamp = conv.sec_to_stamp(self._ros_time(self.arm.time))
+        names, q, qd, tau = self.arm.joint_state()
+        self._js_pub.publish(conv.make_joint_state(names, q, qd, tau, stamp=stamp))
+        names, q, qd, eff = self.arm.gripper_state()
+        self._grip_pub.publish(conv.make_joint_state(names, q, qd, eff, stamp=stamp))
+        self._awaiting = True
 
     def _publish_goal(self) -> None:
-        self._goal_pub.publish(conv.point_stamped(self.goal, 'panda_link0', self._stamp()))
+        self._goal_pub.publish(conv.point_stamped(self.goal, self.profile.base_frame,
+                                                  conv.sec_to_stamp(self._ros_time(
+                                                      self.arm.time))))
+
+    def _publish_robot_state(self) -> None:
+        st = self.arm.state()
+        keys = ('mode', 'reflex', 'reflex_time', 'reflex_errors', 'reflex_count', 'rejected',
+                'dropped', 'ignored', 'at_rest', 'time')
+        report = {k: st[k] for k in keys}
+        report['reflex_errors'] = list(report['reflex_errors'])
+        report['last_rejection'] = st['rejections'][-1][1] if st['rejections'] else None
+        report['max_abs_qd'] = float(np.abs(st['qd']).max())
+        self._state_pub.publish(conv.json_string(report))
+        level = 2 if st['mode'] == 'reflex' else 0
+        message = f'reflex: {st["reflex"]}' if level else f'{st["mode"]} ({self.p.fidelity})'
+        arr = DiagnosticArray()
+        arr.status = [conv.diagnostic_status(f'{self.get_fully_qualified_name()}: robot', level,
+                                             message, self.profile.name,
+                                             {k: v for k, v in report.items()})]
+        self._diag_pub.publish(arr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point `sim_robot`; SIGINT/SIGTERM stop it cleanly."""
+    """Entry point `sim_robot`; `--help` prints the parameters; SIGINT/SIGTERM stop it."""
     args = sys.argv if argv is None else ['sim_robot', *argv]
+    if print_help_if_asked(args, 'sim_robot', SimParams, __doc__):
+        return 0
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = SimRobot()
