@@ -181,7 +181,10 @@ class Shaper:
     def __init__(self, limits: Limits, config: ShaperConfig,
                  velocity_limits: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None
                  = None) -> None:
-        """`velocity_limits(q) -> (lower, upper)`: position-dependent bounds (the FR3's)."""
+        """`velocity_limits(q) -> (lower, upper)`: position-dependent bounds (the FR3's).
+
+        It must accept positions of shape (..., n) and return bounds of the same shape.
+        """
         self.limits, self.cfg = limits, config
         self.velocity_limits = velocity_limits
         self.n = len(limits.q_min)
@@ -297,22 +300,27 @@ class Shaper:
     def _leaves_soft_limits(self, plan: Plan, start: MotionState) -> np.ndarray:
         """Joints whose motion (hold, then stop) would leave the soft limits further.
 
-        The positions are sampled on the waypoint grid and at the stop (Ruckig's
-        `position_extrema` is not reliable for velocity-interface profiles); between samples
-        a joint moves at most v * sample_s, and the extremes of a stopping motion lie where
-        it is slowest.
+        The positions are sampled on the waypoint grid and at the stop (Ruckig 0.19's
+        `position_extrema` counts 0 as an extremum of velocity-interface profiles, so it is not
+        used); between samples a joint moves at most v * sample_s, and the extremes of a
+        stopping motion lie where it is slowest.
         """
-        states = [s for _, s in plan.samples(self.cfg.sample_s)]
-        qs = np.array([s.q for s in states])
+        assert plan.move is not None and plan.tail is not None
+        step, hold = self.cfg.sample_s, plan.hold_s
+        states = [plan.move.at_time(k * step) for k in range(round(hold / step) + 1)]
+        tail_n = math.floor(plan.tail.duration / step + 1e-9)
+        states += [plan.tail.at_time(k * step) for k in range(1, tail_n + 1)]
+        states.append(plan.tail.at_time(plan.tail.duration))
+        qs = np.array([st[0] for st in states])
         floor = np.minimum(self.soft_min, start.q)
         ceil = np.maximum(self.soft_max, start.q)
         bad = (qs.min(0) < floor - 1e-12) | (qs.max(0) > ceil + 1e-12)
         if self.velocity_limits is not None:
             # The FR3's band narrows toward its limits: check each sample against the band at
             # the position the joint reaches by the next sample (between samples it is tighter).
-            for s in states:
-                lo, hi = self.velocity_limits(s.q + s.qd * self.cfg.sample_s)
-                bad |= (s.qd < lo) | (s.qd > hi)
+            qds = np.array([st[1] for st in states])
+            lo, hi = self.velocity_limits(qs + qds * step)  # vectorized over the samples
+            bad |= np.any((qds < lo) | (qds > hi), axis=0)
         return bad
 
     # -- reading the reference ----------------------------------------------------------------

@@ -153,10 +153,11 @@ class ServingLoop:
         limits = Limits.from_profile(prof, idx)
 
         def band(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            full = prof.home.copy()
-            full[idx] = q
+            full = np.broadcast_to(prof.home, (*np.shape(q)[:-1], 7)).copy()
+            full[..., idx] = q
             lo, hi = prof.libfranka_velocity_limits(full)
-            return lo[idx], hi[idx]
+            return (np.broadcast_to(lo, full.shape)[..., idx],
+                    np.broadcast_to(hi, full.shape)[..., idx])
 
         self.shaper = Shaper(limits, cfg, velocity_limits=band)
         trained_robot = spec.get('robot')
