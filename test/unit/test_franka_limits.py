@@ -129,3 +129,21 @@ def test_measured_limits_and_non_finite():
     assert checker.check_measured(PANDA.home, _unit(4, -2.7)).name == fl.MEASURED_VELOCITY
     assert checker.check_measured(PANDA.home, np.zeros(7)) is None
     assert checker.check(np.full(7, np.nan)).name == fl.NON_FINITE_COMMAND
+
+
+@pytest.mark.parametrize('interface', ['position', 'effort'])
+def test_check_batch_judges_as_sample_by_sample_checks(interface):
+    rng = np.random.default_rng(0)
+    base = PANDA.home if interface == 'position' else np.zeros(7)
+    scale = 1e-4 if interface == 'position' else 0.3
+    samples = base + np.cumsum(rng.normal(0, scale, (200, 7)), axis=0)
+    samples[120, 2] += 0.01 if interface == 'position' else 5.0  # one jump
+    a = fl.FrankaLimitChecker(PANDA, interface)
+    b = fl.FrankaLimitChecker(PANDA, interface)
+    a.reset(PANDA.home)
+    b.reset(PANDA.home)
+    seq = [(i, v) for i, v in ((i, a.check(s, enforce=False)) for i, s in enumerate(samples))
+           if v is not None]
+    got = b.check_batch(samples)
+    assert seq and got is not None and got[0] == seq[0][0] and got[1] == seq[0][1]
+    assert np.array_equal(a.q_d, b.q_d) and np.array_equal(a.tau_d, b.tau_d)

@@ -145,3 +145,16 @@ def test_fr3_position_dependent_velocity_band_is_respected_near_a_limit():
     lo, hi = np.array([PROFILE.velocity_limits(x) for x in q]).transpose(1, 0, 2)
     assert np.all(qd[:, 0] <= hi[:, 0] + 1e-6) and np.all(qd[:, 0] >= lo[:, 0] - 1e-6)
     assert q[:, 0].max() > PROFILE.q_max[0] - 0.2  # it did approach the limit
+
+
+def test_state_dict_restores_the_same_plans_bit_for_bit():
+    a = Shaper(FR3, ShaperConfig())
+    rng = np.random.default_rng(5)
+    run(a, rng.uniform(-1, 1, (7, 7)))
+    b = Shaper(FR3, ShaperConfig())
+    b.load_state_dict(a.state_dict())
+    for t in np.arange(0.2, 0.6, 0.001):
+        assert np.array_equal(a.reference(t).q, b.reference(t).q)
+    v = rng.uniform(-1, 1, 7)
+    pa, pb = a.step(0.3, v), b.step(0.3, v)
+    assert np.array_equal(pa.at(0.35).qd, pb.at(0.35).qd)

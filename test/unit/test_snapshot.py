@@ -21,6 +21,7 @@ def _rollout(env, actions):
 
 
 @pytest.mark.parametrize('env_id', ['Pendulum-v1', 'Hopper-v5', 'rl_control/PandaJointReach-v0',
+                                    'rl_control/FrankaReach-v1', 'rl_control/FrankaReachEffort-v1',
                                     'rl_control/PandaJointReachBullet-v0'])
 def test_snapshot_continues_an_episode_exactly(env_id):
     env, twin = make_env(env_id), make_env(env_id)

@@ -201,6 +201,9 @@ class Shaper:
         self._inp.target_acceleration = [0.0] * self.n
         self.plan: Plan | None = None
         self.previous: Plan | None = None
+        # Plans that have not started yet, or are the one running, oldest first: with a tick
+        # latency longer than a period (randomized training) several are pending at once.
+        self.history: list[Plan] = []
         self.late_plans = 0  # plans that started later than one period after the previous
 
     # -- anchoring ----------------------------------------------------------------------------
@@ -218,6 +221,7 @@ class Shaper:
         t0 = round(t / GRID_S) * GRID_S
         self.previous = None
         self.plan = self._make(t0, start, np.zeros(self.n), hold_s=0.0)
+        self.history = [self.plan]
         if not np.any(qd):
             self.plan.move = None  # at rest: nothing to plan
             self.plan.tail = None
@@ -274,6 +278,9 @@ class Shaper:
                 plan.limited = bad
         plan.braking = braking
         self.previous, self.plan = self.plan, plan
+        self.history.append(plan)
+        if len(self.history) > 16:  # `reference` prunes as time passes; this only bounds it
+            del self.history[0]
         return plan
 
     def _ruckig(self, start: MotionState, target: np.ndarray) -> Trajectory:
@@ -323,14 +330,53 @@ class Shaper:
             bad |= np.any((qds < lo) | (qds > hi), axis=0)
         return bad
 
+    # -- persistence --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The plans as the inputs that made them (Ruckig trajectories are recomputed)."""
+        return {'history': [_plan_record(p) for p in self.history],
+                'late_plans': self.late_plans}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict: the same plans, bit for bit (planning is deterministic)."""
+        self.history = [self._rebuild(r) for r in state['history']]
+        self.plan = self.history[-1] if self.history else None
+        self.previous = self.history[-2] if len(self.history) > 1 else None
+        self.late_plans = int(state['late_plans'])
+
+    def _rebuild(self, rec: dict[str, Any] | None) -> Plan | None:
+        if rec is None:
+            return None
+        start = MotionState(*(np.asarray(rec[k], np.float64) for k in ('q', 'qd', 'qdd')))
+        plan = self._make(rec['t0'], start, np.asarray(rec['target'], np.float64),
+                          rec['hold_s'])
+        plan.braking, plan.limited = rec['braking'], np.asarray(rec['limited'], bool)
+        if rec['at_rest']:
+            plan.move = plan.tail = None
+            plan.rest_q = start.q.copy()
+        return plan
+
     # -- reading the reference ----------------------------------------------------------------
     def reference(self, t: float) -> MotionState:
         """The reference the robot follows at `t`: the newest plan that has started by then."""
         assert self.plan is not None, 'anchor() first'
-        if t < self.plan.t0 and self.previous is not None:
-            return self.previous.at(t)
-        return self.plan.at(t)
+        hist = self.history
+        i = len(hist) - 1
+        while i > 0 and t < hist[i].t0:
+            i -= 1
+        if i > 0:  # plans older than the one running at t are never needed again
+            del hist[:i]
+        return hist[0].at(t)
 
     def at_rest(self, t: float) -> bool:
         """Whether the reference is at rest from `t` on (the current plan has ended)."""
         return self.plan is None or t >= self.plan.end - 1e-12 or self.plan.move is None
+
+
+def _plan_record(plan: Plan | None) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    start = plan.at(plan.t0) if plan.move is not None else MotionState(
+        plan.rest_q, np.zeros_like(plan.rest_q), np.zeros_like(plan.rest_q))
+    return {'t0': plan.t0, 'hold_s': plan.hold_s, 'q': start.q.copy(), 'qd': start.qd.copy(),
+            'qdd': start.qdd.copy(), 'target': plan.target.copy(), 'braking': plan.braking,
+            'limited': plan.limited.copy(), 'at_rest': plan.move is None}

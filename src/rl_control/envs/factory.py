@@ -138,6 +138,7 @@ def env_metadata(env: gym.Env, env_id: str, env_kwargs: dict[str, Any] | None = 
         'obs_dim': obs_dims(obs_space)[0],
         'act_dim': int(np.prod(env.action_space.shape)),
         'contract': getattr(env.unwrapped, 'contract', None),
+        'robot_task': getattr(env.unwrapped, 'robot_task', None),
         'action_low': np.asarray(inner.low, np.float64).ravel().tolist(),
         'action_high': np.asarray(inner.high, np.float64).ravel().tolist(),
     }

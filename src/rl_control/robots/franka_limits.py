@@ -140,6 +140,54 @@ class FrankaLimitChecker:
         self.last_violations = tuple(found)
         return found[0] if found else None
 
+    def check_batch(self, commands: np.ndarray) -> tuple[int, Violation] | None:
+        """Judge n consecutive samples (n, 7) as n calls of `check(c, enforce=False)` would.
+
+        One numpy pass instead of n Python calls (a training env checks 40 samples per
+        step): returns (index, first violation) of the earliest violating sample, or None;
+        the state ends at the last sample either way.
+        """
+        c = np.asarray(commands, dtype=np.float64)
+        if self.interface == 'velocity' or not np.all(np.isfinite(c)):
+            for i, row in enumerate(c):
+                v = self.check(row, enforce=False)
+                if v is not None:
+                    for rest in c[i + 1:]:
+                        self.check(rest, enforce=False)
+                    return i, v
+            return None
+        p, dt = self.profile, self.dt
+        if self.interface == 'effort':
+            taus = np.vstack([self.tau_d, c])
+            rate = np.diff(taus, axis=0) / dt
+            bad = ~np.all((rate > -p.dtau_max) & (rate < p.dtau_max), axis=1)
+            first = int(np.argmax(bad)) if bad.any() else None
+            v = None
+            if first is not None:  # the exact record, from the sample before it
+                self.tau_d = taus[first].copy()
+                v = self.check(c[first], enforce=False)
+            self.tau_d = c[-1].copy()
+            return None if first is None else (first, v)
+        else:
+            qs = np.vstack([self.q_d, c])
+            dq = np.diff(qs, axis=0) / dt
+            ddq = np.diff(np.vstack([self.dq_d, dq]), axis=0) / dt
+            dddq = np.diff(np.vstack([self.ddq_d, ddq]), axis=0) / dt
+            vlo, vhi = p.velocity_limits(qs[:-1])  # at q_d, as `check`
+            bad = ~(np.all((c > p.q_min) & (c < p.q_max), axis=1)
+                    & np.all((dq > vlo) & (dq < vhi), axis=1)
+                    & np.all((ddq > -p.qdd_max) & (ddq < p.qdd_max), axis=1)
+                    & np.all((dddq > -p.qddd_max) & (dddq < p.qddd_max), axis=1))
+            first = int(np.argmax(bad)) if bad.any() else None
+            if first is not None:  # replay from the sample before it for the exact record
+                self.q_d, self.dq_d = qs[first].copy(), (dq[first - 1] if first else self.dq_d)
+                self.ddq_d = ddq[first - 1] if first else self.ddq_d
+                v = self.check(c[first], enforce=False)
+                self.q_d, self.dq_d, self.ddq_d = c[-1].copy(), dq[-1].copy(), ddq[-1].copy()
+                return first, v
+            self.q_d, self.dq_d, self.ddq_d = c[-1].copy(), dq[-1].copy(), ddq[-1].copy()
+            return None
+
     def check_measured(self, q: np.ndarray, qd: np.ndarray) -> Violation | None:
         """Judge the measured state: joint_position_limits_violation, joint_velocity_violation.
 

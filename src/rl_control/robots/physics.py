@@ -91,10 +91,14 @@ class MujocoTracking:
     """
 
     def __init__(self, kp: float = 50.0, qd_max: np.ndarray | None = None,
-                 q_range: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 q_range: tuple[np.ndarray, np.ndarray] | None = None,
+                 timestep: float = 1e-3) -> None:
         """`q_range` (q_min, q_max) replaces the model's Panda joint ranges (an FR3's)."""
         from rl_control.robots.mujoco_panda import MujocoPanda
-        self.sim = MujocoPanda(timestep=1e-3)
+        self.sim = MujocoPanda(timestep=timestep)
+        self.dt = float(timestep)
+        self._damping = self.sim.model.dof_damping[:7].copy()
+        self._friction = self.sim.model.dof_frictionloss[:7].copy()
         if q_range is not None:
             self.sim.model.jnt_range[:7] = np.stack([np.asarray(q_range[0]),
                                                      np.asarray(q_range[1])], 1)
@@ -135,3 +139,96 @@ class MujocoTracking:
         """(q, qd, actuator torque)."""
         q, qd = self.sim.arm_state()
         return q, qd, self.sim.data.actuator_force.copy()
+
+    def set_dynamics(self, damping_scale: np.ndarray, frictionloss: np.ndarray) -> None:
+        """Joint damping = the model's x `damping_scale`; dry friction `frictionloss` [Nm]."""
+        m = self.sim.model
+        m.dof_damping[:7] = self._damping * np.asarray(damping_scale)
+        m.dof_frictionloss[:7] = self._friction + np.asarray(frictionloss)
+
+    def state_dict(self) -> dict[str, Any]:
+        """MuJoCo state, control mode and the randomized dynamics (exact resume)."""
+        m = self.sim.model
+        return {'sim': self.sim.state_dict(), 'mode': self._mode,
+                'damping': m.dof_damping[:7].copy(), 'friction': m.dof_frictionloss[:7].copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict."""
+        self._use(state['mode'])
+        self.sim.load_state_dict(state['sim'])
+        self.sim.model.dof_damping[:7] = state['damping']
+        self.sim.model.dof_frictionloss[:7] = state['friction']
+
+    def close(self) -> None:
+        """Nothing to release (MuJoCo frees with the object)."""
+
+
+class BulletTracking:
+    """panda-gym's PyBullet Panda tracking the reference with Bullet's velocity motors.
+
+    The same tracking law as MujocoTracking, at `timestep` (PyBullet's own step; panda-gym uses
+    2 ms), with the profile's joint ranges and velocity limits. A second engine with different
+    dynamics, for sim-to-sim checks; joint dry friction is not modelled (Bullet has no joint
+    friction loss), damping is.
+    """
+
+    def __init__(self, profile: Any, kp: float = 50.0, timestep: float = 2e-3) -> None:
+        import pybullet as pb
+
+        from rl_control.robots.bullet_panda import ARM_INDICES, BulletPanda
+
+        self.pb, self.idx = pb, ARM_INDICES
+        self.sim = BulletPanda()
+        self.c = {'physicsClientId': self.sim.client}
+        pb.setTimeStep(timestep, **self.c)
+        self.dt, self.kp = float(timestep), float(kp)
+        self.qd_max = 2.0 * np.asarray(profile.qd_max)  # braking may exceed, as real brakes do
+        self.tau_max = np.asarray(profile.tau_max)
+        for i, lo, hi in zip(ARM_INDICES, profile.q_min, profile.q_max, strict=True):
+            pb.changeDynamics(self.sim.body, i, jointLowerLimit=float(lo),
+                              jointUpperLimit=float(hi), **self.c)
+        self._damping = np.zeros(7)
+
+    def reset(self, q: np.ndarray) -> None:
+        """Rest at `q`."""
+        self.sim.reset(np.asarray(q, np.float64))
+
+    def set_reference(self, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
+        """Velocity motors track (q, qd)."""
+        _, q_meas, _, _ = self.sim.joint_state()
+        cmd = np.clip(np.asarray(qd) + self.kp * (np.asarray(q) - q_meas[:7]), -self.qd_max,
+                      self.qd_max)
+        self.pb.setJointMotorControlArray(self.sim.body, self.idx, self.pb.VELOCITY_CONTROL,
+                                          targetVelocities=cmd.tolist(),
+                                          forces=self.tau_max.tolist(), **self.c)
+
+    def apply_torque(self, tau: np.ndarray) -> None:
+        """Not supported on this engine (the effort task runs on MuJoCo)."""
+        raise NotImplementedError('effort control runs on the MuJoCo engine only')
+
+    def step(self, dt: float) -> None:
+        """Advance by `dt` (whole steps)."""
+        for _ in range(int(round(dt / self.dt))):
+            self.pb.stepSimulation(**self.c)
+
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(q, qd, applied torque) of the arm joints."""
+        _, q, qd, tau = self.sim.joint_state()
+        return q[:7].copy(), qd[:7].copy(), tau[:7].copy()
+
+    def set_dynamics(self, damping_scale: np.ndarray, frictionloss: np.ndarray) -> None:
+        """Joint damping (0.5 Nm s/rad nominal, as the MuJoCo model) x scale; no friction."""
+        for i, s in zip(self.idx, np.asarray(damping_scale), strict=True):
+            self.pb.changeDynamics(self.sim.body, i, jointDamping=0.5 * float(s), **self.c)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Joint states (a fixed-base arm without contacts: the whole Bullet state)."""
+        return self.sim.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict."""
+        self.sim.load_state_dict(state)
+
+    def close(self) -> None:
+        """Disconnect the Bullet client."""
+        self.sim.close()

@@ -1,0 +1,215 @@
+"""Franka reach, v1: the motion the arm will really make, randomized as the real world differs.
+
+`rl_control/FrankaReach-v1` (joint velocity targets) and `rl_control/FrankaReachEffort-v1`
+(joint torques on top of gravity compensation) train on `envs.shaped_arm.ShapedArm`: the policy
+server's own shaper (or torque shaper) drives a simulated Panda or FR3 (`robot`), on MuJoCo or
+PyBullet (`engine`), inside that profile's limits. The observation is the contract's
+(`build_observation` on the measured joint state, the same call the server makes), the task
+is the reach task of v0 with a 2 cm success distance by default (`success_distance`) over the
+goal region x 0.45-0.75, y -0.15-0.15, z 0-0.3 m in the base frame.
+
+Domain randomization (on by default, `randomize=False` for nominal dynamics; the ranges are a
+constructor argument and are recorded in policy.yaml), each episode drawn from the env's seeded
+RNG: action latency (0 to 2 control periods, on top of the shaper's lead), control-period jitter
+(+-4 ms per tick), observation noise on joint positions and velocities, joint damping (x 0.5 to
+2) and dry friction (0 to 0.2 Nm), and the initial state (home + uniform noise of up to
+`init_noise` per joint).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+import numpy as np
+
+from rl_control.contract import (
+    ActionSpec,
+    ObservationSpec,
+    RobotContract,
+    action_to_command,
+    build_observation,
+)
+from rl_control.contract.shaper import GRID_S, ShaperConfig
+from rl_control.envs.panda_reach import GOAL_HIGH, GOAL_LOW, ReachTask
+from rl_control.envs.shaped_arm import ShapedArm
+from rl_control.robots.profiles import get_profile
+
+CONTROL_PERIOD_S = 0.04
+EFFORT_SCALE = 0.25  # |a| = 1 -> a quarter of the torque limit, on top of gravity compensation
+
+
+@dataclass(frozen=True)
+class Randomization:
+    """Ranges of the per-episode randomization (recorded in policy.yaml `randomization:`)."""
+
+    action_latency_s: tuple[float, float] = (0.0, 0.08)
+    jitter_s: float = 0.004
+    joint_pos_noise: float = 0.0005
+    joint_vel_noise: float = 0.005
+    damping_scale: tuple[float, float] = (0.5, 2.0)
+    frictionloss: tuple[float, float] = (0.0, 0.2)
+    init_noise: float = 0.1
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Randomization:
+        """Defaults overridden by `d` (unknown keys are an error naming them)."""
+        d = dict(d or {})
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f'randomization: unknown key(s) {unknown}; known: '
+                             f'{sorted(cls.__dataclass_fields__)}')
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def to_yaml(self) -> dict[str, Any]:
+        """Plain types for policy.yaml."""
+        return {k: list(v) if isinstance(v, tuple) else float(v) for k, v in asdict(self).items()}
+
+
+NOMINAL = Randomization(action_latency_s=(0.0, 0.0), jitter_s=0.0, joint_pos_noise=0.0,
+                        joint_vel_noise=0.0, damping_scale=(1.0, 1.0), frictionloss=(0.0, 0.0),
+                        init_noise=0.1)
+
+
+@dataclass
+class _Episode:
+    latency: float = 0.0
+    last_now: float = -1.0
+    tick: int = 0
+    draws: dict[str, Any] = field(default_factory=dict)
+
+
+class FrankaReachEnv(gym.Env):
+    """Reach a 3-D goal with a Franka's end effector through the shaped command path."""
+
+    metadata = {'render_modes': [], 'render_fps': int(round(1 / CONTROL_PERIOD_S))}
+
+    def __init__(self, robot: str = 'panda', engine: str = 'mujoco', control: str = 'velocity',
+                 reward_type: str = 'sparse', success_distance: float = 0.02,
+                 randomize: bool = True, randomization: dict[str, Any] | None = None,
+                 shaper: dict[str, Any] | None = None, physics_dt: float = 0.002) -> None:
+        self.profile = get_profile(robot)
+        self.control = control
+        self.task = ReachTask(distance_threshold=success_distance, reward_type=reward_type)
+        self.randomization = Randomization.from_dict(randomization) if randomize else NOMINAL
+        self.shaper_cfg = ShaperConfig.from_yaml(shaper, CONTROL_PERIOD_S)
+        names = self.profile.joint_names
+        obs = ObservationSpec(names, ('joint_pos', 'joint_vel', 'ee_pos', 'goal'))
+        if control == 'velocity':
+            lim = self.profile.qd_max
+            act = ActionSpec('joint_velocity', names, 0.5 * lim, -lim, lim)
+        else:
+            lim = self.profile.tau_max
+            act = ActionSpec('joint_effort', names, EFFORT_SCALE * lim, -lim, lim)
+        self.contract = RobotContract(obs, act, CONTROL_PERIOD_S)
+        self._obs_spec = obs.without('goal')
+        self._ee = self._obs_spec.term_slice('ee_pos')
+        self.sim = ShapedArm(self.profile, self.shaper_cfg, engine, control, physics_dt)
+        box3 = spaces.Box(-10.0, 10.0, (3,), np.float32)
+        self.observation_space = spaces.Dict({
+            'observation': spaces.Box(-10.0, 10.0, (self._obs_spec.size,), np.float32),
+            'achieved_goal': box3, 'desired_goal': box3})
+        self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float32)
+        self._goal = np.zeros(3)
+        self._ep = _Episode()
+        self.robot_task = {
+            'robot': self.profile.name,
+            'shaper': self.shaper_cfg.to_yaml() if control == 'velocity' else None,
+            'randomization': self.randomization.to_yaml() if randomize else None,
+            'goal_region': {'frame': self.profile.base_frame, 'low': GOAL_LOW.tolist(),
+                            'high': GOAL_HIGH.tolist()},
+            'success_distance': float(success_distance),
+        }
+
+    # -- gymnasium ----------------------------------------------------------------------------
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
+                       info: Any) -> np.ndarray:
+        """Vectorized reward for HER relabelling: the task's rule."""
+        return self.task.compute_reward(achieved_goal, desired_goal, info)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start at rest near home (randomized), with a goal; options: {'goal', 'q'}."""
+        super().reset(seed=seed)
+        options, rng, r, prof = options or {}, self.np_random, self.randomization, self.profile
+        if 'q' in options:
+            q = np.asarray(options['q'], np.float64)
+        else:
+            q = prof.home + rng.uniform(-r.init_noise, r.init_noise, 7)
+        margin = self.shaper_cfg.position_margin
+        self.sim.reset(np.clip(q, prof.q_min + margin, prof.q_max - margin))
+        latency = round(rng.uniform(*r.action_latency_s) / GRID_S) * GRID_S
+        damping = rng.uniform(*r.damping_scale, 7)
+        friction = rng.uniform(*r.frictionloss, 7)
+        self.sim.set_dynamics(damping, friction)
+        self._ep = _Episode(latency, -1.0, 0, {'action_latency_s': latency,
+                                                'damping_scale': damping.tolist(),
+                                                'frictionloss': friction.tolist()})
+        self._goal = (np.asarray(options['goal'], np.float64) if 'goal' in options
+                      else self.task.sample_goal(rng))
+        obs = self._observe()
+        return obs, self._info(obs)
+
+    def step(self, action: np.ndarray,
+             ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """The action as the server would apply it (latency, jitter), one control period."""
+        cmd = action_to_command(self.contract.act_spec, action)
+        if self.control == 'velocity':
+            ep, r = self._ep, self.randomization
+            jitter = self.np_random.uniform(-r.jitter_s, r.jitter_s) if r.jitter_s else 0.0
+            delay = max(ep.latency + round(jitter / GRID_S) * GRID_S, 0.0)
+            now = max(self.sim.t + delay, ep.last_now)  # ticks never run backwards
+            ep.last_now = now
+            self.sim.set_joint_velocity_command(cmd, now - self.sim.t)
+        else:
+            self.sim.set_joint_effort_command(cmd)
+        self.sim.step(CONTROL_PERIOD_S)
+        self._ep.tick += 1
+        obs = self._observe()
+        info = self._info(obs)
+        reward = float(self.task.compute_reward(obs['achieved_goal'], obs['desired_goal']))
+        return obs, reward, False, False, info
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        names, q, qd, _ = self.sim.joint_state()
+        r, rng = self.randomization, self.np_random
+        if r.joint_pos_noise:
+            q = q + np.r_[rng.normal(0.0, r.joint_pos_noise, 7), 0, 0]
+        if r.joint_vel_noise:
+            qd = qd + np.r_[rng.normal(0.0, r.joint_vel_noise, 7), 0, 0]
+        vec = build_observation(self._obs_spec, names, q, qd)
+        return {'observation': vec, 'achieved_goal': vec[self._ee].copy(),
+                'desired_goal': self._goal.astype(np.float32)}
+
+    def _info(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
+        d = float(np.linalg.norm(obs['achieved_goal'] - obs['desired_goal']))
+        return {'is_success': d <= self.task.distance_threshold, 'distance': d,
+                'reflexes': self.sim.reflexes, 'reflex': self.sim.first_reflex}
+
+    def true_ee_position(self) -> np.ndarray:
+        """The end effector from the noiseless joint state (benchmarks measure with this)."""
+        from rl_control.robots.kinematics import fk_single
+
+        _, q, _, _ = self.sim.joint_state()
+        return np.array(fk_single(q[:7].tolist()))
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Arm, goal, episode draws and RNG: a checkpoint mid-episode resumes exactly."""
+        ep = self._ep
+        return {'sim': self.sim.state_dict(), 'goal': self._goal.copy(),
+                'episode': (ep.latency, ep.last_now, ep.tick, dict(ep.draws)),
+                'rng': self.np_random.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of state_dict."""
+        self.sim.load_state_dict(state['sim'])
+        self._goal = np.array(state['goal'])
+        self._ep = _Episode(*state['episode'])
+        self.np_random.bit_generator.state = state['rng']
+
+    def close(self) -> None:
+        """Release the simulator."""
+        self.sim.close()
+        super().close()
