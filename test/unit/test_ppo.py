@@ -253,13 +253,17 @@ def test_ppo_config_rejects_what_sb3_rejects():
         PPOConfig(lr_schedule='lin')
 
 
-def test_export_serves_the_clipped_mean():
-    agent = PPO(OBS, ACT, PPOConfig(hidden_sizes=(16, 16), ortho_init=False), seed=0)
+@pytest.mark.parametrize('use_sde', [False, True])
+def test_bundle_policy_serves_the_clipped_mean(use_sde):
+    """The exported actor, run by the numpy serving Policy, is act(deterministic=True)."""
+    from rl_control.bundle.policy import Policy
+
+    agent = PPO(OBS, ACT, PPOConfig(hidden_sizes=(16, 16), use_sde=use_sde), seed=0)
+    with torch.no_grad():
+        agent.actor.mu.weight.mul_(300.0)  # ortho_init's 0.01 gain: make the clip matter
     desc, weights = agent.export_actor()
     assert desc['output'] == 'clip' and desc['layers'] == [[OBS, 16], [16, 16], [16, ACT]]
-    obs = np.random.default_rng(0).normal(size=(5, OBS)).astype(np.float32)
-    h = obs
-    for i in range(3):
-        h = h @ weights[f'l{i}.weight'].T + weights[f'l{i}.bias']
-        h = np.tanh(h) if i < 2 else np.clip(h, -1, 1)
-    np.testing.assert_allclose(h, agent.act(obs, deterministic=True), atol=1e-6)
+    obs = np.random.default_rng(0).normal(size=(64, OBS)).astype(np.float32)
+    expected = agent.act(obs, deterministic=True)
+    assert (np.abs(expected) == 1.0).any() and (np.abs(expected) < 1.0).any()
+    np.testing.assert_allclose(Policy(desc, weights, None).act(obs), expected, atol=1e-5)

@@ -29,9 +29,10 @@ SB3 2.9.2; line numbers below are those files') lets RL-Zoo hyperparameters tran
   minibatch is not applied and the update ends (ppo.py:262-282);
 - one Adam step (eps 1e-5) per minibatch after clip_grad_norm(max_grad_norm) over all
   parameters; `n_updates` counts epochs, as SB3's `_n_updates` (ppo.py:280);
-- metrics are SB3's logger keys (ppo.py:287-300): the losses averaged over every minibatch
-  evaluated, approx_kl averaged over the last epoch's, `loss` the last minibatch's,
-  explained_variance of the rollout's values against the returns (population variances).
+- metrics are SB3's logger keys (ppo.py:287-300, learning_rate from base_class.py:296): the
+  losses averaged over every minibatch evaluated, approx_kl over the last epoch's only, `loss`
+  the last minibatch's (the one an early stop skipped, too), explained_variance of the
+  rollout's values against the returns (population variances; NaN for constant returns).
 
 Acting is A2C's (see a2c.py): the rollout stores the unclipped Gaussian sample, the env gets it
 clipped to [-1, 1]. With gSDE the exploration matrices are drawn at the start of each rollout
@@ -276,7 +277,9 @@ class PPO:
             var_y = returns_all.var(correction=0)
             explained = (1.0 - (returns_all - values_all).var(correction=0) / var_y).item() \
                 if var_y > 0 else float('nan')
-        mean = lambda xs: torch.stack(xs).double().mean().item()  # noqa: E731
+        def mean(xs: list[torch.Tensor]) -> float:
+            return torch.stack(xs).double().mean().item()
+
         metrics = {
             'entropy_loss': mean(entropy_losses), 'policy_gradient_loss': mean(pg_losses),
             'value_loss': mean(value_losses), 'approx_kl': mean(approx_kls),
