@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (separate so tests and docs can inspect it)."""
     parser = argparse.ArgumentParser(
         prog='rl-control',
-        description='Train actor-critic policies (SAC, TD3, DDPG, A2C) in simulation, evaluate '
-                    'policy bundles, and serve them as ROS 2 nodes.',
+        description='Train actor-critic policies (SAC, TD3, DDPG, A2C, PPO) in simulation, '
+                    'evaluate policy bundles, and serve them as ROS 2 nodes.',
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='examples:\n'
                '  rl-control train --config config/pendulum_sac.yaml --out runs/pendulum\n'

@@ -83,6 +83,10 @@ RUN = textwrap.dedent("""
     if algo == 'a2c':  # on-policy loop, with both normalizers: rollouts of 2 x 10 steps
         extra = {'normalize_obs': True, 'normalize_reward': True,
                  'algo_kwargs': {'hidden_sizes': [16, 16], 'n_steps': 10}}
+    elif algo == 'ppo':  # the same, plus shuffled minibatches and gSDE resampled every 3 steps
+        extra = {'normalize_obs': True, 'normalize_reward': True,
+                 'algo_kwargs': {'hidden_sizes': [16, 16], 'n_steps': 10, 'batch_size': 8,
+                                 'n_epochs': 2, 'use_sde': True, 'sde_sample_freq': 3}}
     else:
         extra = {'normalize_obs': True,
                  'algo_kwargs': {'hidden_sizes': [16, 16], 'batch_size': 16,
@@ -110,7 +114,7 @@ def run(out: Path, resume: bool, kill_at: int, algo: str) -> int:
     return proc.returncode
 
 
-@pytest.mark.parametrize('algo', ['sac', 'a2c'])
+@pytest.mark.parametrize('algo', ['sac', 'a2c', 'ppo'])
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path, algo):
     full, killed = tmp_path / 'full', tmp_path / 'killed'
     assert run(full, False, -1, algo) == 0

@@ -16,6 +16,7 @@ _ALGORITHMS: dict[str, tuple[str, str, str, bool]] = {
     'td3': ('rl_control.algos.td3', 'TD3', 'TD3Config', False),
     'ddpg': ('rl_control.algos.td3', 'TD3', 'DDPGConfig', False),
     'a2c': ('rl_control.algos.a2c', 'A2C', 'A2CConfig', True),
+    'ppo': ('rl_control.algos.ppo', 'PPO', 'PPOConfig', True),
 }
 
 ALGORITHM_NAMES: tuple[str, ...] = tuple(_ALGORITHMS)

@@ -54,7 +54,8 @@ class TrainConfig:
     # Episode length override (gymnasium `max_episode_steps`); null keeps the env's own.
     time_limit: int | None = None
     normalize_obs: bool = False
-    # A2C only: scale rewards by a running estimate of the return's std (SB3 VecNormalize).
+    # On-policy only (A2C, PPO): scale rewards by a running estimate of the return's std (SB3
+    # VecNormalize).
     normalize_reward: bool = False
     her: HerConfig | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)
