@@ -126,3 +126,51 @@ def test_ros_subcommand_passes_arguments(monkeypatch, tmp_path):
     assert main(['serve', '--bundle', 'models/x', '--ros-args', '-r', 'a:=b']) == 3
     import fake_ros_node
     assert fake_ros_node.seen == [['--bundle', 'models/x', '--ros-args', '-r', 'a:=b']]
+
+
+def test_every_script_the_makefile_and_run_all_name_exists():
+    import re
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    scripts = re.findall(r'\$\(BIN\)/python (\S+\.py)', (root / 'Makefile').read_text())
+    assert 'bench/run_all.py' in scripts
+    for s in scripts:
+        assert (root / s).is_file(), f'Makefile runs {s}, which does not exist'
+    sys.path.insert(0, str(root / 'bench'))
+    try:
+        import run_all
+    finally:
+        sys.path.pop(0)
+    for name, (full, quick) in run_all.BENCHMARKS.items():
+        assert (root / full[0]).is_file() and (root / quick[0]).is_file(), name
+
+
+def test_eval_accepts_a_run_directory_and_bundle_errors_are_one_line(tmp_path, capsys):
+    import numpy as np
+
+    from rl_control.bundle import save_bundle
+    from rl_control.envs.panda_reach import panda_contract
+
+    class Actor:
+        def export_actor(self):
+            rng = np.random.default_rng(0)
+            return ({'kind': 'mlp', 'layers': [[20, 8], [8, 7]], 'activation': 'relu',
+                     'output': 'tanh'},
+                    {'l0.weight': rng.normal(0, 0.3, (8, 20)), 'l0.bias': np.zeros(8),
+                     'l1.weight': rng.normal(0, 0.3, (7, 8)), 'l1.bias': np.zeros(7)})
+
+    c = panda_contract()
+    meta = {'env_id': 'rl_control/PandaJointReach-v0', 'contract': c, 'obs_dim': 20,
+            'act_dim': 7, 'action_low': [-1.0] * 7, 'action_high': [1.0] * 7,
+            'obs_terms': [{'name': 'observation', 'size': 17},
+                          {'name': 'desired_goal', 'size': 3}]}
+    run_dir = tmp_path / 'run'
+    save_bundle(run_dir / 'bundle', Actor(), None, meta, {'algo': 'sac'}, None, 'test')
+    assert main(['eval', str(run_dir), '--episodes', '1', '--json']) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])['episodes'] == 1
+    spec = run_dir / 'bundle' / 'policy.yaml'
+    spec.write_text(spec.read_text().replace('activation: relu', 'activation: swish'))
+    assert main(['eval', str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'policy.yaml' in err and 'activation' in err

@@ -157,9 +157,7 @@ def load_bundle_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
     from safetensors import SafetensorError
     from safetensors.numpy import load as st_load
 
-    folder = Path(path)
-    if folder.is_file() and folder.name == SPEC_FILE:
-        folder = folder.parent
+    folder = resolve_bundle_dir(path)
     spec_path = folder / SPEC_FILE
     if not spec_path.is_file():
         raise BundleError(f'{spec_path}: missing (is {folder} a policy bundle?)')
@@ -209,12 +207,31 @@ def upgrade_v1(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def resolve_bundle_dir(path: str | Path) -> Path:
+    """The bundle folder meant by `path`: the folder, its policy.yaml, or a run directory.
+
+    A run directory (`rl-control train --out DIR`) holds its bundle in `DIR/bundle/`.
+    """
+    folder = Path(path)
+    if folder.is_file() and folder.name == SPEC_FILE:
+        return folder.parent
+    if not (folder / SPEC_FILE).is_file() and (folder / 'bundle' / SPEC_FILE).is_file():
+        return folder / 'bundle'
+    return folder
+
+
 def load_bundle(path: str | Path) -> tuple[dict[str, Any], Any]:
-    """Load a bundle as (spec, Policy): numpy inference with normalization baked in."""
-    from rl_control.bundle.policy import Policy
+    """Load a bundle as (spec, Policy): numpy inference with normalization baked in.
+
+    Every problem, the network's too, is a BundleError naming the file and the field.
+    """
+    from rl_control.bundle.policy import Policy, PolicyError
 
     spec, weights = load_bundle_spec(path)
-    policy = Policy(spec['network'], weights, spec['observation'].get('normalization'))
+    try:
+        policy = Policy(spec['network'], weights, spec['observation'].get('normalization'))
+    except PolicyError as exc:
+        raise BundleError(f'{resolve_bundle_dir(path) / SPEC_FILE}: {exc}') from None
     return spec, policy
 
 
@@ -279,7 +296,7 @@ def record_evaluation(path: str | Path, summary: dict[str, Any], command: str) -
     older), with the command that produced it, so a shipped bundle states what it achieves on
     each engine and how to check it. The weights and their checksum are untouched.
     """
-    spec_path = Path(path) / SPEC_FILE
+    spec_path = resolve_bundle_dir(path) / SPEC_FILE
     spec, _weights = load_bundle_spec(path)
     entry = {'command': command, **_plain(summary)}
     entry.pop('bundle', None)
