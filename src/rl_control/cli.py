@@ -72,6 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the result (and this command) into the bundle's policy.yaml "
                         'under `evaluations`')
 
+    p = sub.add_parser('bench-reach', help='the standard Franka reach benchmark of a bundle',
+                       description='100 fixed goals (config/reach_goals.yaml), 4 s each from '
+                                   'rest at home, through the serving command path; success at '
+                                   '1, 2 and 5 cm (within the distance at some moment), time '
+                                   'to goal, final distance, path length, reflexes.')
+    p.add_argument('bundle', metavar='BUNDLE', help='bundle folder or run directory')
+    p.add_argument('--engine', choices=('mujoco', 'pybullet', 'ros'), default='mujoco',
+                   help='mujoco / pybullet: in process; ros: sim_robot + policy_server over '
+                        'DDS (default mujoco)')
+    p.add_argument('--robot', choices=('panda', 'fr3'), help="default: the bundle's robot")
+    p.add_argument('--randomized', action='store_true',
+                   help="the bundle's domain randomization (default: nominal dynamics)")
+    p.add_argument('--goals', metavar='FILE', help='goal set (default config/reach_goals.yaml)')
+    p.add_argument('--episodes', type=int, default=0, help='first N goals only (0: all)')
+    p.add_argument('--json', action='store_true',
+                   help='print the summary as one JSON object on the last stdout line')
+    p.add_argument('--out', metavar='FILE', help='also write the summary and episodes (JSON)')
+
     for name, (_module, text) in _ROS_COMMANDS.items():
         p = sub.add_parser(name, help=f'{text} (needs ROS 2 Python packages)',
                            description=f'Runs {text}; arguments after the command go to it '
@@ -92,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args, argv)
     if args.command == 'eval':
         return _eval(args)
+    if args.command == 'bench-reach':
+        return _bench_reach(args)
     return _ros(args.command, args.args)
 
 
@@ -172,6 +192,52 @@ def _eval(args: argparse.Namespace) -> int:
         print(f'{env_id}: {summary["episodes"]} episodes, return {summary["mean_return"]:.2f} '
               f'± {summary["std_return"]:.2f}'
               + ('' if sr is None else f', success rate {sr:.2f}'))
+    return 0
+
+
+def _bench_reach(args: argparse.Namespace) -> int:
+    from rl_control.bundle import BundleError, load_bundle
+    from rl_control.envs import reach_bench
+    from rl_control.envs.reach_metrics import load_goals
+
+    try:
+        spec, policy = load_bundle(args.bundle)
+        goals = load_goals(args.goals or reach_bench.default_goals_file())
+    except (BundleError, OSError, ValueError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    if args.episodes:
+        goals = goals[:args.episodes]
+    robot = args.robot or spec.get('robot') or 'panda'
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    say(f'bench-reach: {args.bundle} on the {robot} profile ({args.engine}, '
+        f'{"randomized" if args.randomized else "nominal"}), {len(goals)} goals')
+    if args.engine == 'ros':
+        try:
+            from rl_control.ros.reach_bench import run_over_ros
+        except ModuleNotFoundError as exc:
+            return _fail(f'--engine ros needs ROS 2 Python packages ({exc.name} not found)', 1)
+        out = run_over_ros(args.bundle, spec, robot, goals, args.randomized, say)
+    else:
+        def progress(i: int, n: int, r: dict) -> None:
+            if i % 10 == 0 or i == n:
+                say(f'  {i}/{n} episodes')
+
+        try:
+            out = reach_bench.run_in_process(spec, policy, args.engine, robot, args.randomized,
+                                             goals, progress=progress)
+        except ValueError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+    s = out['summary']
+    s['bundle'] = str(args.bundle)
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1))
+    say(f"success 1 cm {s['success_1cm']:.2f}, 2 cm {s['success_2cm']:.2f}, 5 cm "
+        f"{s['success_5cm']:.2f}; reflexes {s['reflexes']}/{s['episodes']}; time to goal "
+        f"(median) {s['time_to_goal_s_median']} s; final distance (median) "
+        f"{s['final_distance_median']:.4f} m")
+    if args.json:
+        _flush_c_stdio()
+        print(json.dumps(s), flush=True)
     return 0
 
 

@@ -1,0 +1,81 @@
+"""The standard Franka reach benchmark, in process (engines `mujoco` and `pybullet`).
+
+A bundle runs deterministically on `rl_control/FrankaReach-v1` (or `...Effort-v1` for a torque
+bundle) with the goals of `config/reach_goals.yaml`, one 4 s episode per goal from rest at the
+profile's home: the same command shaper and robot limits as serving, nominal dynamics unless
+`randomized`. Success at d = the true (noise-free) end effector within d of the goal at some
+control period of the episode (`reach_metrics.EpisodeTrace`); reflexes = episodes in which the
+1 kHz libfranka check of the commanded reference failed. The `ros` engine
+(`ros/reach_bench.py`) runs the same goals through sim_robot and policy_server over DDS.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl_control.envs.reach_metrics import EpisodeTrace, summarize
+
+ENGINES = ('mujoco', 'pybullet', 'ros')
+
+
+def default_goals_file() -> Path:
+    """config/reach_goals.yaml of the installed share folder or the source tree."""
+    import sys
+
+    here = Path(__file__).resolve()
+    for c in (Path(sys.prefix) / 'share' / 'rl_control' / 'config' / 'reach_goals.yaml',
+              here.parents[3] / 'config' / 'reach_goals.yaml'):
+        if c.is_file():
+            return c
+    raise FileNotFoundError('config/reach_goals.yaml not found (pass --goals)')
+
+
+def run_in_process(spec: dict[str, Any], policy: Any, engine: str, robot: str,
+                   randomized: bool, goals: np.ndarray, episode_s: float = 4.0,
+                   success_distance: float = 0.02, seed: int = 0,
+                   progress: Any = None) -> dict[str, Any]:
+    """Run every goal once; returns {'summary': ..., 'episodes': [...]}."""
+    from rl_control.envs.franka_reach import CONTROL_PERIOD_S, FrankaReachEnv
+
+    act_type = (spec.get('action') or {}).get('type')
+    if act_type not in ('joint_velocity', 'joint_effort'):
+        raise ValueError(f'bench-reach needs a joint_velocity or joint_effort bundle, this one '
+                         f'has action.type {act_type!r}')
+    control = 'effort' if act_type == 'joint_effort' else 'velocity'
+    env = FrankaReachEnv(robot=robot, engine=engine, control=control,
+                         success_distance=success_distance, randomize=randomized,
+                         randomization=spec.get('randomization') if randomized else None,
+                         shaper=spec.get('shaper'))
+    from rl_control.contract import contract_from_yaml
+
+    terms = contract_from_yaml(spec).obs_spec.terms
+    if terms != env.contract.obs_spec.terms:
+        env.close()
+        raise ValueError(f'the bundle observes {list(terms)}, the reach benchmark '
+                         f'{list(env.contract.obs_spec.terms)}')
+    steps = int(round(episode_s / CONTROL_PERIOD_S))
+    episodes = []
+    try:
+        for i, goal in enumerate(goals):
+            obs, _ = env.reset(seed=seed + i, options={'goal': goal, 'q': env.profile.home})
+            trace = EpisodeTrace(goal, success_distance)
+            info: dict[str, Any] = {}
+            for k in range(steps):
+                x = np.concatenate([obs['observation'], obs['desired_goal']])
+                obs, _r, _te, _tr, info = env.step(np.asarray(policy.act(x), np.float32))
+                trace.add((k + 1) * CONTROL_PERIOD_S, env.true_ee_position())
+            result = trace.result()
+            result.update(episode=i, reflex=info.get('reflex'),
+                          reflex_samples=int(info.get('reflexes', 0)))
+            episodes.append(result)
+            if progress is not None:
+                progress(i + 1, len(goals), result)
+    finally:
+        env.close()
+    summary = summarize(episodes)
+    summary.update(engine=engine, robot=robot, randomized=bool(randomized),
+                   success_distance=success_distance, episode_s=episode_s)
+    return {'summary': summary, 'episodes': episodes}
+
