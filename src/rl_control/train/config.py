@@ -66,6 +66,8 @@ class TrainConfig:
     # Stop as soon as a deterministic evaluation reaches this mean return (benchmarks).
     target_return: float | None = None
     tensorboard: bool = True
+    # torch intra-op threads; small MLPs update fastest on one (0: torch's default, all cores).
+    threads: int = 1
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     # Not YAML keys: where the config came from and the built algorithm dataclass.
     source: str = field(default='<dict>', repr=False)
@@ -290,6 +292,9 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f'{source}: {key}: must be > 0, got {value}')
+    if cfg.threads < 0:
+        raise ConfigError(f'{source}: threads: must be >= 0 (0: torch default), got '
+                          f'{cfg.threads}')
     if cfg.her is not None:
         if cfg.algo not in ('sac', 'td3', 'ddpg'):
             raise ConfigError(f'{source}: her: HER needs an off-policy algorithm, not {cfg.algo}')

@@ -101,6 +101,8 @@ class Trainer:
         self.algo_cfg = cfg.algo_config if cfg.algo_config is not None else \
             self.spec.make_config(cfg.algo_kwargs)
         seed_everything(cfg.seed)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
         warmup_seed, replay_seed, agent_seed = np.random.SeedSequence(cfg.seed).spawn(3)
         self.envs = make_vec_env(cfg.env, cfg.n_envs, cfg.seed, cfg.env_kwargs, cfg.time_limit)
         space = self.envs.single_observation_space
