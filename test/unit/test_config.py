@@ -121,3 +121,10 @@ def test_cli_prints_one_line_without_traceback_and_exits_2(tmp_path):
     assert proc.returncode == 2
     assert 'Traceback' not in proc.stderr
     assert 'algo_kwargs.bach_size' in proc.stderr and "did you mean 'batch_size'" in proc.stderr
+
+
+def test_off_policy_loop_counts_are_validated(tmp_path):
+    msg = error_of(write(tmp_path, {**GOOD, 'algo_kwargs': {'gradient_steps': -2}}))
+    assert 'algo_kwargs' in msg and 'gradient_steps >= -1' in msg
+    msg = error_of(write(tmp_path, {**GOOD, 'algo': 'td3', 'algo_kwargs': {'train_freq': 0}}))
+    assert 'train_freq must be >= 1' in msg

@@ -59,8 +59,9 @@ class SACConfig:
     batch_size: int = 256
     buffer_size: int = 1_000_000
     learning_starts: int = 100
-    train_freq: int = 1  # env steps (per env) between training phases
-    gradient_steps: int = 1  # updates per training phase (update-to-data ratio)
+    train_freq: int = 1  # vector steps (env steps per env) between training phases
+    # Updates per training phase; -1: as many as env transitions collected (train_freq * n_envs).
+    gradient_steps: int = 1
     # 'auto' learns alpha from 1.0, 'auto_0.1' learns it from 0.1, a number fixes it.
     ent_coef: float | str = 'auto'
     target_entropy: float | str = 'auto'  # 'auto' = -act_dim
@@ -82,6 +83,9 @@ class SACConfig:
                              f'not {self.target_entropy!r}')
         if self.n_critics < 1:
             raise ValueError('n_critics must be >= 1')
+        if self.train_freq < 1 or self.gradient_steps < -1 or self.learning_starts < 0:
+            raise ValueError('train_freq must be >= 1, gradient_steps >= -1 (-1: as many as '
+                             'env steps collected) and learning_starts >= 0')
         if not 0.0 < self.tau <= 1.0:
             raise ValueError('tau must be in (0, 1]')
 

@@ -74,6 +74,9 @@ class TD3Config:
                              f'not {self.action_noise!r}')
         if self.n_critics < 1 or self.policy_delay < 1:
             raise ValueError('n_critics and policy_delay must be >= 1')
+        if self.train_freq < 1 or self.gradient_steps < -1 or self.learning_starts < 0:
+            raise ValueError('train_freq must be >= 1, gradient_steps >= -1 (-1: as many as '
+                             'env steps collected) and learning_starts >= 0')
         if not 0.0 < self.tau <= 1.0:
             raise ValueError('tau must be in (0, 1]')
 

@@ -28,7 +28,10 @@ def make_normalizer(cfg: TrainConfig, obs_dim: int) -> Any:
 
 
 def make_reward_scaler(cfg: TrainConfig, algo_cfg: Any) -> Any:
-    """SB3 VecNormalize-style reward scaling, or None when `normalize_reward` is off."""
+    """SB3 VecNormalize-style reward scaling, or None when `normalize_reward` is off.
+
+    Its discount is the algorithm's gamma, as RL-Zoo sets VecNormalize's (`normalize: true`).
+    """
     if not cfg.normalize_reward:
         return None
     from rl_control.algos.normalizer import RewardScaler

@@ -54,7 +54,9 @@ class TrainConfig:
     # Episode length override (gymnasium `max_episode_steps`); null keeps the env's own.
     time_limit: int | None = None
     normalize_obs: bool = False
-    # A2C only: scale rewards by a running estimate of the return's std (SB3 VecNormalize).
+    # Scale rewards by a running estimate of the discounted return's std (SB3 VecNormalize,
+    # gamma = the algorithm's). On-policy: as collected; off-policy: replay keeps raw rewards
+    # and each sampled batch is scaled with the current statistics (SB3's replay buffers).
     normalize_reward: bool = False
     her: HerConfig | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)

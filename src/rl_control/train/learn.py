@@ -121,7 +121,8 @@ class Trainer:
             self.buffer = build.make_buffer(cfg, self.algo_cfg, self.envs, replay_seed)
             self.collector = OffPolicyCollector(
                 self.envs, self.agent, self.buffer, self.normalizer, self.algo_cfg,
-                cfg.her is not None, np.random.default_rng(warmup_seed), self.stats)
+                cfg.her is not None, np.random.default_rng(warmup_seed), self.stats,
+                self.reward_scaler)
         self.schedule = Schedule(cfg.total_steps, cfg.eval.every, cfg.checkpoint_every)
         self.evaluator = Evaluator(cfg.env, cfg.eval.episodes, cfg.env_kwargs, cfg.time_limit)
         self.snapshots = vector_env_state(self.envs) is not None
