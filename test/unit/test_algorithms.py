@@ -207,6 +207,26 @@ def test_each_network_has_its_own_optimizer():
     assert td3.actor_optimizer.param_groups[0]['params'] == list(td3.actor.parameters())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('make', [
+    lambda d: SAC(OBS, ACT, SACConfig(hidden_sizes=SMALL), seed=3, device=d),
+    lambda d: TD3(OBS, ACT, TD3Config(hidden_sizes=SMALL), seed=3, device=d),
+    lambda d: A2C(OBS, ACT, A2CConfig(use_sde=True), seed=3, device=d),
+])
+def test_agents_on_cuda_draw_the_cpu_streams_and_resume_across_devices(make):
+    cpu, gpu = make('cpu'), make('cuda')
+    assert all(p.is_cuda for p in gpu.actor.parameters())
+    obs = np.random.default_rng(0).normal(size=(4, OBS)).astype(np.float32)
+    np.testing.assert_allclose(gpu.act(obs), cpu.act(obs), atol=1e-5)  # same random draws
+    if isinstance(gpu, A2C):
+        gpu.update(_rollout(gpu))
+    else:
+        gpu.update(_batch().to(torch.device('cuda')))
+    clone = make('cpu')
+    clone.load_state_dict(copy.deepcopy(gpu.state_dict()))
+    np.testing.assert_allclose(clone.act(obs), gpu.act(obs), atol=1e-5)
+
+
 def _same(xs, ys) -> bool:
     return all(torch.equal(a, b) for a, b in zip(xs, ys, strict=True))
 

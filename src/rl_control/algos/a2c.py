@@ -186,8 +186,9 @@ class A2C:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of state_dict."""
-        # The gSDE matrices' first dim is n_envs, which may differ from this fresh agent's.
-        self.actor.sde_matrices = state['actor']['sde_matrices'].clone()
+        # The gSDE matrices' first dim is n_envs, which may differ from this fresh agent's; a
+        # checkpoint is loaded on the CPU, whatever device the agent is on.
+        self.actor.sde_matrices = state['actor']['sde_matrices'].to(self.device, copy=True)
         self.actor.load_state_dict(state['actor'])
         self.critic.load_state_dict(state['critic'])
         self.optimizer.load_state_dict(state['optimizer'])

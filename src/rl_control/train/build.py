@@ -1,4 +1,10 @@
-"""Construction of a run's learning objects from its config: agent, normalizers, buffer."""
+"""Construction of a run's learning objects from its config: device, agent, normalizers, buffer.
+
+Device: agents keep their networks, optimizer states and update tensors on `TrainConfig.device`
+('auto' = CUDA when torch sees one, else the CPU); replay buffers stay in host memory (numpy)
+and hand each sampled batch over on that device. Random draws are made on the CPU whatever the
+device (algos/seeding.py), so a seed means the same numbers on both.
+"""
 from __future__ import annotations
 
 import inspect
@@ -10,12 +16,28 @@ from rl_control.envs.factory import is_goal_space, obs_dims
 from rl_control.train.config import TrainConfig
 
 
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a CUDA device, else 'cpu'; anything else unchanged."""
+    if device != 'auto':
+        return device
+    import torch
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
 def make_agent(spec: Any, obs_dim: int, act_dim: int, algo_cfg: Any, n_envs: int,
-               seed: int) -> Any:
-    """The algorithm's agent; TD3/DDPG also get n_envs (one exploration-noise state per env)."""
+               seed: int, device: str = 'cpu') -> Any:
+    """The algorithm's agent on `device` (a resolved name, see `resolve_device`).
+
+    n_envs and device are passed to agents whose constructor takes them.
+    """
     kwargs: dict[str, Any] = {'seed': seed}
-    if 'n_envs' in inspect.signature(spec.agent_cls.__init__).parameters:
+    params = inspect.signature(spec.agent_cls.__init__).parameters
+    if 'n_envs' in params:
         kwargs['n_envs'] = n_envs
+    if 'device' in params:
+        kwargs['device'] = device
+    elif device != 'cpu':
+        raise ValueError(f'{spec.name} cannot run on {device!r} (its agent takes no device)')
     return spec.agent_cls(obs_dim, act_dim, algo_cfg, **kwargs)
 
 
@@ -38,8 +60,12 @@ def make_reward_scaler(cfg: TrainConfig, algo_cfg: Any) -> Any:
     return RewardScaler(cfg.n_envs, gamma=getattr(algo_cfg, 'gamma', 0.99))
 
 
-def make_buffer(cfg: TrainConfig, algo_cfg: Any, envs: Any, seed: Any) -> Any:
-    """Uniform replay, or HER replay (needs a goal env) when the config has `her`."""
+def make_buffer(cfg: TrainConfig, algo_cfg: Any, envs: Any, seed: Any,
+                device: str = 'cpu') -> Any:
+    """Uniform replay, or HER replay (needs a goal env) when the config has `her`.
+
+    Sampled batches come out on `device` (a resolved name).
+    """
     from rl_control.algos import buffers
 
     space = envs.single_observation_space
@@ -48,11 +74,11 @@ def make_buffer(cfg: TrainConfig, algo_cfg: Any, envs: Any, seed: Any) -> Any:
     # numpy allocates lazily: a 1e6 buffer costs memory only as it fills.
     capacity = int(getattr(algo_cfg, 'buffer_size', 1_000_000))
     if cfg.her is None:
-        return buffers.ReplayBuffer(obs_dim, act_dim, capacity, seed=seed)
+        return buffers.ReplayBuffer(obs_dim, act_dim, capacity, seed=seed, device=device)
     if not is_goal_space(space):
         raise ValueError(f'her: {cfg.env} has no goal observations '
                          '(observation/achieved_goal/desired_goal)')
     compute_reward = envs.envs[0].unwrapped.compute_reward
     return buffers.HerReplayBuffer(obs_dim - goal_dim, goal_dim, act_dim, capacity,
                                    compute_reward, n_envs=cfg.n_envs, k=cfg.her.k,
-                                   strategy=cfg.her.strategy, seed=seed)
+                                   strategy=cfg.her.strategy, seed=seed, device=device)
