@@ -90,7 +90,9 @@ class TD3Config:
 class DDPGConfig(TD3Config):
     """DDPG = TD3 with n_critics=1, policy_delay=1, target_noise=0 (SB3's DDPG).
 
-    Exploration follows the DDPG paper: Ornstein-Uhlenbeck noise, theta 0.15, sigma 0.2.
+    Exploration follows the DDPG paper: Ornstein-Uhlenbeck noise, theta 0.15, sigma 0.2. With
+    SB3's dt 1e-2 its std is only about 0.14 after 50 steps from a reset and 0.25 after 200, not
+    the stationary 0.365 (noise.py has the table; `noise.ou_std` the formula).
     """
 
     n_critics: int = 1
