@@ -132,6 +132,12 @@ def test_device_auto_resolves_to_what_torch_sees(tmp_path):
     assert cfg.device == 'auto'
     assert resolve_device('auto') == ('cuda' if torch.cuda.is_available() else 'cpu')
     assert resolve_device('cpu') == 'cpu'
+
+    class NoDeviceAgent:  # e.g. an algorithm not yet given a device argument
+        def __init__(self, obs_dim, act_dim, cfg=None, seed=None):
+            pass
+
+    assert resolve_device('auto', NoDeviceAgent) == 'cpu'
     assert load_config(write(tmp_path, {**GOOD, 'device': 'cpu'})).device == 'cpu'
 
 

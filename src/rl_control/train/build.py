@@ -16,10 +16,20 @@ from rl_control.envs.factory import is_goal_space, obs_dims
 from rl_control.train.config import TrainConfig
 
 
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a CUDA device, else 'cpu'; anything else unchanged."""
+def _takes(agent_cls: type, name: str) -> bool:
+    return name in inspect.signature(agent_cls.__init__).parameters
+
+
+def resolve_device(device: str, agent_cls: type | None = None) -> str:
+    """'auto' -> 'cuda' when torch sees a CUDA device, else 'cpu'; anything else unchanged.
+
+    With `agent_cls`, 'auto' also means 'cpu' for an agent whose constructor takes no device
+    (so a newly added algorithm still runs on a GPU machine, on the CPU).
+    """
     if device != 'auto':
         return device
+    if agent_cls is not None and not _takes(agent_cls, 'device'):
+        return 'cpu'
     import torch
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
@@ -31,10 +41,9 @@ def make_agent(spec: Any, obs_dim: int, act_dim: int, algo_cfg: Any, n_envs: int
     n_envs and device are passed to agents whose constructor takes them.
     """
     kwargs: dict[str, Any] = {'seed': seed}
-    params = inspect.signature(spec.agent_cls.__init__).parameters
-    if 'n_envs' in params:
+    if _takes(spec.agent_cls, 'n_envs'):
         kwargs['n_envs'] = n_envs
-    if 'device' in params:
+    if _takes(spec.agent_cls, 'device'):
         kwargs['device'] = device
     elif device != 'cpu':
         raise ValueError(f'{spec.name} cannot run on {device!r} (its agent takes no device)')

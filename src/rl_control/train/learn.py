@@ -107,7 +107,7 @@ class Trainer:
         self.obs_dim, self.goal_dim = obs_dims(space)
         self.act_dim = int(np.prod(self.envs.single_action_space.shape))
         self.env_meta = env_metadata(self.envs.envs[0], cfg.env, cfg.env_kwargs, cfg.time_limit)
-        self.device = build.resolve_device(cfg.device)
+        self.device = build.resolve_device(cfg.device, self.spec.agent_cls)
         self.agent = build.make_agent(self.spec, self.obs_dim, self.act_dim, self.algo_cfg,
                                       cfg.n_envs, int(agent_seed.generate_state(1)[0]),
                                       self.device)
