@@ -212,11 +212,11 @@ def _bench_reach(args: argparse.Namespace) -> int:
     say(f'bench-reach: {args.bundle} on the {robot} profile ({args.engine}, '
         f'{"randomized" if args.randomized else "nominal"}), {len(goals)} goals')
     if args.engine == 'ros':
-        try:
-            from rl_control.ros.reach_bench import run_over_ros
+        try:  # by name, as the node commands: ros/ sits above the CLI
+            ros_bench = importlib.import_module('rl_control.ros.reach_bench')
         except ModuleNotFoundError as exc:
             return _fail(f'--engine ros needs ROS 2 Python packages ({exc.name} not found)', 1)
-        out = run_over_ros(args.bundle, spec, robot, goals, args.randomized, say)
+        out = ros_bench.run_over_ros(args.bundle, spec, robot, goals, args.randomized, say)
     else:
         def progress(i: int, n: int, r: dict) -> None:
             if i % 10 == 0 or i == n:

@@ -7,9 +7,10 @@ import torch
 
 from rl_control.algos.a2c import A2C, A2CConfig, compute_gae
 from rl_control.algos.networks import EnsembleQ, ForeachAdam, SquashedGaussianActor
-from rl_control.algos.noise import OrnsteinUhlenbeckNoise
+from rl_control.algos.noise import OrnsteinUhlenbeckNoise, ou_std
 from rl_control.algos.polyak import polyak_update
 from rl_control.algos.sac import SAC, SACConfig
+from rl_control.algos.seeding import STREAMS, stream_seed
 from rl_control.algos.td3 import TD3, DDPGConfig, TD3Config
 from rl_control.algos.types import Batch, Rollout
 
@@ -69,11 +70,17 @@ def test_ensemble_q_heads_are_independent_mlps():
         h = torch.relu(x @ q.weights[0][i] + q.biases[0][i])
         h = torch.relu(h @ q.weights[1][i] + q.biases[1][i])
         torch.testing.assert_close(out[i], (h @ q.weights[2][i] + q.biases[2][i]).squeeze(-1))
-    torch.testing.assert_close(q(obs, act, heads=1), out[:1])
-    # detach: gradients reach the action, never the critic's weights.
-    a = act.clone().requires_grad_(True)
-    q(obs, a, detach=True).sum().backward()
-    assert a.grad is not None and all(p.grad is None for p in q.parameters())
+    torch.testing.assert_close(q.q1(obs, act), out[0])
+    # frozen: the same values; gradients reach the action, never the critic's weights.
+    for frozen, expected in ((q.frozen, out), (q.frozen.q1, out[0])):
+        a = act.clone().requires_grad_(True)
+        value = frozen(obs, a)
+        torch.testing.assert_close(value, expected, rtol=0, atol=0)
+        value.sum().backward()
+        assert a.grad is not None and a.grad.abs().sum() > 0
+        assert all(p.grad is None for p in q.parameters())
+    q(obs, act).sum().backward()  # the plain call trains every head
+    assert all(p.grad is not None for p in q.parameters())
 
 
 def test_squashed_gaussian_log_prob_matches_torch_distributions():
@@ -155,6 +162,71 @@ def test_state_dict_round_trip_resumes_exactly(make):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_agent_random_streams_are_independent_spawned_children():
+    """Every stream is a SeedSequence child; seed s's sampling is never seed s+1's init."""
+    seeds = {stream_seed(seed, name) for seed in range(200) for name in STREAMS}
+    assert len(seeds) == 200 * len(STREAMS)
+    np.testing.assert_array_equal(  # stream i is SeedSequence(seed).spawn(n)[i]
+        np.random.SeedSequence(5).spawn(4)[STREAMS['target_noise']].generate_state(1, np.uint64),
+        [stream_seed(5, 'target_noise')])
+    for seed in (0, 1, 2):
+        sac, td3 = SAC(OBS, ACT, SACConfig(hidden_sizes=(8,)), seed=seed), TD3(
+            OBS, ACT, TD3Config(hidden_sizes=(8,)), seed=seed)
+        assert sac.generator.initial_seed() == stream_seed(seed, 'policy')
+        assert td3.generator.initial_seed() == stream_seed(seed, 'target_noise')
+        expected = np.random.default_rng(stream_seed(seed, 'exploration')).standard_normal(3)
+        np.testing.assert_array_equal(td3.exploration_rng.standard_normal(3), expected)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stream_seed(seed, 'init'))
+            init = SquashedGaussianActor(OBS, ACT, (8,))
+        for a, b in zip(init.parameters(), sac.actor.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        # The old bug: the sampling generator seeded like the next seed's network init.
+        assert sac.generator.initial_seed() not in {stream_seed(s, 'init') for s in range(10)}
+    # The global torch RNG is left alone by construction.
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    SAC(OBS, ACT, SACConfig(hidden_sizes=(8,)), seed=0)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_each_network_has_its_own_optimizer():
+    sac = SAC(OBS, ACT, SACConfig(hidden_sizes=SMALL, actor_lr=1e-4, critic_lr=2e-4,
+                                  alpha_lr=3e-4, lr_schedule='linear'), seed=0)
+    assert list(sac.optimizers) == ['ent_coef_optimizer', 'critic_optimizer', 'actor_optimizer']
+    assert sac.actor_optimizer.param_groups[0]['params'] == list(sac.actor.parameters())
+    assert sac.critic_optimizer.param_groups[0]['params'] == list(sac.critic.parameters())
+    assert sac.ent_coef_optimizer.param_groups[0]['params'] == [sac.log_alpha]
+    sac.set_progress(0.5)
+    assert [o.param_groups[0]['lr'] for o in sac.optimizers.values()] == pytest.approx(
+        [1.5e-4, 1e-4, 0.5e-4])
+    assert SAC(OBS, ACT, SACConfig(hidden_sizes=SMALL, ent_coef=0.1)).ent_coef_optimizer is None
+    td3 = TD3(OBS, ACT, TD3Config(hidden_sizes=SMALL), seed=0)
+    assert list(td3.optimizers) == ['critic_optimizer', 'actor_optimizer']
+    assert td3.actor_optimizer.param_groups[0]['params'] == list(td3.actor.parameters())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('make', [
+    lambda d: SAC(OBS, ACT, SACConfig(hidden_sizes=SMALL), seed=3, device=d),
+    lambda d: TD3(OBS, ACT, TD3Config(hidden_sizes=SMALL), seed=3, device=d),
+    lambda d: A2C(OBS, ACT, A2CConfig(use_sde=True), seed=3, device=d),
+])
+def test_agents_on_cuda_draw_the_cpu_streams_and_resume_across_devices(make):
+    cpu, gpu = make('cpu'), make('cuda')
+    assert all(p.is_cuda for p in gpu.actor.parameters())
+    obs = np.random.default_rng(0).normal(size=(4, OBS)).astype(np.float32)
+    np.testing.assert_allclose(gpu.act(obs), cpu.act(obs), atol=1e-5)  # same random draws
+    if isinstance(gpu, A2C):
+        gpu.update(_rollout(gpu))
+    else:
+        gpu.update(_batch().to(torch.device('cuda')))
+    clone = make('cpu')
+    clone.load_state_dict(copy.deepcopy(gpu.state_dict()))
+    np.testing.assert_allclose(clone.act(obs), gpu.act(obs), atol=1e-5)
+
+
 def _same(xs, ys) -> bool:
     return all(torch.equal(a, b) for a, b in zip(xs, ys, strict=True))
 
@@ -209,9 +281,27 @@ def test_td3_exploration_noise_clips_and_resets_per_env():
 
 
 def test_ou_noise_is_temporally_correlated():
-    noise = OrnsteinUhlenbeckNoise(1, 1, sigma=0.2, theta=0.15, dt=1e-2, seed=0)
+    noise = OrnsteinUhlenbeckNoise(1, 1, sigma=0.2, theta=0.15, dt=1e-2, rng=0)
     xs = np.array([noise()[0, 0] for _ in range(5000)])
     assert np.corrcoef(xs[:-1], xs[1:])[0, 1] > 0.9
+
+
+def test_ou_noise_std_grows_as_documented():
+    """The numbers in noise.py's table: far below sigma / sqrt(2 theta) over an episode."""
+    documented = {1: 0.020, 10: 0.063, 50: 0.136, 100: 0.186, 500: 0.322, 1000: 0.356}
+    for n, std in documented.items():
+        assert ou_std(n, 0.2, 0.15, 1e-2) == pytest.approx(std, abs=6e-4)
+    assert ou_std(float('inf'), 0.2, 0.15, 1e-2) == pytest.approx(0.365, abs=6e-4)
+    assert ou_std(200, 0.2) == pytest.approx(0.25, abs=0.01)  # Pendulum's episode
+    assert ou_std(1, 0.2, 0.15, 1.0) == pytest.approx(0.20)  # dt = 1 (the DDPG paper's unit)
+    assert ou_std(10, 0.2, 0.15, 1.0) == pytest.approx(0.37, abs=0.005)
+    # Monte Carlo over 20000 independent processes: the formula is the process's std.
+    noise = OrnsteinUhlenbeckNoise(20000, 1, sigma=0.2, theta=0.15, dt=1e-2, rng=0)
+    xs = np.stack([noise()[:, 0] for _ in range(1000)])
+    for n in (10, 50, 1000):
+        assert xs[n - 1].std() == pytest.approx(ou_std(n, 0.2), rel=0.02)
+    noise.reset([0, 1])
+    assert np.all(noise.x[:2] == 0) and np.all(noise.x[2:5] != 0)
 
 
 # -- A2C --------------------------------------------------------------------------------------
@@ -353,63 +443,180 @@ def test_a2c_update_equals_sb3_a2c_train(use_sde):
     torch.testing.assert_close(agent.actor.log_std, pol.log_std, atol=1e-6, rtol=1e-5)
 
 
-def _load_sb3_critic(ours: EnsembleQ, sb3_critic) -> None:
-    with torch.no_grad():
-        for i, qf in enumerate(sb3_critic.q_networks):
-            layers = [m for m in qf if isinstance(m, torch.nn.Linear)]
-            for l_idx, layer in enumerate(layers):
-                ours.weights[l_idx][i].copy_(layer.weight.T)
-                ours.biases[l_idx][i, 0].copy_(layer.bias)
+# -- parity with Stable-Baselines3 -----------------------------------------------------------
+# float64 on both sides, our initial weights copied into SB3's policy, the same minibatch and the
+# same injected noise: after each update every parameter must agree to 1e-6 (measured: ~1e-15).
+PARITY = dict(rtol=0, atol=1e-6)
 
 
-def _assert_critic_equal(ours: EnsembleQ, sb3_critic) -> None:
-    for i, qf in enumerate(sb3_critic.q_networks):
-        layers = [m for m in qf if isinstance(m, torch.nn.Linear)]
-        for l_idx, layer in enumerate(layers):
-            torch.testing.assert_close(ours.weights[l_idx][i], layer.weight.T, rtol=1e-5,
-                                       atol=1e-6)
-            torch.testing.assert_close(ours.biases[l_idx][i, 0], layer.bias, rtol=1e-5,
-                                       atol=1e-6)
-
-
-def test_td3_critic_steps_equal_sb3_td3():
-    """Same weights, same minibatch: every network moves exactly as in SB3's TD3."""
-    gym = pytest.importorskip('gymnasium')
+@pytest.fixture
+def float64(monkeypatch):
+    """float64 networks and data; SB3's preprocess_obs would cast Box observations to float32."""
     sb3 = pytest.importorskip('stable_baselines3')
-    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+    monkeypatch.setattr(sb3.common.policies, 'preprocess_obs',
+                        lambda obs, space, normalize_images=True: obs)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
+
+def _rsample(queue: list[torch.Tensor]):
+    """Normal.rsample with the next injected eps: loc + eps * scale (what torch computes)."""
+    def rsample(self, sample_shape=None):
+        return self.loc + queue.pop(0) * self.scale
+    return rsample
+
+
+def _parity_env():
+    gym = pytest.importorskip('gymnasium')
     env = gym.make('Pendulum-v1')
     env.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32)
     env.action_space = gym.spaces.Box(-1, 1, (ACT,), np.float32)
-    model = sb3.TD3('MlpPolicy', env, learning_rate=1e-3, gamma=0.9, tau=0.1, policy_delay=2,
-                    target_policy_noise=0.0, device='cpu', seed=0,
-                    policy_kwargs=dict(net_arch=[32, 32]))
-    model.set_logger(sb3.common.logger.Logger(None, []))
-    agent = TD3(OBS, ACT, TD3Config(hidden_sizes=(32, 32), lr=1e-3, gamma=0.9, tau=0.1,
-                                    policy_delay=2, target_noise=0.0), seed=0)
-    with torch.no_grad():
-        for ours, theirs in ((agent.actor, model.actor), (agent.actor_target, model.actor_target)):
-            for a, b in zip(linears_of(ours), linears_of(theirs.mu), strict=True):
-                a.weight.copy_(b.weight)
-                a.bias.copy_(b.bias)
-    _load_sb3_critic(agent.critic, model.critic)
-    _load_sb3_critic(agent.critic_target, model.critic_target)
-    actor0 = linears_of(agent.actor)[0].weight.detach().clone()
-    batch = _batch(4)
-    samples = ReplayBufferSamples(batch.obs, batch.act, batch.next_obs,
-                                  batch.terminated[:, None], batch.rew[:, None])
-    model.replay_buffer.sample = lambda *args, **kwargs: samples
-    for _ in range(2):  # step 2 also updates the actor and both targets
-        model.train(gradient_steps=1, batch_size=len(batch.obs))
-        agent.update(batch)
-        _assert_critic_equal(agent.critic, model.critic)
-        _assert_critic_equal(agent.critic_target, model.critic_target)
-        for ours, theirs in ((agent.actor, model.actor), (agent.actor_target, model.actor_target)):
-            for a, b in zip(linears_of(ours), linears_of(theirs.mu), strict=True):
-                torch.testing.assert_close(a.weight, b.weight, rtol=1e-5, atol=1e-6)
-                torch.testing.assert_close(a.bias, b.bias, rtol=1e-5, atol=1e-6)
-    assert not torch.equal(linears_of(agent.actor)[0].weight, actor0)  # the actor did move
+    return env
+
+
+def _batch64(seed: int, n: int = 64) -> Batch:
+    b = _batch(seed, n)
+    return Batch(*(t.double() for t in (b.obs, b.act, b.rew, b.next_obs, b.terminated)))
+
+
+def _sb3_samples(batch: Batch):
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+    return ReplayBufferSamples(batch.obs, batch.act, batch.next_obs, batch.terminated[:, None],
+                               batch.rew[:, None])
 
 
 def linears_of(module: torch.nn.Module) -> list[torch.nn.Linear]:
     return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def _critic_pairs(ours: EnsembleQ, sb3_critic):
+    """(our stacked weight slice, SB3's Linear weight transposed) for every head and layer."""
+    for i, qf in enumerate(sb3_critic.q_networks):
+        for l_idx, layer in enumerate(linears_of(qf)):
+            yield ours.weights[l_idx][i], layer.weight.T
+            yield ours.biases[l_idx][i, 0], layer.bias
+
+
+def _copy_critic_into_sb3(ours: EnsembleQ, sb3_critic) -> None:
+    with torch.no_grad():
+        for mine, theirs in _critic_pairs(ours, sb3_critic):
+            theirs.copy_(mine)  # .T is a view: this writes SB3's weight
+
+
+def _assert_same(pairs) -> None:
+    for mine, theirs in pairs:
+        torch.testing.assert_close(mine, theirs, **PARITY)
+
+
+def _sac_actor_pairs(agent: SAC, sb3_actor):
+    ours = linears_of(agent.actor.net)
+    theirs = linears_of(sb3_actor.latent_pi)
+    for a, b in zip(ours[:-1], theirs, strict=True):
+        yield a.weight, b.weight
+        yield a.bias, b.bias
+    head = ours[-1]  # one (2 act_dim)-wide layer: mean rows, then log-std rows
+    yield head.weight[:ACT], sb3_actor.mu.weight
+    yield head.bias[:ACT], sb3_actor.mu.bias
+    yield head.weight[ACT:], sb3_actor.log_std.weight
+    yield head.bias[ACT:], sb3_actor.log_std.bias
+
+
+@pytest.mark.parametrize('ent_coef', ['auto', 0.2])
+def test_sac_update_equals_sb3_sac_train(float64, monkeypatch, ent_coef):
+    """One SAC update = SB3's SAC.train(gradient_steps=1): actor, critics, log_alpha, target.
+
+    The reparameterization noise is injected into both (SB3 draws it in Normal.rsample). SB3's
+    log-prob adds 1e-6 inside log(1 - tanh(u)^2); that epsilon is set to 0 here, since we use
+    the exact (stable) form: what remains to compare is the algorithm itself.
+    """
+    sb3 = pytest.importorskip('stable_baselines3')
+    kw = dict(gamma=0.9, tau=0.1)
+    model = sb3.SAC('MlpPolicy', _parity_env(), learning_rate=1e-3, device='cpu', seed=0,
+                    ent_coef=ent_coef, policy_kwargs=dict(net_arch=[32, 32]), **kw)
+    model.set_logger(sb3.common.logger.Logger(None, []))
+    model.actor.action_dist.epsilon = 0.0
+    agent = SAC(OBS, ACT, SACConfig(hidden_sizes=(32, 32), lr=1e-3, ent_coef=ent_coef, **kw),
+                seed=0)
+    assert model.actor.optimizer is not model.critic.optimizer  # one optimizer per network
+    with torch.no_grad():
+        for mine, theirs in _sac_actor_pairs(agent, model.actor):
+            theirs.copy_(mine)
+    _copy_critic_into_sb3(agent.critic, model.critic)
+    _copy_critic_into_sb3(agent.critic_target, model.critic_target)
+
+    g = torch.Generator().manual_seed(7)
+    for step in range(3):  # later steps see Adam moments, a moved alpha and moved targets
+        batch = _batch64(step)
+        eps = [torch.randn(len(batch.obs), ACT, generator=g) for _ in range(2)]  # s, then s'
+        ours, theirs = list(eps), list(eps)
+        agent.reparam_noise = lambda obs, q=ours: q.pop(0)
+        monkeypatch.setattr(torch.distributions.Normal, 'rsample', _rsample(theirs))
+        model.replay_buffer.sample = lambda *args, b=batch, **kwargs: _sb3_samples(b)
+        model.train(gradient_steps=1, batch_size=len(batch.obs))
+        agent.update(batch)
+        assert not ours and not theirs  # both drew exactly twice
+        _assert_same(_sac_actor_pairs(agent, model.actor))
+        _assert_same(_critic_pairs(agent.critic, model.critic))
+        _assert_same(_critic_pairs(agent.critic_target, model.critic_target))
+        if ent_coef == 'auto':
+            torch.testing.assert_close(agent.log_alpha.reshape(1), model.log_ent_coef.detach(),
+                                       **PARITY)
+    assert agent.log_alpha.dtype == torch.float64 and agent.n_updates == 3
+    if ent_coef == 'auto':
+        assert agent.log_alpha.item() != 0.0  # alpha did move
+
+
+@pytest.mark.parametrize('algo', ['td3', 'ddpg'])
+def test_td3_and_ddpg_updates_equal_sb3(float64, monkeypatch, algo):
+    """TD3 (target policy noise ON, injected into both) and DDPG: every network as SB3's."""
+    sb3 = pytest.importorskip('stable_baselines3')
+    kw = dict(gamma=0.9, tau=0.1)
+    if algo == 'td3':
+        model = sb3.TD3('MlpPolicy', _parity_env(), learning_rate=1e-3, policy_delay=2,
+                        target_policy_noise=0.2, target_noise_clip=0.5, device='cpu', seed=0,
+                        policy_kwargs=dict(net_arch=[32, 32]), **kw)
+        cfg = TD3Config(hidden_sizes=(32, 32), lr=1e-3, policy_delay=2, target_noise=0.2,
+                        target_noise_clip=0.5, **kw)
+    else:
+        model = sb3.DDPG('MlpPolicy', _parity_env(), learning_rate=1e-3, device='cpu', seed=0,
+                         policy_kwargs=dict(net_arch=[32, 32]), **kw)
+        cfg = DDPGConfig(hidden_sizes=(32, 32), lr=1e-3, **kw)
+    model.set_logger(sb3.common.logger.Logger(None, []))
+    agent = TD3(OBS, ACT, cfg, seed=0)
+    assert len(model.critic.q_networks) == agent.critic.n_critics
+    actor_pairs = [(agent.actor, model.actor), (agent.actor_target, model.actor_target)]
+    with torch.no_grad():
+        for ours, theirs in actor_pairs:
+            for a, b in zip(linears_of(ours), linears_of(theirs.mu), strict=True):
+                b.weight.copy_(a.weight)
+                b.bias.copy_(a.bias)
+    _copy_critic_into_sb3(agent.critic, model.critic)
+    _copy_critic_into_sb3(agent.critic_target, model.critic_target)
+    actor0 = linears_of(agent.actor)[0].weight.detach().clone()
+
+    g = torch.Generator().manual_seed(7)
+    drawn = []
+    for step in range(4):  # steps 2 and 4 also update the actor and both targets
+        batch = _batch64(step)
+        eps = 3.0 * torch.randn(len(batch.obs), ACT, generator=g)  # 0.2 * 3 > 0.5: clips
+        agent.smoothing_noise = lambda like, e=eps: drawn.append(1) or e
+
+        def normal_(self, mean=0.0, std=1.0, *, generator=None, e=eps):
+            drawn.append(2)
+            return self.copy_(mean + std * e)
+
+        model.replay_buffer.sample = lambda *args, b=batch, **kwargs: _sb3_samples(b)
+        with monkeypatch.context() as patch:  # SB3 draws the smoothing noise with normal_
+            patch.setattr(torch.Tensor, 'normal_', normal_)
+            model.train(gradient_steps=1, batch_size=len(batch.obs))
+        agent.update(batch)
+        _assert_same(_critic_pairs(agent.critic, model.critic))
+        _assert_same(_critic_pairs(agent.critic_target, model.critic_target))
+        for ours, theirs in actor_pairs:
+            for a, b in zip(linears_of(ours), linears_of(theirs.mu), strict=True):
+                _assert_same([(a.weight, b.weight), (a.bias, b.bias)])
+    # SB3 always draws (DDPG: with std 0); we draw only when smoothing is on.
+    assert drawn.count(2) == 4 and drawn.count(1) == (4 if algo == 'td3' else 0)
+    assert not torch.equal(linears_of(agent.actor)[0].weight, actor0)  # the actor did move

@@ -86,24 +86,34 @@ def _her_fill(buf: HerReplayBuffer, steps: int, ep_lens: list[int]) -> None:
         ep = np.where(done, ep + 1, ep)
 
 
+def _episode_of(state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(env, episode index, step in episode) of sampled states written by `_her_fill`."""
+    return (state[:, 0] // 1000).astype(int), (state[:, 0] % 1000).astype(int), state[:, 1]
+
+
 @pytest.mark.parametrize('capacity', [10_000, 36])  # 36 // 3 envs = 12 rows: wraps
-def test_her_future_relabels_within_the_same_episode(capacity):
+def test_her_future_relabels_within_the_same_finished_episode(capacity):
     buf = HerReplayBuffer(GOAL_DIM, GOAL_DIM, 1, capacity, _compute_reward, n_envs=3, k=4,
                           strategy='future', seed=0)
-    _her_fill(buf, 47, ep_lens=[5, 7, 50])  # env 2's episode is still in progress
+    _her_fill(buf, 47, ep_lens=[5, 7, 50])  # env 2's first episode is still in progress
     b = buf.sample(2000)
     obs = b.obs.numpy()
     state, goal = obs[:, :GOAL_DIM], obs[:, GOAL_DIM:]
+    env, ep, t = _episode_of(state)
+    # Only finished episodes: env 0's first 9 (ends at 45), env 1's first 6 (ends at 42).
+    assert set(env) == {0, 1}
+    assert (ep[env == 0] < 9).all() and (ep[env == 1] < 6).all()
+    if capacity == 36:  # 12 rows: the oldest stored step is 35; whole episodes only
+        assert set(ep[env == 0]) == {7, 8} and set(ep[env == 1]) == {5}
     relabelled = goal[:, 0] != -7.0
-    assert abs(relabelled.mean() - 0.8) < 0.01
+    assert relabelled[:int(0.8 * 2000)].all() and not relabelled[int(0.8 * 2000):].any()
     g, s = goal[relabelled], state[relabelled]
     # Same env and episode, and achieved at or after the sampled step (t + 1 > t).
     np.testing.assert_array_equal(g[:, 0], s[:, 0])
     assert (g[:, 1] >= s[:, 1] + 1).all()
-    # Never beyond the episode end, nor beyond what was stored.
+    # Never beyond the episode end, and every future step of it is reachable.
     ep_len = np.array([5, 7, 50])[(s[:, 0] // 1000).astype(int)]
-    assert (g[:, 1] <= ep_len).all()
-    assert (g[:, 1] <= 47).all()
+    assert (g[:, 1] <= ep_len).all() and (g[:, 1] == ep_len).any()
     # Rewards are recomputed from (next achieved goal, new goal).
     next_ag = np.stack([s[:, 0], s[:, 1] + 1], 1)
     np.testing.assert_array_equal(b.rew.numpy()[relabelled],
@@ -113,6 +123,22 @@ def test_her_future_relabels_within_the_same_episode(capacity):
     np.testing.assert_array_equal(b.rew.numpy()[~relabelled], -1.0)
     # next_obs carries the same goal.
     np.testing.assert_array_equal(b.next_obs.numpy()[:, GOAL_DIM:], goal)
+
+
+def test_her_never_samples_an_unfinished_episode():
+    """As SB3: the open episode, and an episode whose start the ring overwrote, are skipped."""
+    for total in range(1, 60):  # 5-step episodes into a 12-row ring
+        buf = HerReplayBuffer(GOAL_DIM, GOAL_DIM, 1, 12, _compute_reward, n_envs=1, k=4,
+                              seed=total)
+        _her_fill(buf, total, ep_lens=[5])
+        oldest = max(0, total - 12)  # absolute step of the oldest stored row
+        whole = [k for k in range(total // 5) if 5 * k >= oldest]  # finished, stored whole
+        if not whole:  # before the first episode ends (or a ring smaller than an episode)
+            with pytest.raises(ValueError, match='no finished episode'):
+                buf.sample(8)
+            continue
+        _, ep, _ = _episode_of(buf.sample(400).obs.numpy()[:, :GOAL_DIM])
+        assert set(ep) == set(whole), total
 
 
 def test_her_final_and_episode_strategies():
@@ -125,13 +151,11 @@ def test_her_final_and_episode_strategies():
         rel = g[:, 0] != -7.0
         np.testing.assert_array_equal(g[rel, 0], s[rel, 0])
         ep_len = np.array([5, 6])[(s[rel, 0] // 1000).astype(int)]
-        if strategy == 'final':
-            # Finished episodes: the last achieved goal. Env 0's 5th episode and env 1's 4th
-            # are in progress at 20 steps: the newest stored goal.
-            in_progress = (s[rel, 0] == 4) | (s[rel, 0] == 1003)
-            np.testing.assert_array_equal(g[rel, 1][~in_progress], ep_len[~in_progress])
+        if strategy == 'final':  # the episode's last achieved goal, always
+            np.testing.assert_array_equal(g[rel, 1], ep_len)
         else:
             assert (g[rel, 1] < s[rel, 1] + 1).any()  # earlier goals are allowed
+            assert (g[rel, 1] >= 1).all() and (g[rel, 1] <= ep_len).all()
 
 
 def test_her_state_dict_round_trip():

@@ -79,22 +79,28 @@ RUN = textwrap.dedent("""
     from rl_control.train.learn import Callback, train
 
     out, resume, kill_at = sys.argv[1], sys.argv[2] == '1', int(sys.argv[3])
-    algo = sys.argv[4]
-    if algo == 'a2c':  # on-policy loop, with both normalizers: rollouts of 2 x 10 steps
-        extra = {'normalize_obs': True, 'normalize_reward': True,
-                 'algo_kwargs': {'hidden_sizes': [16, 16], 'n_steps': 10}}
-    elif algo == 'ppo':  # the same, plus shuffled minibatches and gSDE resampled every 3 steps
-        extra = {'normalize_obs': True, 'normalize_reward': True,
-                 'algo_kwargs': {'hidden_sizes': [16, 16], 'n_steps': 10, 'batch_size': 8,
-                                 'n_epochs': 2, 'use_sde': True, 'sde_sample_freq': 3}}
-    else:
-        extra = {'normalize_obs': True,
-                 'algo_kwargs': {'hidden_sizes': [16, 16], 'batch_size': 16,
-                                 'learning_starts': 100}}
+    case = sys.argv[4]
+    off = {'hidden_sizes': [16, 16], 'batch_size': 16, 'learning_starts': 100}
+    extra = {
+        # on-policy loop, with both normalizers: rollouts of 2 x 10 steps
+        'a2c': {'normalize_reward': True, 'algo_kwargs': {'hidden_sizes': [16, 16],
+                                                          'n_steps': 10}},
+        'sac': {'algo_kwargs': off},
+        # the same, plus shuffled minibatches and gSDE resampled every 3 steps
+        'ppo': {'normalize_reward': True,
+                'algo_kwargs': {'hidden_sizes': [16, 16], 'n_steps': 10, 'batch_size': 8,
+                                'n_epochs': 2, 'use_sde': True, 'sde_sample_freq': 3}},
+        # OU noise state (per env, reset at episode ends) and both noise streams
+        'td3_ou': {'algo': 'td3', 'time_limit': 70, 'normalize_reward': True,
+                   'algo_kwargs': {**off, 'action_noise': 'ou', 'noise_sigma': 0.5}},
+        # HER bookkeeping across the kill: 40-step episodes, one open at the checkpoint
+        'sac_her': {'algo': 'sac', 'env': 'rl_control/PandaJointReach-v0', 'time_limit': 40,
+                    'her': {'strategy': 'future', 'k': 4}, 'algo_kwargs': off},
+    }[case]
     cfg = config_from_dict({
-        'env': 'Pendulum-v1', 'algo': algo, 'seed': 3, 'total_steps': 600,
+        'env': 'Pendulum-v1', 'algo': case, 'seed': 3, 'total_steps': 600,
         'n_envs': 2, 'checkpoint_every': 300, 'eval': {'every': 200, 'episodes': 2},
-        'tensorboard': False, **extra})
+        'normalize_obs': True, 'tensorboard': False, **extra})
 
     class Kill(Callback):
         def on_checkpoint(self, path, step):
@@ -105,23 +111,28 @@ RUN = textwrap.dedent("""
 """)
 
 
-def run(out: Path, resume: bool, kill_at: int, algo: str) -> int:
+def run(out: Path, resume: bool, kill_at: int, case: str) -> int:
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run([sys.executable, '-c', RUN, str(out), '1' if resume else '0',
-                           str(kill_at), algo], env=env, timeout=300, capture_output=True,
+                           str(kill_at), case], env=env, timeout=300, capture_output=True,
                           text=True)
     assert proc.returncode in (0, 17), proc.stderr[-3000:]
     return proc.returncode
 
 
-@pytest.mark.parametrize('algo', ['sac', 'a2c', 'ppo'])
-def test_resume_after_kill_equals_uninterrupted_run(tmp_path, algo):
+@pytest.mark.parametrize('case', ['sac', 'a2c', 'ppo', 'td3_ou', 'sac_her'])
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, case):
     full, killed = tmp_path / 'full', tmp_path / 'killed'
-    assert run(full, False, -1, algo) == 0
-    assert run(killed, False, 300, algo) == 17
+    assert run(full, False, -1, case) == 0
+    assert run(killed, False, 300, case) == 17
     assert latest_checkpoint(killed / 'checkpoints').name == 'ckpt_000000000300.pt'
     assert not (killed / 'bundle').exists()
-    assert run(killed, True, -1, algo) == 0
+    mid = load_checkpoint(latest_checkpoint(killed / 'checkpoints'))
+    if case == 'td3_ou':  # the OU processes are mid-episode (70-step episodes) at step 300
+        assert np.abs(mid['agent']['noise']['x']).min() > 0
+    if case == 'sac_her':  # an episode is open at the checkpoint: 150 steps per env, 40 each
+        assert (mid['buffer']['current_start'] < mid['buffer']['total']).all()
+    assert run(killed, True, -1, case) == 0
 
     wa = load_file(full / 'bundle' / 'actor.safetensors')
     wb = load_file(killed / 'bundle' / 'actor.safetensors')

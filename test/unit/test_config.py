@@ -121,3 +121,42 @@ def test_cli_prints_one_line_without_traceback_and_exits_2(tmp_path):
     assert proc.returncode == 2
     assert 'Traceback' not in proc.stderr
     assert 'algo_kwargs.bach_size' in proc.stderr and "did you mean 'batch_size'" in proc.stderr
+
+
+def test_device_auto_resolves_to_what_torch_sees(tmp_path):
+    import torch
+
+    from rl_control.train.build import resolve_device
+
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.device == 'auto'
+    assert resolve_device('auto') == ('cuda' if torch.cuda.is_available() else 'cpu')
+    assert resolve_device('cpu') == 'cpu'
+
+    class NoDeviceAgent:  # e.g. an algorithm not yet given a device argument
+        def __init__(self, obs_dim, act_dim, cfg=None, seed=None):
+            pass
+
+    assert resolve_device('auto', NoDeviceAgent) == 'cpu'
+    assert load_config(write(tmp_path, {**GOOD, 'device': 'cpu'})).device == 'cpu'
+
+
+def test_device_cuda_without_cuda_is_one_clear_config_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip('CUDA is present here')
+    for device in ('cuda', 'cuda:0'):
+        msg = error_of(write(tmp_path, {**GOOD, 'device': device}))
+        assert msg.startswith(f'{tmp_path / "cfg.yaml"}: device: ')
+        assert 'CUDA is not available' in msg and 'use device: auto or cpu' in msg
+        assert '\n' not in msg
+    msg = error_of(write(tmp_path, {**GOOD, 'device': 'gpu'}))
+    assert 'device' in msg and "unknown device 'gpu'" in msg
+
+
+def test_off_policy_loop_counts_are_validated(tmp_path):
+    msg = error_of(write(tmp_path, {**GOOD, 'algo_kwargs': {'gradient_steps': -2}}))
+    assert 'algo_kwargs' in msg and 'gradient_steps >= -1' in msg
+    msg = error_of(write(tmp_path, {**GOOD, 'algo': 'td3', 'algo_kwargs': {'train_freq': 0}}))
+    assert 'train_freq must be >= 1' in msg

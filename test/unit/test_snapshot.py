@@ -66,9 +66,10 @@ def _run(tmp_path, name, checkpoint_every, env, extra):
 @pytest.mark.parametrize('env, extra', [
     ('Pendulum-v1', {'algo_kwargs': {'hidden_sizes': [16], 'batch_size': 16,
                                      'learning_starts': 50}}),
+    # HER samples finished episodes only: training starts after the first (50 x 2 env steps).
     ('rl_control/PandaJointReach-v0', {
         'normalize_obs': True, 'her': {'strategy': 'future', 'k': 4},
-        'algo_kwargs': {'hidden_sizes': [16], 'batch_size': 16, 'learning_starts': 50}}),
+        'algo_kwargs': {'hidden_sizes': [16], 'batch_size': 16, 'learning_starts': 120}}),
 ])
 def test_checkpoint_cadence_is_not_a_hyperparameter(tmp_path, env, extra):
     # 77 steps (odd, mid-episode for both envs): checkpoints at 78, 154, ... must not matter.

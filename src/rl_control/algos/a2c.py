@@ -22,13 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rl_control.algos.networks import (
-    GaussianActor,
-    ValueNet,
-    seeded_init,
-    set_progress_lrs,
-    torch_generator,
-)
+from rl_control.algos.networks import GaussianActor, ValueNet, set_progress_lrs
+from rl_control.algos.seeding import seeded_init, torch_generator
 from rl_control.algos.types import Rollout
 
 
@@ -85,7 +80,11 @@ def compute_gae(rew: torch.Tensor, values: torch.Tensor, last_value: torch.Tenso
 
 
 class A2C:
-    """Synchronous advantage actor-critic; the loop collects `Rollout`s of n_steps x n_envs."""
+    """Synchronous advantage actor-critic; the loop collects `Rollout`s of n_steps x n_envs.
+
+    Random streams (see seeding.py): network init from `seed`'s 'init' stream, action sampling
+    and gSDE matrices from its 'policy' stream (`self.generator`, checkpointed).
+    """
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: A2CConfig | None = None,
                  seed: int | None = None, device: str = 'cpu') -> None:
@@ -103,7 +102,7 @@ class A2C:
         else:
             self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5)
         self.base_lrs = [cfg.lr]
-        self.generator = torch_generator(seed)
+        self.generator = torch_generator(seed, 'policy')
         self.n_updates = 0
 
     # -- acting -------------------------------------------------------------------------------
@@ -146,6 +145,7 @@ class A2C:
     def update(self, rollout: Rollout) -> dict[str, float]:
         """One gradient step on a rollout of shape (n_steps, n_envs, ...)."""
         cfg = self.cfg
+        rollout = rollout.to(self.device)  # the collector builds it on the CPU
         with torch.no_grad():
             adv, returns = compute_gae(rollout.rew, rollout.values, rollout.last_value,
                                        rollout.terminated, rollout.truncated,
@@ -186,8 +186,9 @@ class A2C:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of state_dict."""
-        # The gSDE matrices' first dim is n_envs, which may differ from this fresh agent's.
-        self.actor.sde_matrices = state['actor']['sde_matrices'].clone()
+        # The gSDE matrices' first dim is n_envs, which may differ from this fresh agent's; a
+        # checkpoint is loaded on the CPU, whatever device the agent is on.
+        self.actor.sde_matrices = state['actor']['sde_matrices'].to(self.device, copy=True)
         self.actor.load_state_dict(state['actor'])
         self.critic.load_state_dict(state['critic'])
         self.optimizer.load_state_dict(state['optimizer'])

@@ -96,17 +96,24 @@ class ReplayBuffer:
 class HerReplayBuffer:
     """Replay of goal-conditioned transitions with hindsight relabelling (Andrychowicz 2017).
 
-    Layout as SB3: one ring of `capacity // n_envs` rows per env column, so each env's episode
-    occupies consecutive rows. Every row records the absolute step it was written at and its
-    episode's first absolute step; when an episode ends, its rows get the episode's end. An
-    episode still in progress ends, for sampling, at the newest stored step. So a relabelled goal
-    is always an achieved goal (`next achieved_goal`) of a transition of the SAME episode, at or
-    after the sampled one ('future'), its last ('final') or any stored one ('episode'). Newer
-    rows of an env are never older than a stored row of it, so 'future' indices never point at
-    overwritten data even after the ring wraps.
+    Layout as SB3: one ring of `capacity // n_envs` rows per env column, so each env's episodes
+    occupy consecutive rows. Each row records its episode's first absolute step and, once the
+    episode has ended, its end (exclusive; -1 while it is in progress).
 
-    A fraction k / (k + 1) of each batch is relabelled and its reward recomputed with the env's
-    vectorized `compute_reward(achieved_goal, desired_goal, info)` (info: a list of empty dicts;
+    What may be sampled, as SB3's HerReplayBuffer: only transitions of FINISHED episodes that
+    are still stored WHOLE. An episode in progress has no 'future' or 'final' goal yet (they
+    would be biased toward the steps already taken), and an episode whose first rows the ring
+    has overwritten is dropped entirely (SB3 sets its length to 0). Per env those transitions
+    are one contiguous range of absolute steps [lo, hi): hi is where the open episode starts,
+    lo the start of the oldest episode stored whole; a batch draws uniformly over all envs'
+    ranges (SB3: uniform over the valid (row, env) pairs). Sampling before any episode has
+    ended is an error, as in SB3: `learning_starts` must exceed the episode length.
+
+    A relabelled goal is an achieved goal (`next achieved_goal`) of a transition of the SAME
+    episode: at or after the sampled one ('future'), its last ('final') or any ('episode').
+    The first int(k / (k + 1) * batch_size) transitions of each batch are relabelled (SB3's
+    split) and their reward recomputed with the env's vectorized
+    `compute_reward(achieved_goal, desired_goal, info)` (info: a list of empty dicts;
     panda-gym and gymnasium-robotics ignore it). The batch's obs is the policy input vector
     concat(observation, desired_goal); next_obs uses the same goal.
     """
@@ -134,10 +141,9 @@ class HerReplayBuffer:
         self.rew = np.zeros((r, e), np.float32)
         self.terminated = np.zeros((r, e), np.float32)
         self.truncated = np.zeros((r, e), np.float32)
-        self.step_of_row = np.zeros(r, np.int64)  # absolute step written at each row
         self.ep_start = np.zeros((r, e), np.int64)  # absolute first step of the row's episode
         self.ep_end = np.full((r, e), -1, np.int64)  # absolute end (exclusive); -1: in progress
-        self.current_start = np.zeros(e, np.int64)
+        self.current_start = np.zeros(e, np.int64)  # where each env's open episode starts
         self.total = 0  # steps added (per env)
         self.rng = np.random.default_rng(seed)
 
@@ -161,7 +167,6 @@ class HerReplayBuffer:
         self.rew[row] = _rows(rew, n)
         term, trunc = _rows(terminated, n), _rows(truncated, n)
         self.terminated[row], self.truncated[row] = term, trunc
-        self.step_of_row[row] = self.total
         self.ep_start[row] = self.current_start
         self.ep_end[row] = -1
         self.total += 1
@@ -184,20 +189,34 @@ class HerReplayBuffer:
             self.ep_end[np.arange(first, self.total) % self.rows, env] = self.total
         self.current_start[env] = self.total
 
+    def sampleable(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per env, the absolute steps [lo, hi) that may be sampled (see the class docstring)."""
+        oldest = max(0, self.total - self.rows)  # absolute step of the oldest stored row
+        hi = self.current_start.copy()
+        start, end = self.ep_start[oldest % self.rows], self.ep_end[oldest % self.rows]
+        # The oldest row's episode, if its start is overwritten, is skipped up to its end.
+        lo = np.where(start >= oldest, start, np.where(end >= 0, end, hi))
+        return lo, np.maximum(lo, hi)
+
     def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> Batch:
-        """A minibatch with k/(k+1) of it relabelled; obs = concat(observation, goal)."""
-        stored = min(self.total, self.rows)
-        if stored == 0:
-            raise ValueError('cannot sample from an empty replay buffer')
+        """A minibatch of finished-episode transitions, int(k/(k+1) * batch) relabelled."""
         rng = rng or self.rng
-        rows = rng.integers(0, stored, size=batch_size)
-        envs = rng.integers(0, self.n_envs, size=batch_size)
+        lo, hi = self.sampleable()
+        counts = hi - lo
+        ends = np.cumsum(counts)
+        if ends[-1] == 0:
+            raise ValueError('HER: no finished episode is stored yet, so there is nothing to '
+                             'sample; set learning_starts above the episode length')
+        flat = rng.integers(0, ends[-1], size=batch_size)
+        envs = np.searchsorted(ends, flat, side='right')
+        steps = lo[envs] + flat - (ends - counts)[envs]
+        rows = steps % self.rows
         goals = self.desired[rows, envs].copy()
         rew = self.rew[rows, envs].copy()
-        n_her = int(round(self.her_ratio * batch_size))
+        n_her = int(self.her_ratio * batch_size)
         if n_her > 0:
             hr, he = rows[:n_her], envs[:n_her]
-            goal_rows = self._goal_rows(hr, he, stored, rng)
+            goal_rows = self._goal_rows(steps[:n_her], hr, he, rng)
             goals[:n_her] = self.next_achieved[goal_rows, he]
             rew[:n_her] = np.asarray(self.compute_reward(
                 self.next_achieved[hr, he], goals[:n_her], [{} for _ in range(n_her)]),
@@ -208,23 +227,24 @@ class HerReplayBuffer:
         return Batch(obs=_t(obs, d), act=_t(self.act[rows, envs], d), rew=_t(rew, d),
                      next_obs=_t(next_obs, d), terminated=_t(self.terminated[rows, envs], d))
 
-    def _goal_rows(self, rows: np.ndarray, envs: np.ndarray, stored: int,
+    def _goal_rows(self, steps: np.ndarray, rows: np.ndarray, envs: np.ndarray,
                    rng: np.random.Generator) -> np.ndarray:
-        """Ring rows whose next achieved goal becomes the new goal, per the strategy."""
-        t = self.step_of_row[rows]
-        end = self.ep_end[rows, envs]
-        end = np.where(end >= 0, end, self.total)  # in-progress episode: newest stored step
+        """Ring rows whose next achieved goal becomes the new goal, per the strategy.
+
+        `steps` are the sampled transitions' absolute steps, `rows` their ring rows.
+        """
+        end = self.ep_end[rows, envs]  # finished episodes only: always >= 0 here
         if self.strategy == 'future':
-            first = t
+            first = steps
         elif self.strategy == 'final':
             first = end - 1
-        else:  # 'episode': any stored step of the episode (its start may be overwritten)
-            first = np.maximum(self.ep_start[rows, envs], self.total - stored)
-        steps = first + (rng.random(rows.shape) * (end - first)).astype(np.int64)
-        return steps % self.rows
+        else:  # 'episode'
+            first = self.ep_start[rows, envs]
+        goal_steps = first + (rng.random(rows.shape) * (end - first)).astype(np.int64)
+        return goal_steps % self.rows
 
     _ARRAYS = ('obs', 'next_obs', 'achieved', 'next_achieved', 'desired', 'act', 'rew',
-               'terminated', 'truncated', 'step_of_row', 'ep_start', 'ep_end')
+               'terminated', 'truncated', 'ep_start', 'ep_end')
 
     def state_dict(self) -> dict[str, Any]:
         """Stored rows (numpy arrays), episode bookkeeping and the sampling RNG."""

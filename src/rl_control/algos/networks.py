@@ -7,14 +7,19 @@ per-call overhead dominates 256-wide layers, so two critics cost little more tha
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 import math
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from rl_control.algos.seeding import seeded_init, standard_normal, torch_generator
+
+__all__ = ['DeterministicActor', 'EnsembleQ', 'ForeachAdam', 'FrozenCritic', 'GaussianActor',
+           'SquashedGaussianActor', 'TwinQ', 'ValueNet', 'min_heads', 'mlp', 'seeded_init',
+           'set_progress_lrs', 'standard_normal', 'torch_generator']
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {'relu': nn.ReLU, 'tanh': nn.Tanh}
 LOG_2PI = math.log(2.0 * math.pi)
@@ -95,7 +100,7 @@ class SquashedGaussianActor(nn.Module):
         elif noise is not None:
             eps = noise
         else:
-            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+            eps = standard_normal(mu.shape, generator, mu)
         u = mu + log_std.exp() * eps
         logp = (-0.5 * eps.square() - log_std).sum(-1) - 0.5 * LOG_2PI * self.act_dim
         logp = logp - (2.0 * (LOG_2 - u - nn.functional.softplus(-2.0 * u))).sum(-1)
@@ -108,8 +113,7 @@ class SquashedGaussianActor(nn.Module):
         if deterministic:
             return torch.tanh(mu)
         std = log_std.clamp(self.log_std_min, self.log_std_max).exp()
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-        return torch.tanh(mu + std * eps)
+        return torch.tanh(mu + std * standard_normal(mu.shape, generator, mu))
 
     def export(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The deterministic actor tanh(mu(obs)) as an MLP description + numpy weights."""
@@ -143,8 +147,11 @@ class EnsembleQ(nn.Module):
 
     Weights are stacked as (n, in, out) parameters, each head initialized like nn.Linear
     (U(-1/sqrt(in), 1/sqrt(in))), so the ensemble is n ordinary critics computed in one call.
-    `params` lets a caller evaluate with detached weights: the actor loss then backpropagates
-    into the action only, without toggling requires_grad on the critic every step.
+    - `critic(obs, act)`: every head, (n, B): the critic loss (SB3 `critic(obs, act)`);
+    - `critic.q1(obs, act)`: the first head, (B,): TD3/DDPG's actor loss (SB3 `q1_forward`);
+    - `critic.frozen(obs, act)`, `critic.frozen.q1(obs, act)`: the same values with the weights
+      detached, for an actor loss: its gradient reaches the action (and the actor that produced
+      it) but never the critic's parameters, and no weight gradient is computed at all.
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
@@ -161,24 +168,56 @@ class EnsembleQ(nn.Module):
             self.weights.append(nn.Parameter(torch.empty(n_critics, a, b).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(n_critics, 1, b).uniform_(-bound, bound)))
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor, detach: bool = False,
-                heads: int | None = None) -> torch.Tensor:
-        """Q values of every head (or the first `heads`), shaped (n_heads, B).
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Q values of every head, shaped (n_critics, B)."""
+        return self.evaluate(list(self.weights), list(self.biases), obs, act)
 
-        `detach=True` uses detached weights: gradients reach `act` (and what produced it) but
-        never the critic's parameters.
-        """
-        ws: list[torch.Tensor] = list(self.weights)
-        bs: list[torch.Tensor] = list(self.biases)
-        if heads is not None:
-            ws, bs = [w[:heads] for w in ws], [b[:heads] for b in bs]
-        if detach:
-            ws, bs = [w.detach() for w in ws], [b.detach() for b in bs]
+    def q1(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """The first head's Q values, shaped (B,)."""
+        return self.evaluate([w[:1] for w in self.weights], [b[:1] for b in self.biases],
+                             obs, act)[0]
+
+    @property
+    def frozen(self) -> FrozenCritic:
+        """The critic evaluated with detached weights (see the class docstring)."""
+        return FrozenCritic(self)
+
+    def evaluate(self, ws: Sequence[torch.Tensor], bs: Sequence[torch.Tensor], obs: torch.Tensor,
+                 act: torch.Tensor) -> torch.Tensor:
+        """The MLP heads given by stacked weights `ws` (n, in, out) and biases `bs` (n, 1, out)."""
         x = torch.cat([obs, act], dim=-1)
         h = torch.baddbmm(bs[0], x.expand(ws[0].shape[0], *x.shape), ws[0])
         for w, b in zip(ws[1:], bs[1:], strict=True):
             h = torch.baddbmm(b, self.act_fn(h), w)
         return h.squeeze(-1)
+
+
+class FrozenCritic:
+    """An `EnsembleQ` seen through detached weights: `critic.frozen(obs, act)`, `.q1(obs, act)`.
+
+    Why: letting the actor loss backpropagate into the critic's weights (SB3's way; the grads are
+    zeroed before the next critic step) computes weight gradients nobody uses: 5-9% of an update
+    (docs/algorithms.md). Toggling `requires_grad_` around the actor loss is as fast, but mutates
+    the module and, left toggled by an exception, silently stops critic learning; a detached view
+    changes nothing.
+    """
+
+    __slots__ = ('critic',)
+
+    def __init__(self, critic: EnsembleQ) -> None:
+        self.critic = critic
+
+    def __call__(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Every head's Q values, (n_critics, B); gradients flow to `act` only."""
+        c = self.critic
+        return c.evaluate([w.detach() for w in c.weights], [b.detach() for b in c.biases],
+                          obs, act)
+
+    def q1(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """The first head's Q values, (B,); gradients flow to `act` only."""
+        c = self.critic
+        return c.evaluate([w.detach()[:1] for w in c.weights],
+                          [b.detach()[:1] for b in c.biases], obs, act)[0]
 
 
 TwinQ = EnsembleQ  # the name INTERFACES.md uses (n_critics=2)
@@ -293,39 +332,36 @@ class ForeachAdam:
     The same arithmetic as torch.optim.Adam's foreach path (bit-identical results, see the
     tests), without its per-step Python machinery, and without importing torch._dynamo, which
     torch.optim does on first use: about 2 s of process start-up on this machine, paid by every
-    training run. Parameters whose grad is None are skipped and keep their own step count, as in
-    torch (TD3's actor on non-delayed steps). Interface: param_groups, zero_grad, step,
-    state_dict, load_state_dict.
+    training run. One instance per network (as SB3: actor, critic, entropy coefficient).
+    Parameters whose grad is None are skipped and keep their own step count, as in torch.
+    Interface: param_groups, base_lrs (each group's lr at construction, for schedules),
+    zero_grad, step, state_dict, load_state_dict.
     """
 
     def __init__(self, groups: list[dict[str, Any]], betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8) -> None:
         self.param_groups = [{**g, 'params': list(g['params'])} for g in groups]
+        self.base_lrs = [float(g['lr']) for g in groups]
         self.betas, self.eps = betas, eps
         self.state: dict[int, dict[str, Any]] = {}  # by position over all groups
 
     def _params(self) -> list[torch.Tensor]:
         return [p for g in self.param_groups for p in g['params']]
 
-    def zero_grad(self, set_to_none: bool = True, groups: Sequence[int] | None = None) -> None:
-        """Drop (or zero) the gradients of every parameter (of the given group indices)."""
-        params = self._params() if groups is None else [
-            p for i in groups for p in self.param_groups[i]['params']]
-        for p in params:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop (or zero) the gradients of every parameter."""
+        for p in self._params():
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
                 p.grad.zero_()
 
     @torch.no_grad()
-    def step(self, groups: Sequence[int] | None = None) -> None:
-        """One Adam step on every parameter (of the given group indices) that has a gradient."""
+    def step(self) -> None:
+        """One Adam step on every parameter that has a gradient."""
         beta1, beta2 = self.betas
         index = 0
-        for g_idx, group in enumerate(self.param_groups):
-            if groups is not None and g_idx not in groups:
-                index += len(group['params'])
-                continue
+        for group in self.param_groups:
             params, grads, avgs, sqs, step_sizes, bc2_sqrts = [], [], [], [], [], []
             for p in group['params']:
                 st = self.state.get(index)
@@ -386,22 +422,3 @@ def set_progress_lrs(optimizer: Any, base_lrs: Sequence[float], schedule: str,
     """Set every param group's lr from its base lr and the schedule."""
     for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
         group['lr'] = scheduled_lr(lr, schedule, progress_remaining)
-
-
-@contextmanager
-def seeded_init(seed: int | None) -> Iterator[None]:
-    """Network init drawn from `seed` without disturbing the caller's global torch RNG."""
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(int(seed))
-        yield
-
-
-def torch_generator(seed: int | None, device: str | torch.device = 'cpu') -> torch.Generator:
-    """A private generator for action sampling, saved in state_dict for exact resume."""
-    g = torch.Generator(device=device)
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(seed) + 1)
-    return g

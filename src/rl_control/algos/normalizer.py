@@ -98,6 +98,12 @@ class RewardScaler:
 
     Per env, ret <- gamma * ret + r; the return's variance is tracked over all envs and steps;
     the reward is scaled by 1 / sqrt(var + eps) (NOT centred) and clipped; ret resets on done.
+    On-policy (A2C) the collector scales each reward as it is collected (`__call__`), as
+    VecNormalize does. Off-policy (SAC/TD3/DDPG) the replay buffer keeps RAW rewards and the
+    sampled batch is scaled with the statistics of that moment (`update` per env step, then
+    `scale_torch`), which is what SB3 does with a VecNormalize env (`get_original_reward` when
+    storing, `normalize_reward` when sampling) and what keeps moving statistics out of stored
+    data; HER's recomputed rewards are scaled the same way.
     """
 
     def __init__(self, n_envs: int, gamma: float, clip: float = 10.0,
@@ -118,10 +124,24 @@ class RewardScaler:
         self.returns[np.asarray(done, bool)] = 0.0
         return scaled
 
+    def update(self, rew: np.ndarray, done: np.ndarray) -> None:
+        """The statistics update of `__call__` alone (off-policy: rewards are stored raw)."""
+        self.returns = self.returns * self.gamma + np.asarray(rew, np.float64)
+        self.rms.update(self.returns)
+        self.returns[np.asarray(done, bool)] = 0.0
+
+    def reset(self) -> None:
+        """Every env starts a new episode (VecNormalize.reset): running returns restart at 0."""
+        self.returns[:] = 0.0
+
     def scale(self, rew: np.ndarray) -> np.ndarray:
         """Scale rewards with the current statistics, without updating them."""
         out = np.asarray(rew, np.float64) / np.sqrt(self.rms.var + self.epsilon)
         return np.clip(out, -self.clip, self.clip).astype(np.float32)
+
+    def scale_torch(self, rew: Any) -> Any:
+        """`scale` on a torch tensor (a sampled batch's rewards), keeping dtype and device."""
+        return (rew / float(np.sqrt(self.rms.var + self.epsilon))).clamp(-self.clip, self.clip)
 
     def state_dict(self) -> dict[str, Any]:
         """Return statistics and per-env running returns."""

@@ -1,23 +1,28 @@
 """Soft Actor-Critic (Haarnoja et al., 2018; automatic entropy tuning from the 2019 version).
 
-The update follows Spinning Up / SB3:
-    y      = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s')),  a' ~ pi(s')
-    L_Q    = 1/2 sum_i mean (Q_i(s, a) - y)^2
-    L_pi   = mean (alpha log pi(a~|s) - min_i Q_i(s, a~)),                          a~ ~ pi(s)
-    L_alpha = -mean log_alpha (log pi(a~|s) + target_entropy)
-    Q'     <- (1 - tau) Q' + tau Q
+One update on a minibatch (s, a, r, s', terminated), in Stable-Baselines3's order (`sac.py`),
+each network with its own Adam optimizer:
+    a~ = tanh(mu(s) + std(s) eps),  eps ~ N(0, I)              (reparameterized, shared below)
+    alpha = exp(log_alpha)                                      (its value BEFORE this update)
+    1. L_alpha = -mean log_alpha (log pi(a~|s) + target_entropy)     -> ent_coef_optimizer
+    2. a' ~ pi(s'),  y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s'))
+       L_Q = 1/2 sum_i mean (Q_i(s, a) - y)^2                        -> critic_optimizer
+    3. L_pi = mean (alpha log pi(a~|s) - min_i Q_i(s, a~)),
+       Q the critic just updated, its weights frozen                 -> actor_optimizer
+    4. every `target_update_interval` updates:  Q' <- (1 - tau) Q' + tau Q   (Polyak)
+with log pi(a~|s) = sum_j [log N(u_j; mu_j, std_j) - log(1 - tanh(u_j)^2)], u = mu + std eps, the
+tanh term in the exact, stable form 2 (log 2 - u - softplus(-2u)) (Spinning Up; SB3 writes
+log(1 - tanh(u)^2 + 1e-6)). Only true terminals stop the bootstrap: a time-limit truncation is
+stored with terminated = 0 (Pardo et al., 2018).
 
-Speed (one CPU core, 256x256 nets, batch 256: ~75% of an update is matmul FLOPs, already the
-minimum this update needs; the rest is per-op and optimizer overhead, which these cut):
-- the critics are one `EnsembleQ`: every layer of all heads is one batched matmul;
-- the critic and alpha losses share no parameters: one backward and one optimizer step for
-  both; the actor loss then sees the updated critic through detached weights (no
-  requires_grad toggling, no wasted weight gradients); one Adam over three param groups
-  (`ForeachAdam`, a few foreach kernels per step, no torch._dynamo import at start-up);
-- Polyak averaging is one `_foreach_lerp_`; metrics are read back with a single `.tolist()`.
+Differences from SB3, on purpose: `target_update_interval` counts updates over the whole run
+(SB3 counts gradient steps within one `train()` call, so with gradient_steps=1 it updates the
+target every step whatever the interval). How the update is made fast on a CPU (fused critic
+heads, foreach Adam, frozen critic view) is in docs/algorithms.md.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 import math
 from typing import Any
@@ -30,11 +35,10 @@ from rl_control.algos.networks import (
     ForeachAdam,
     SquashedGaussianActor,
     min_heads,
-    seeded_init,
     set_progress_lrs,
-    torch_generator,
 )
 from rl_control.algos.polyak import polyak_update
+from rl_control.algos.seeding import seeded_init, standard_normal, torch_generator
 from rl_control.algos.types import Batch
 
 
@@ -55,8 +59,9 @@ class SACConfig:
     batch_size: int = 256
     buffer_size: int = 1_000_000
     learning_starts: int = 100
-    train_freq: int = 1  # env steps (per env) between training phases
-    gradient_steps: int = 1  # updates per training phase (update-to-data ratio)
+    train_freq: int = 1  # vector steps (env steps per env) between training phases
+    # Updates per training phase; -1: as many as env transitions collected (train_freq * n_envs).
+    gradient_steps: int = 1
     # 'auto' learns alpha from 1.0, 'auto_0.1' learns it from 0.1, a number fixes it.
     ent_coef: float | str = 'auto'
     target_entropy: float | str = 'auto'  # 'auto' = -act_dim
@@ -78,6 +83,9 @@ class SACConfig:
                              f'not {self.target_entropy!r}')
         if self.n_critics < 1:
             raise ValueError('n_critics must be >= 1')
+        if self.train_freq < 1 or self.gradient_steps < -1 or self.learning_starts < 0:
+            raise ValueError('train_freq must be >= 1, gradient_steps >= -1 (-1: as many as '
+                             'env steps collected) and learning_starts >= 0')
         if not 0.0 < self.tau <= 1.0:
             raise ValueError('tau must be in (0, 1]')
 
@@ -95,7 +103,11 @@ class SACConfig:
 
 
 class SAC:
-    """Soft Actor-Critic agent acting in [-1, 1]^act_dim (see module docstring for the math)."""
+    """Soft Actor-Critic agent acting in [-1, 1]^act_dim (see the module docstring for the math).
+
+    Random streams (see seeding.py): network init from `seed`'s 'init' stream; action sampling,
+    in act() and in update(), from its 'policy' stream (`self.generator`, checkpointed).
+    """
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig | None = None,
                  seed: int | None = None, device: str = 'cpu') -> None:
@@ -106,26 +118,32 @@ class SAC:
                                                cfg.log_std_min, cfg.log_std_max).to(device)
             self.critic = EnsembleQ(obs_dim, act_dim, cfg.hidden_sizes, cfg.n_critics,
                                     cfg.activation).to(device)
-        self.critic_target = EnsembleQ(obs_dim, act_dim, cfg.hidden_sizes, cfg.n_critics,
-                                       cfg.activation).to(device)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.critic_target.requires_grad_(False)
+        # A copy, not a fresh init: building it would draw from the global torch RNG.
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.target_entropy = (-float(act_dim) if cfg.target_entropy == 'auto'
                                else float(cfg.target_entropy))
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device,
                                       requires_grad=cfg.learn_alpha)
-        self.generator = torch_generator(seed, self.device)
-        groups = [{'params': list(self.critic.parameters()), 'lr': cfg.critic_lr or cfg.lr},
-                  {'params': list(self.actor.parameters()), 'lr': cfg.actor_lr or cfg.lr}]
-        if cfg.learn_alpha:
-            groups.append({'params': [self.log_alpha], 'lr': cfg.alpha_lr or cfg.lr})
-        self.base_lrs = [g['lr'] for g in groups]
-        # One optimizer, three param groups (one lr each): one step call per update.
-        self.optimizer = ForeachAdam(groups)
-        self._critic_alpha_groups = (0, 2) if cfg.learn_alpha else (0,)
+        self.generator = torch_generator(seed, 'policy')
+        self.actor_optimizer = ForeachAdam([{'params': list(self.actor.parameters()),
+                                             'lr': cfg.actor_lr or cfg.lr}])
+        self.critic_optimizer = ForeachAdam([{'params': list(self.critic.parameters()),
+                                              'lr': cfg.critic_lr or cfg.lr}])
+        # None when alpha is fixed (SB3: ent_coef_optimizer is None for a numeric ent_coef).
+        self.ent_coef_optimizer = (ForeachAdam([{'params': [self.log_alpha],
+                                                 'lr': cfg.alpha_lr or cfg.lr}])
+                                   if cfg.learn_alpha else None)
         self._online = list(self.critic.parameters())
         self._target = list(self.critic_target.parameters())
         self.n_updates = 0
+
+    @property
+    def optimizers(self) -> dict[str, ForeachAdam]:
+        """The optimizers by name, in update order (the fixed-alpha case has no ent_coef one)."""
+        named = {'ent_coef_optimizer': self.ent_coef_optimizer,
+                 'critic_optimizer': self.critic_optimizer,
+                 'actor_optimizer': self.actor_optimizer}
+        return {k: v for k, v in named.items() if v is not None}
 
     # -- acting -------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -142,40 +160,51 @@ class SAC:
 
     def set_progress(self, progress_remaining: float) -> None:
         """Apply the learning-rate schedule; progress_remaining goes 1 -> 0 over training."""
-        set_progress_lrs(self.optimizer, self.base_lrs, self.cfg.lr_schedule, progress_remaining)
+        for opt in self.optimizers.values():
+            set_progress_lrs(opt, opt.base_lrs, self.cfg.lr_schedule, progress_remaining)
+
+    def reparam_noise(self, obs: torch.Tensor) -> torch.Tensor:
+        """Eps ~ N(0, I), one row per observation, from the 'policy' stream.
+
+        A method so that a test can inject the same eps here and into SB3's actor.
+        """
+        return standard_normal((obs.shape[0], self.act_dim), self.generator, obs)
 
     # -- learning -----------------------------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        """One gradient step on every network from a minibatch; returns scalar metrics.
-
-        SB3's order: alpha and the critics step first (one backward: their losses share no
-        parameters), then the actor against the critics just updated; alpha enters every loss
-        as its value before this step.
-        """
+        """One update of alpha, the critics and the actor, then Polyak (module docstring)."""
         cfg = self.cfg
+        pi, logp = self.actor(batch.obs, noise=self.reparam_noise(batch.obs))
         alpha = self.log_alpha.detach().exp()
-        pi, logp = self.actor(batch.obs, generator=self.generator)
-        with torch.no_grad():
-            next_a, next_logp = self.actor(batch.next_obs, generator=self.generator)
-            next_q = min_heads(self.critic_target(batch.next_obs, next_a))
-            y = batch.rew + cfg.gamma * (1.0 - batch.terminated) * (next_q - alpha * next_logp)
-        q = self.critic(batch.obs, batch.act)
-        critic_loss = 0.5 * (q - y).square().mean(1).sum()
-        loss = critic_loss
-        if cfg.learn_alpha:
+
+        # 1. Entropy coefficient.
+        if self.ent_coef_optimizer is not None:
             alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-            loss = loss + alpha_loss
+            self.ent_coef_optimizer.zero_grad()
+            alpha_loss.backward()
+            self.ent_coef_optimizer.step()
         else:
             alpha_loss = torch.zeros((), device=self.device)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step(groups=self._critic_alpha_groups)
 
-        # The critic's weights enter detached: the gradient reaches the actor only.
-        q_pi = min_heads(self.critic(batch.obs, pi, detach=True))
-        actor_loss = (alpha * logp - q_pi).mean()
+        # 2. Critics, toward the soft clipped double-Q target.
+        with torch.no_grad():
+            next_a, next_logp = self.actor(batch.next_obs,
+                                           noise=self.reparam_noise(batch.next_obs))
+            next_q = min_heads(self.critic_target(batch.next_obs, next_a)) - alpha * next_logp
+            y = batch.rew + cfg.gamma * (1.0 - batch.terminated) * next_q
+        q = self.critic(batch.obs, batch.act)
+        critic_loss = 0.5 * (q - y).square().mean(1).sum()
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        # 3. Actor, against the critic just updated; its weights frozen.
+        actor_loss = (alpha * logp - min_heads(self.critic.frozen(batch.obs, pi))).mean()
+        self.actor_optimizer.zero_grad()
         actor_loss.backward()
-        self.optimizer.step(groups=(1,))
+        self.actor_optimizer.step()
+
+        # 4. Target critic.
         self.n_updates += 1
         if self.n_updates % cfg.target_update_interval == 0:
             polyak_update(self._target, self._online, cfg.tau)
@@ -187,10 +216,10 @@ class SAC:
 
     # -- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Networks, target, optimizer, log_alpha, sampling RNG and the update counter."""
+        """Networks, target, optimizers, log_alpha, sampling RNG and the update counter."""
         return {'actor': self.actor.state_dict(), 'critic': self.critic.state_dict(),
                 'critic_target': self.critic_target.state_dict(),
-                'optimizer': self.optimizer.state_dict(),
+                **{name: opt.state_dict() for name, opt in self.optimizers.items()},
                 'log_alpha': self.log_alpha.detach().clone(),
                 'generator': self.generator.get_state(), 'n_updates': self.n_updates}
 
@@ -201,7 +230,8 @@ class SAC:
         self.critic_target.load_state_dict(state['critic_target'])
         with torch.no_grad():
             self.log_alpha.copy_(state['log_alpha'])
-        self.optimizer.load_state_dict(state['optimizer'])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
         self.generator.set_state(state['generator'])
         self.n_updates = int(state['n_updates'])
 

@@ -6,11 +6,22 @@ of units is what lets one bundle drive a simulator or a robot.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
+
+_T = TypeVar('_T')
+
+
+def _to(data: _T, device: torch.device) -> _T:
+    """The same dataclass of tensors with every tensor on `device` (itself when already there)."""
+    tensors = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}  # type: ignore
+    if all(t.device == device for t in tensors.values()):
+        return data
+    return type(data)(**{k: t.to(device) for k, t in tensors.items()})
 
 
 @dataclass
@@ -27,6 +38,10 @@ class Batch:
     next_obs: torch.Tensor
     terminated: torch.Tensor
 
+    def to(self, device: torch.device) -> Batch:
+        """The batch on `device` (itself, no copy, when it is there already)."""
+        return _to(self, device)
+
 
 @dataclass
 class Rollout:
@@ -41,6 +56,10 @@ class Rollout:
     # V(final obs) for steps that were truncated (0 elsewhere): bootstraps through time limits.
     truncated_values: torch.Tensor
     last_value: torch.Tensor  # V(obs after the last step), shaped (n_envs,)
+
+    def to(self, device: torch.device) -> Rollout:
+        """The rollout on `device` (itself, no copy, when it is there already)."""
+        return _to(self, device)
 
 
 class Agent(Protocol):

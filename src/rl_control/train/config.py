@@ -54,9 +54,12 @@ class TrainConfig:
     # Episode length override (gymnasium `max_episode_steps`); null keeps the env's own.
     time_limit: int | None = None
     normalize_obs: bool = False
-    # On-policy only (A2C, PPO): scale rewards by a running estimate of the return's std (SB3
-    # VecNormalize).
+    # Scale rewards by a running estimate of the discounted return's std (SB3 VecNormalize,
+    # gamma = the algorithm's). On-policy: as collected; off-policy: replay keeps raw rewards
+    # and each sampled batch is scaled with the current statistics (SB3's replay buffers).
     normalize_reward: bool = False
+    # Where the agent's networks and updates run: auto (CUDA when torch sees it) | cpu | cuda.
+    device: str = 'auto'
     her: HerConfig | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)
     # Env steps between checkpoints; null: only at the end of the run.
@@ -278,6 +281,29 @@ def _hint_name(hint: Any) -> str:
     return str(hint).replace('typing.', '')
 
 
+def _check_device(device: str, source: str) -> None:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:<index>'; CUDA must be present when asked for by name.
+
+    Checked here, before any env is built, so that a config meant for a GPU machine fails in a
+    second on a machine without one instead of after the envs are up (or, worse, silently
+    training on the CPU for hours). torch is imported only for a CUDA request.
+    """
+    if device in ('auto', 'cpu'):
+        return
+    head, sep, index = device.partition(':')
+    if head != 'cuda' or (sep and not index.isdigit()):
+        raise ConfigError(f"{source}: device: unknown device {device!r}; expected 'auto', "
+                          "'cpu', 'cuda' or 'cuda:<index>'"
+                          + _suggest(device, ['auto', 'cpu', 'cuda']))
+    import torch
+    if not torch.cuda.is_available():
+        raise ConfigError(f'{source}: device: {device!r} requested but CUDA is not available '
+                          f'(torch {torch.__version__}); use device: auto or cpu')
+    if sep and int(index) >= torch.cuda.device_count():
+        raise ConfigError(f'{source}: device: {device!r}: only {torch.cuda.device_count()} '
+                          'CUDA device(s) present')
+
+
 def _check_values(cfg: TrainConfig, source: str) -> None:
     """Range checks and the algorithm section (names and types against its dataclass)."""
     if cfg.algo not in ALGORITHM_NAMES:
@@ -295,6 +321,7 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
     if cfg.threads < 0:
         raise ConfigError(f'{source}: threads: must be >= 0 (0: torch default), got '
                           f'{cfg.threads}')
+    _check_device(cfg.device, source)
     if cfg.her is not None:
         if cfg.algo not in ('sac', 'td3', 'ddpg'):
             raise ConfigError(f'{source}: her: HER needs an off-policy algorithm, not {cfg.algo}')

@@ -109,8 +109,10 @@ class Trainer:
         self.obs_dim, self.goal_dim = obs_dims(space)
         self.act_dim = int(np.prod(self.envs.single_action_space.shape))
         self.env_meta = env_metadata(self.envs.envs[0], cfg.env, cfg.env_kwargs, cfg.time_limit)
+        self.device = build.resolve_device(cfg.device, self.spec.agent_cls)
         self.agent = build.make_agent(self.spec, self.obs_dim, self.act_dim, self.algo_cfg,
-                                      cfg.n_envs, int(agent_seed.generate_state(1)[0]))
+                                      cfg.n_envs, int(agent_seed.generate_state(1)[0]),
+                                      self.device)
         self.normalizer = build.make_normalizer(cfg, self.obs_dim)
         self.reward_scaler = build.make_reward_scaler(cfg, self.algo_cfg)
         self.stats = EpisodeStats(cfg.n_envs)
@@ -120,10 +122,12 @@ class Trainer:
                                                     self.reward_scaler, self.algo_cfg,
                                                     self.stats)
         else:
-            self.buffer = build.make_buffer(cfg, self.algo_cfg, self.envs, replay_seed)
+            self.buffer = build.make_buffer(cfg, self.algo_cfg, self.envs, replay_seed,
+                                            self.device)
             self.collector = OffPolicyCollector(
                 self.envs, self.agent, self.buffer, self.normalizer, self.algo_cfg,
-                cfg.her is not None, np.random.default_rng(warmup_seed), self.stats)
+                cfg.her is not None, np.random.default_rng(warmup_seed), self.stats,
+                self.reward_scaler)
         self.schedule = Schedule(cfg.total_steps, cfg.eval.every, cfg.checkpoint_every)
         self.evaluator = Evaluator(cfg.env, cfg.eval.episodes, cfg.env_kwargs, cfg.time_limit)
         self.snapshots = vector_env_state(self.envs) is not None

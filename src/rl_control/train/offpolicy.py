@@ -1,11 +1,18 @@
 """Off-policy collection and training (SAC, TD3, DDPG; optional HER), as SB3 splits them.
 
-`step` is SB3's `collect_rollouts` for one vector step: act (uniform random actions before
-`learning_starts`, as SB3 does), step the envs, store the transition with the TRUE final
-observation of every finished episode, and keep terminated apart from truncated. `train` is
-SB3's `train`: every `train_freq` vector steps, `gradient_steps` updates on replayed batches
-(-1: as many as env steps were collected), normalized with the running statistics at sampling
-time so that moving statistics never get frozen into stored data.
+`step` is SB3's `collect_rollouts` for one vector step: act (uniform random actions while fewer
+than `learning_starts` env steps were taken, as SB3 does), step the envs, store the transition
+with the TRUE final observation of every finished episode, and keep terminated apart from
+truncated. `train` is SB3's `train`, called as SB3's `learn` does: after every `train_freq`
+vector steps, once MORE than `learning_starts` env steps were taken (SB3:
+`num_timesteps > learning_starts`), `gradient_steps` updates on replayed batches (-1: as many as
+env transitions were collected since the last training phase, train_freq * n_envs; 0: none).
+Env steps count transitions: a vector step of n envs is n of them.
+
+Replayed batches are normalized with the running statistics at sampling time, observations
+(`normalize_obs`) and rewards (`normalize_reward`: SB3 VecNormalize's return-std scaling,
+updated on every env step, applied to the RAW stored rewards, HER's recomputed ones included),
+so that moving statistics never get frozen into stored data.
 """
 from __future__ import annotations
 
@@ -21,8 +28,10 @@ class OffPolicyCollector:
     """Holds the latest observations of the vector env between steps."""
 
     def __init__(self, envs: Any, agent: Any, buffer: Any, normalizer: Any, algo_cfg: Any,
-                 her: bool, rng: np.random.Generator, stats: EpisodeStats) -> None:
+                 her: bool, rng: np.random.Generator, stats: EpisodeStats,
+                 reward_scaler: Any = None) -> None:
         self.envs, self.agent, self.buffer, self.normalizer = envs, agent, buffer, normalizer
+        self.reward_scaler = reward_scaler
         self.her, self.rng, self.stats = her, rng, stats
         self.n_envs = envs.num_envs
         self.act_dim = int(np.prod(envs.single_action_space.shape))
@@ -38,6 +47,8 @@ class OffPolicyCollector:
         self.obs, _ = self.envs.reset(seed=seed)
         self.stats.restart()
         self.agent.reset_noise(None)
+        if self.reward_scaler is not None:
+            self.reward_scaler.reset()
         if hasattr(self.buffer, 'end_episodes'):  # HER: episodes never span a reset
             self.buffer.end_episodes()
 
@@ -57,6 +68,8 @@ class OffPolicyCollector:
             self.buffer.add(self.obs, actions, rew, real_next, terminated, trunc_store)
         else:
             self.buffer.add(x, actions, rew, policy_input(real_next), terminated, trunc_store)
+        if self.reward_scaler is not None:
+            self.reward_scaler.update(rew, np.logical_or(terminated, trunc_store))
         done = self.stats.add(rew, terminated, truncated)
         if done.size:
             self.agent.reset_noise(done)
@@ -65,9 +78,9 @@ class OffPolicyCollector:
 
     def train(self, env_steps: int, total_steps: int) -> dict[str, float] | None:
         """The updates due after this step (None when none are), returning the last metrics."""
-        if env_steps < self.learning_starts or self.iteration % self.train_freq:
+        if env_steps <= self.learning_starts or self.iteration % self.train_freq:
             return None
-        n = self.gradient_steps if self.gradient_steps > 0 else self.train_freq * self.n_envs
+        n = self.gradient_steps if self.gradient_steps >= 0 else self.train_freq * self.n_envs
         if hasattr(self.agent, 'set_progress'):
             self.agent.set_progress(1.0 - env_steps / total_steps)
         metrics = None
@@ -76,6 +89,8 @@ class OffPolicyCollector:
             if self.normalizer is not None:
                 batch.obs = self.normalizer.normalize_torch(batch.obs)
                 batch.next_obs = self.normalizer.normalize_torch(batch.next_obs)
+            if self.reward_scaler is not None:
+                batch.rew = self.reward_scaler.scale_torch(batch.rew)
             metrics = self.agent.update(batch)
         return metrics
 
