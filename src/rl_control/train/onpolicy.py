@@ -31,6 +31,8 @@ class OnPolicyCollector:
         """Reset every env (a fresh run, or a resume whose envs could not be snapshotted)."""
         self.obs, _ = self.envs.reset(seed=seed)
         self.stats.restart()
+        if self.reward_scaler is not None:  # VecNormalize.reset: running returns restart
+            self.reward_scaler.reset()
 
     def _input(self, obs: Any) -> np.ndarray:
         x = policy_input(obs)
