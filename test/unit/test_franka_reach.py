@@ -46,10 +46,12 @@ class Replay:
     """A policy that returns recorded actions in order (the server's side of the test)."""
 
     def __init__(self, actions):
-        self.actions, self.k = list(actions), -1
+        self.actions, self.k, self.seen = list(actions), -1, []
 
     def act(self, obs):
-        self.k = min(self.k + 1, len(self.actions) - 1) if obs.any() else self.k
+        if obs.any():  # not the server's dry run
+            self.seen.append(np.array(obs))
+            self.k = min(self.k + 1, len(self.actions) - 1)
         return self.actions[max(self.k, 0)]
 
 
@@ -67,12 +69,14 @@ def test_the_env_and_the_server_shape_the_same_actions_into_the_same_motion(robo
     loop.activate(0.0)
     loop.on_goal(env.profile.base_frame, goal)
     policy.k = -1
+    env_obs = [np.concatenate([obs['observation'], obs['desired_goal']])]
     for k, a in enumerate(actions):
         t = k * 0.04
         names, q, qd, _ = env.sim.joint_state()
         loop.on_state(t, t, list(names), q, qd, t)
         served = loop.tick(t, t).plan
-        env.step(a)
+        obs, *_ = env.step(a)
+        env_obs.append(np.concatenate([obs['observation'], obs['desired_goal']]))
         trained = env.sim.shaper.plan
         assert served.t0 == trained.t0
         for (ta, sa), (tb, sb) in zip(served.samples(0.004), trained.samples(0.004),
@@ -81,4 +85,8 @@ def test_the_env_and_the_server_shape_the_same_actions_into_the_same_motion(robo
             np.testing.assert_allclose(sa.q, sb.q, rtol=0, atol=1e-9)
             np.testing.assert_allclose(sa.qd, sb.qd, rtol=0, atol=1e-9)
     assert loop.reanchors == 0
+    # ... from the same observation, last_action included
+    assert 'last_action' in env.contract.obs_spec.terms
+    for seen, trained_obs in zip(policy.seen, env_obs, strict=False):
+        np.testing.assert_allclose(seen, trained_obs, rtol=0, atol=1e-6)
     env.close()

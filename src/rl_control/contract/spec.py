@@ -17,7 +17,11 @@ import numpy as np
 
 from rl_control.robots.kinematics import fk_single
 
-TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', 'ee_pos', 'goal')
+# last_action: the velocity target the arm is being shaped toward, as an action in [-1, 1]
+# (target / action scale; 0 while braking). With shaped, delayed dynamics the measured state
+# alone does not say where the arm is headed; this term does, in training and in serving.
+TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', 'ee_pos', 'goal', 'last_action')
+JOINT_TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', 'last_action')
 ACTION_TYPES: tuple[str, ...] = ('joint_velocity', 'joint_effort')
 
 
@@ -57,7 +61,7 @@ class ObservationSpec:
 
     def term_size(self, term: str) -> int:
         """Length of one term: joint terms have one entry per joint, positions have 3."""
-        return len(self.joint_names) if term in ('joint_pos', 'joint_vel') else 3
+        return len(self.joint_names) if term in JOINT_TERMS else 3
 
     @property
     def size(self) -> int:
@@ -144,12 +148,12 @@ class RobotContract:
 
 def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Sequence[float],
                       velocities: Sequence[float], goal: Sequence[float] | None = None,
-                      ) -> np.ndarray:
+                      last_action: Sequence[float] | None = None) -> np.ndarray:
     """The policy's observation vector (float32) from a joint state and a goal (base frame).
 
     Joints are picked by NAME from `names` (any order, extras such as fingers ignored).
     `positions` and `velocities` must be as long as `names`; `goal` is required only when the
-    spec has a goal term.
+    spec has a goal term; `last_action` (spec joint order; None: zeros) fills that term.
 
     Each term is written straight into its slice of the float32 output (the same float64 ->
     float32 rounding as concatenating): at 1 kHz, one allocation instead of one per term plus
@@ -172,6 +176,9 @@ def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Se
             out[sl] = vel[idx]
         elif term == 'ee_pos':
             out[sl] = fk_single(q.tolist())
+        elif term == 'last_action':
+            la = np.zeros(len(spec.joint_names)) if last_action is None else last_action
+            out[sl] = np.clip(np.asarray(la, dtype=np.float64), -1.0, 1.0)
         else:
             if goal is None:
                 raise ContractError('observation has a goal term but no goal was given')

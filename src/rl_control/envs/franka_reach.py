@@ -88,14 +88,17 @@ class FrankaReachEnv(gym.Env):
     def __init__(self, robot: str = 'panda', engine: str = 'mujoco', control: str = 'velocity',
                  reward_type: str = 'sparse', success_distance: float = 0.02,
                  randomize: bool = True, randomization: dict[str, Any] | None = None,
-                 shaper: dict[str, Any] | None = None, physics_dt: float = 0.002) -> None:
+                 shaper: dict[str, Any] | None = None, physics_dt: float = 0.002,
+                 observe_last_action: bool = True) -> None:
         self.profile = get_profile(robot)
         self.control = control
         self.task = ReachTask(distance_threshold=success_distance, reward_type=reward_type)
         self.randomization = Randomization.from_dict(randomization) if randomize else NOMINAL
         self.shaper_cfg = ShaperConfig.from_yaml(shaper, CONTROL_PERIOD_S)
         names = self.profile.joint_names
-        obs = ObservationSpec(names, ('joint_pos', 'joint_vel', 'ee_pos', 'goal'))
+        terms = ('joint_pos', 'joint_vel', 'ee_pos', *(('last_action',) if observe_last_action
+                                                         else ()), 'goal')
+        obs = ObservationSpec(names, terms)
         if control == 'velocity':
             lim = self.profile.qd_max
             act = ActionSpec('joint_velocity', names, 0.5 * lim, -lim, lim)
@@ -112,6 +115,7 @@ class FrankaReachEnv(gym.Env):
             'achieved_goal': box3, 'desired_goal': box3})
         self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float32)
         self._goal = np.zeros(3)
+        self._last_action = np.zeros(7)
         self._ep = _Episode()
         self.robot_task = {
             'robot': self.profile.name,
@@ -148,13 +152,16 @@ class FrankaReachEnv(gym.Env):
                                                 'frictionloss': friction.tolist()})
         self._goal = (np.asarray(options['goal'], np.float64) if 'goal' in options
                       else self.task.sample_goal(rng))
+        self._last_action = np.zeros(7)
         obs = self._observe()
         return obs, self._info(obs)
 
     def step(self, action: np.ndarray,
              ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """The action as the server would apply it (latency, jitter), one control period."""
-        cmd = action_to_command(self.contract.act_spec, action)
+        spec = self.contract.act_spec
+        cmd = action_to_command(spec, action)
+        self._last_action = np.clip(cmd / spec.scale, -1.0, 1.0)  # what the server observes
         if self.control == 'velocity':
             ep, r = self._ep, self.randomization
             jitter = self.np_random.uniform(-r.jitter_s, r.jitter_s) if r.jitter_s else 0.0
@@ -178,7 +185,7 @@ class FrankaReachEnv(gym.Env):
             q = q + np.r_[rng.normal(0.0, r.joint_pos_noise, 7), 0, 0]
         if r.joint_vel_noise:
             qd = qd + np.r_[rng.normal(0.0, r.joint_vel_noise, 7), 0, 0]
-        vec = build_observation(self._obs_spec, names, q, qd)
+        vec = build_observation(self._obs_spec, names, q, qd, last_action=self._last_action)
         return {'observation': vec, 'achieved_goal': vec[self._ee].copy(),
                 'desired_goal': self._goal.astype(np.float32)}
 
@@ -199,6 +206,7 @@ class FrankaReachEnv(gym.Env):
         """Arm, goal, episode draws and RNG: a checkpoint mid-episode resumes exactly."""
         ep = self._ep
         return {'sim': self.sim.state_dict(), 'goal': self._goal.copy(),
+                'last_action': self._last_action.copy(),
                 'episode': (ep.latency, ep.last_now, ep.tick, dict(ep.draws)),
                 'rng': self.np_random.bit_generator.state}
 
@@ -206,6 +214,7 @@ class FrankaReachEnv(gym.Env):
         """Inverse of state_dict."""
         self.sim.load_state_dict(state['sim'])
         self._goal = np.array(state['goal'])
+        self._last_action = np.array(state['last_action'])
         self._ep = _Episode(*state['episode'])
         self.np_random.bit_generator.state = state['rng']
 

@@ -114,6 +114,7 @@ class ServingLoop:
         self._tau_target: np.ndarray | None = None
         self._stream_t: float | None = None
         self.ticks, self._rate_window = 0, (0, None)
+        self.last_action = np.zeros(self.act_spec.size)  # the `last_action` observation term
 
     # -- construction -------------------------------------------------------------------------
     def _map_joints(self, bundle_joints: list[str]) -> None:
@@ -215,6 +216,7 @@ class ServingLoop:
         """Start serving (the ramp-in starts now); the reference anchors on the next state."""
         self.safety.activate(now)
         self.shaper.plan = None
+        self.last_action = np.zeros(self.act_spec.size)
         self.answered_stamp = 0.0
         self.last_tick = None
         if self.settings.command_type == 'effort':
@@ -285,6 +287,8 @@ class ServingLoop:
             target = self._policy_target()
         result = self.safety.filter(now, target, problem or safety.OK)
         self.reason = result.reason
+        self.last_action = (np.zeros(self.act_spec.size) if result.command is None else
+                            np.clip(result.command / self.act_spec.scale, -1.0, 1.0))
         if self.settings.command_type == 'effort':
             self._tau_target = result.command
             return TickOutput(None, result.reason)
@@ -307,7 +311,7 @@ class ServingLoop:
 
     def _policy_target(self) -> np.ndarray | None:
         obs = build_observation(self.obs_spec, self.robot_joints, self.cache.q, self.cache.qd,
-                                self.goals.goal)
+                                self.goals.goal, self.last_action)
         action = np.asarray(self.policy.act(obs), np.float64).reshape(-1)
         if not np.all(np.isfinite(action)):
             return None
