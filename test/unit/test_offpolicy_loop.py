@@ -168,3 +168,17 @@ def test_target_return_stops_at_the_first_evaluation_reaching_it(tmp_path):
     cfg = _tiny(total_steps=200, target_return=1e9, eval={'every': 100, 'episodes': 1})
     result = train(cfg, tmp_path / 'not', progress=False)
     assert not result.reached_target and result.steps == 200
+
+
+def test_target_success_stops_the_run_at_the_first_evaluation_that_reaches_it(tmp_path):
+    from rl_control.train.config import config_from_dict
+    from rl_control.train.learn import train
+
+    # A 10 m success distance: every episode succeeds, so the first evaluation stops it.
+    cfg = config_from_dict({
+        'env': 'rl_control/PandaJointReach-v0', 'algo': 'sac', 'total_steps': 2000,
+        'env_kwargs': {'distance_threshold': 10.0}, 'target_success': 1.0,
+        'eval': {'every': 100, 'episodes': 2}, 'tensorboard': False,
+        'algo_kwargs': {'hidden_sizes': [8], 'learning_starts': 50, 'batch_size': 8}})
+    result = train(cfg, tmp_path, progress=False)
+    assert result.reached_target and result.steps == 100

@@ -68,6 +68,8 @@ class TrainConfig:
     save_replay_buffer: bool = True
     # Stop as soon as a deterministic evaluation reaches this mean return (benchmarks).
     target_return: float | None = None
+    # ... or as soon as its success rate (goal envs) reaches this fraction.
+    target_success: float | None = None
     tensorboard: bool = True
     # torch intra-op threads; small MLPs update fastest on one (0: torch's default, all cores).
     threads: int = 1
@@ -318,6 +320,9 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f'{source}: {key}: must be > 0, got {value}')
+    if cfg.target_success is not None and not 0.0 < cfg.target_success <= 1.0:
+        raise ConfigError(f'{source}: target_success: must be in (0, 1], got '
+                          f'{cfg.target_success}')
     if cfg.threads < 0:
         raise ConfigError(f'{source}: threads: must be >= 0 (0: torch default), got '
                           f'{cfg.threads}')

@@ -267,6 +267,9 @@ class Trainer:
             self.best_eval = row
         if self.cfg.target_return is not None and res.mean_return >= self.cfg.target_return:
             self.reached_target = True
+        if (self.cfg.target_success is not None and res.success_rate is not None
+                and res.success_rate >= self.cfg.target_success):
+            self.reached_target = True
         post = f'eval {res.mean_return:.1f}±{res.std_return:.1f}'
         if res.success_rate is not None:
             post += f' success {res.success_rate:.2f}'
