@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--json', action='store_true',
                    help='print the summary as one JSON object on the last stdout line')
     p.add_argument('--out', metavar='FILE', help='also write the summary and episodes (JSON)')
+    p.add_argument('--realtime', action='store_true',
+                   help='ros engine: on the wall clock (default: lockstep on /clock)')
 
     for name, (_module, text) in _ROS_COMMANDS.items():
         p = sub.add_parser(name, help=f'{text} (needs ROS 2 Python packages)',
@@ -216,7 +218,11 @@ def _bench_reach(args: argparse.Namespace) -> int:
             ros_bench = importlib.import_module('rl_control.ros.reach_bench')
         except ModuleNotFoundError as exc:
             return _fail(f'--engine ros needs ROS 2 Python packages ({exc.name} not found)', 1)
-        out = ros_bench.run_over_ros(args.bundle, spec, robot, goals, args.randomized, say)
+        try:
+            out = ros_bench.run_over_ros(args.bundle, spec, robot, goals, args.randomized, say,
+                                         realtime=args.realtime)
+        except (ValueError, RuntimeError) as exc:
+            return _fail(str(exc), 1)
     else:
         def progress(i: int, n: int, r: dict) -> None:
             if i % 10 == 0 or i == n:

@@ -208,7 +208,11 @@ class FrankaArm:
         self.physics.set_reference(self._brake_q, qd, qdd)
 
     def reset(self, q: np.ndarray) -> None:
-        """Put the arm at rest at `q` (a new episode): controllers re-activated, mode idle."""
+        """Put the arm at rest at `q` (a new episode): controllers re-activated, mode idle.
+
+        Commands still queued (sent for the previous episode) are dropped.
+        """
+        self._queue.clear()
         q = np.asarray(q, dtype=np.float64)
         self.physics.reset(q)
         self._activate(q.copy(), np.zeros(7))

@@ -55,6 +55,7 @@ from rl_control.ros.signals import spin_until_signal
 
 GOAL_LOW, GOAL_HIGH = np.array([0.45, -0.15, 0.0]), np.array([0.75, 0.15, 0.3])
 INIT_NOISE = 0.1  # the reach task's start noise around home (envs/panda_reach.py)
+RESET_GRACE_S = 0.02  # real time: forward commands this soon after a reset were sent before it
 
 
 class SimRobot(Node):
@@ -128,6 +129,10 @@ class SimRobot(Node):
         else:
             self.goal = self.rng.uniform(GOAL_LOW, GOAL_HIGH)
         self.arm.reset(np.clip(q, prof.q_min, prof.q_max))
+        # A reset teleports the arm, which no real arm does: commands planned before it (still
+        # in flight) must not reach the new episode. Trajectories carry their plan time;
+        # forward commands get a short grace window.
+        self._reset_time = self.arm.time
         self.trace = EpisodeTrace(self.goal, self.p.success_threshold)
         self._ep_start, self._ep_reflexes = self.arm.time, self.arm.reflex_count
         self._ep_rejected = self.arm.state()['rejected']
@@ -172,7 +177,11 @@ class SimRobot(Node):
             traj = conv.msg_to_trajectory(msg)
             if traj.stamp:  # ROS time -> the arm's grid
                 traj = type(traj)(traj.joint_names, traj.points, traj.stamp - self._epoch)
+                if traj.stamp < self._reset_time - 1e-9:
+                    return  # planned for the previous episode
             self.arm.submit_trajectory(t, traj)
+        elif not self.p.publish_clock and t < self._reset_time + RESET_GRACE_S:
+            return
         else:
             data = conv.multiarray_values(msg)
             (self.arm.submit_velocity if self.p.command_type == 'velocity'
