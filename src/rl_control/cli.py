@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the result (and this command) into the bundle's policy.yaml "
                         'under `evaluations`')
 
+    _add_export_parsers(sub)
+
     for name, (_module, text) in _ROS_COMMANDS.items():
         p = sub.add_parser(name, help=f'{text} (needs ROS 2 Python packages)',
                            description=f'Runs {text}; arguments after the command go to it '
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args, argv)
     if args.command == 'eval':
         return _eval(args)
+    if args.command == 'export':
+        return _export(args)
     return _ros(args.command, args.args)
 
 
@@ -172,6 +176,38 @@ def _eval(args: argparse.Namespace) -> int:
         print(f'{env_id}: {summary["episodes"]} episodes, return {summary["mean_return"]:.2f} '
               f'± {summary["std_return"]:.2f}'
               + ('' if sr is None else f', success rate {sr:.2f}'))
+    return 0
+
+
+def _add_export_parsers(sub: argparse._SubParsersAction) -> None:
+    """`export`: the deploy formats (README, "Deploy formats")."""
+    p = sub.add_parser('export', help="write a bundle's actor in another format (ONNX)",
+                       description='Write the actor with its observation normalization as an '
+                                   'ONNX graph (input: the raw contract observation, float32, '
+                                   'any batch size; output: the action in [-1, 1]). Inside the '
+                                   'bundle it is recorded in policy.yaml (exports.onnx), so '
+                                   'the server can run it with `-p backend:=onnx`.')
+    p.add_argument('bundle', metavar='BUNDLE', help='bundle folder (with policy.yaml)')
+    p.add_argument('--format', required=True, choices=('onnx',), help='target format')
+    p.add_argument('--out', metavar='FILE',
+                   help='output file (default: BUNDLE/actor.onnx); a file outside the bundle '
+                        'is a standalone copy and leaves policy.yaml as it is')
+    p.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rl_control.bundle.io import BundleError
+    from rl_control.bundle.onnx import export_onnx
+
+    try:
+        done = export_onnx(args.bundle, args.out, args.opset)
+    except BundleError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    where = 'recorded in policy.yaml (exports.onnx)' if done.recorded else \
+        'standalone copy: the bundle is unchanged'
+    check = 'not checked: onnxruntime is not installed' if done.max_error is None else \
+        f'onnxruntime = numpy to {done.max_error:.1e}'
+    print(f'{done.path}: ONNX opset {args.opset}, {where}; {check}')
     return 0
 
 
