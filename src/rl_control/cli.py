@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(args)
     if args.command == 'export':
         return _export(args)
+    if args.command == 'import-sb3':
+        return _import_sb3(args, argv)
     return _ros(args.command, args.args)
 
 
@@ -180,7 +182,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _add_export_parsers(sub: argparse._SubParsersAction) -> None:
-    """`export`: the deploy formats (README, "Deploy formats")."""
+    """`export` and `import-sb3`: the deploy formats (README, "Deploy formats")."""
     p = sub.add_parser('export', help="write a bundle's actor in another format (ONNX)",
                        description='Write the actor with its observation normalization as an '
                                    'ONNX graph (input: the raw contract observation, float32, '
@@ -193,6 +195,22 @@ def _add_export_parsers(sub: argparse._SubParsersAction) -> None:
                    help='output file (default: BUNDLE/actor.onnx); a file outside the bundle '
                         'is a standalone copy and leaves policy.yaml as it is')
     p.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+
+    p = sub.add_parser('import-sb3', help='turn a Stable-Baselines3 model into a bundle',
+                       description='Convert a Stable-Baselines3 SAC, TD3, DDPG or PPO model '
+                                   "(MLP policy) trained on ENV_ID into a policy bundle: the "
+                                   "env's contract, the deterministic actor, and the "
+                                   'observation normalization of a VecNormalize file. The '
+                                   "bundle's actions are checked against SB3's "
+                                   'predict(deterministic=True) before it is written. SB3 files '
+                                   'are pickles: import only files you trust (the bundle '
+                                   'holds none).')
+    p.add_argument('model', metavar='MODEL.zip', help='a model saved by SB3 `model.save`')
+    p.add_argument('--env', required=True, metavar='ENV_ID',
+                   help='the env id it was trained on, e.g. rl_control/PandaJointReach-v0')
+    p.add_argument('--vecnormalize', metavar='FILE',
+                   help='the VecNormalize statistics it was trained with (`vec_env.save`)')
+    p.add_argument('--out', required=True, metavar='BUNDLE', help='bundle folder to write')
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -208,6 +226,22 @@ def _export(args: argparse.Namespace) -> int:
     check = 'not checked: onnxruntime is not installed' if done.max_error is None else \
         f'onnxruntime = numpy to {done.max_error:.1e}'
     print(f'{done.path}: ONNX opset {args.opset}, {where}; {check}')
+    return 0
+
+
+def _import_sb3(args: argparse.Namespace, argv: list[str]) -> int:
+    from rl_control.interop.sb3 import Sb3ImportError, import_sb3
+
+    command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
+    try:
+        result = import_sb3(args.model, args.env, args.out, vecnormalize=args.vecnormalize,
+                            command=command)
+    except Sb3ImportError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    for note in result.notes:
+        print(f'note: {note}', file=sys.stderr)
+    print(f'{result.bundle}: {result.algorithm} actor for {args.env} '
+          f'(matches SB3 predict to {result.max_error:.1e} on {result.checked} observations)')
     return 0
 
 
