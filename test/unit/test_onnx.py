@@ -237,3 +237,36 @@ def test_onnx_module_imports_no_torch():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == '[]'
+
+
+@pytest.mark.ros
+def test_policy_server_backend_parameter_selects_the_runtime(tmp_path, meta):
+    rclpy = pytest.importorskip('rclpy', reason='ROS 2 Python packages are not installed')
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from rl_control.ros.policy_server import PolicyServer
+
+    fresh = make_bundle(tmp_path / 'fresh', meta)
+    export_onnx(fresh)
+    stale = shutil.copytree(fresh, tmp_path / 'stale')
+    _rewrite_weights(stale, lambda w: w['l1.bias'].__iadd__(0.1))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        for path, ok in ((fresh, True), (stale, False)):
+            node = PolicyServer(context=context, parameter_overrides=[
+                Parameter('bundle', value=str(path)), Parameter('backend', value='onnx')])
+            try:
+                result = node.trigger_configure()
+                if ok:
+                    assert result == TransitionCallbackReturn.SUCCESS, node.configure_error
+                    assert isinstance(node.loop.policy, OnnxPolicy)
+                else:
+                    assert result == TransitionCallbackReturn.FAILURE
+                    assert 'stale' in node.configure_error and ONNX_FILE in node.configure_error
+            finally:
+                node.state_node.destroy_node()
+                node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
