@@ -39,9 +39,9 @@ from rl_control.bundle.io import (
 from rl_control.bundle.policy import Policy, PolicyError
 
 ONNX_FILE = 'actor.onnx'
-# Opset 17 (IR 8): read by every onnxruntime since 1.14 and by TensorRT 8.6; the graph needs
-# nothing newer, and nothing older than 11 (Clip with tensor bounds). The IR version written is
-# the oldest the opset allows, so older runtimes can read the file.
+# Opset 17 (ONNX 1.12, 2022): old enough for the runtimes a robot PC has, and the graph needs
+# nothing newer; nothing older than 11 works (Clip with tensor bounds). The IR version written
+# is the oldest the opset allows, so older runtimes can read the file.
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
 INPUT, OUTPUT = 'obs', 'action'
