@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', metavar='FILE', help='also write the summary and episodes (JSON)')
     p.add_argument('--realtime', action='store_true',
                    help='ros engine: on the wall clock (default: lockstep on /clock)')
+    _add_export_parsers(sub)
 
     for name, (_module, text) in _ROS_COMMANDS.items():
         p = sub.add_parser(name, help=f'{text} (needs ROS 2 Python packages)',
@@ -114,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(args)
     if args.command == 'bench-reach':
         return _bench_reach(args)
+    if args.command == 'export':
+        return _export(args)
+    if args.command == 'import-sb3':
+        return _import_sb3(args, argv)
     return _ros(args.command, args.args)
 
 
@@ -244,6 +249,67 @@ def _bench_reach(args: argparse.Namespace) -> int:
     if args.json:
         _flush_c_stdio()
         print(json.dumps(s), flush=True)
+def _add_export_parsers(sub: argparse._SubParsersAction) -> None:
+    """`export` and `import-sb3`: the deploy formats (README, "Deploy formats")."""
+    p = sub.add_parser('export', help="write a bundle's actor in another format (ONNX)",
+                       description='Write the actor with its observation normalization as an '
+                                   'ONNX graph (input: the raw contract observation, float32, '
+                                   'any batch size; output: the action in [-1, 1]). Inside the '
+                                   'bundle it is recorded in policy.yaml (exports.onnx), so '
+                                   'the server can run it with `-p backend:=onnx`.')
+    p.add_argument('bundle', metavar='BUNDLE', help='bundle folder (with policy.yaml)')
+    p.add_argument('--format', required=True, choices=('onnx',), help='target format')
+    p.add_argument('--out', metavar='FILE',
+                   help='output file (default: BUNDLE/actor.onnx); a file outside the bundle '
+                        'is a standalone copy and leaves policy.yaml as it is')
+    p.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+
+    p = sub.add_parser('import-sb3', help='turn a Stable-Baselines3 model into a bundle',
+                       description='Convert a Stable-Baselines3 SAC, TD3, DDPG or PPO model '
+                                   "(MLP policy) trained on ENV_ID into a policy bundle: the "
+                                   "env's contract, the deterministic actor, and the "
+                                   'observation normalization of a VecNormalize file. The '
+                                   "bundle's actions are checked against SB3's "
+                                   'predict(deterministic=True) before it is written. SB3 files '
+                                   'are pickles: import only files you trust (the bundle '
+                                   'holds none).')
+    p.add_argument('model', metavar='MODEL.zip', help='a model saved by SB3 `model.save`')
+    p.add_argument('--env', required=True, metavar='ENV_ID',
+                   help='the env id it was trained on, e.g. rl_control/PandaJointReach-v0')
+    p.add_argument('--vecnormalize', metavar='FILE',
+                   help='the VecNormalize statistics it was trained with (`vec_env.save`)')
+    p.add_argument('--out', required=True, metavar='BUNDLE', help='bundle folder to write')
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rl_control.bundle.io import BundleError
+    from rl_control.bundle.onnx import export_onnx
+
+    try:
+        done = export_onnx(args.bundle, args.out, args.opset)
+    except BundleError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    where = 'recorded in policy.yaml (exports.onnx)' if done.recorded else \
+        'standalone copy: the bundle is unchanged'
+    check = 'not checked: onnxruntime is not installed' if done.max_error is None else \
+        f'onnxruntime = numpy to {done.max_error:.1e}'
+    print(f'{done.path}: ONNX opset {args.opset}, {where}; {check}')
+    return 0
+
+
+def _import_sb3(args: argparse.Namespace, argv: list[str]) -> int:
+    from rl_control.interop.sb3 import Sb3ImportError, import_sb3
+
+    command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
+    try:
+        result = import_sb3(args.model, args.env, args.out, vecnormalize=args.vecnormalize,
+                            command=command)
+    except Sb3ImportError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    for note in result.notes:
+        print(f'note: {note}', file=sys.stderr)
+    print(f'{result.bundle}: {result.algorithm} actor for {args.env} '
+          f'(matches SB3 predict to {result.max_error:.1e} on {result.checked} observations)')
     return 0
 
 

@@ -220,14 +220,26 @@ def resolve_bundle_dir(path: str | Path) -> Path:
     return folder
 
 
-def load_bundle(path: str | Path) -> tuple[dict[str, Any], Any]:
-    """Load a bundle as (spec, Policy): numpy inference with normalization baked in.
+BACKENDS = ('numpy', 'onnx')
 
-    Every problem, the network's too, is a BundleError naming the file and the field.
+
+def load_bundle(path: str | Path, backend: str = 'numpy') -> tuple[dict[str, Any], Any]:
+    """Load a bundle as (spec, policy): `policy.act(obs)` with normalization baked in.
+
+    backend numpy: `bundle.policy.Policy` on the safetensors weights (the reference); onnx:
+    `bundle.onnx.OnnxPolicy` on the bundle's recorded `actor.onnx`, checked to be an export of
+    exactly these weights. Every problem, the network's too, is a BundleError naming the file
+    and the field.
     """
     from rl_control.bundle.policy import Policy, PolicyError
 
+    if backend not in BACKENDS:
+        raise BundleError(f'backend {backend!r} is not one of {list(BACKENDS)}')
     spec, weights = load_bundle_spec(path)
+    if backend == 'onnx':
+        from rl_control.bundle.onnx import load_onnx_policy
+
+        return spec, load_onnx_policy(spec, path)
     try:
         policy = Policy(spec['network'], weights, spec['observation'].get('normalization'))
     except PolicyError as exc:

@@ -77,7 +77,7 @@ class PolicyServer(LifecycleNode):
         p = self.p = read(self, ServeSettings)
         self.bundle_path = p.bundle or default_bundle()
         try:
-            spec, policy = load_bundle(self.bundle_path)
+            spec, policy = load_bundle(self.bundle_path, backend=p.backend)
             self.loop = ServingLoop(spec, policy, p, self.bundle_path)
         except (BundleError, ServeError) as exc:
             self.configure_error = str(exc)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rl_control.bundle.io import BACKENDS
+
 COMMAND_TYPES = ('trajectory', 'velocity', 'effort')
 TRIGGERS = ('timer', 'state')
 ROBOTS = ('panda', 'fr3')
@@ -29,6 +31,9 @@ class ServeSettings:
 
     bundle: str = param('', 'policy bundle folder (policy.yaml + actor.safetensors); empty: '
                             'the installed models/panda_reach_sac')
+    backend: str = param('numpy', "actor runtime: numpy (the bundle's safetensors weights) | "
+                         "onnx (onnxruntime on the bundle's actor.onnx from `rl-control "
+                         "export`, checked against the weights)", choices=BACKENDS)
     robot: str = param('panda', 'robot profile whose limits commands are shaped to',
                        choices=ROBOTS)
     command_type: str = param('trajectory', 'trajectory (JointTrajectory for a '
