@@ -32,7 +32,7 @@ data_files = [
 
 setup(
     name=PACKAGE,
-    version='0.1.0',
+    version='0.2.0',
     package_dir={'': 'src'},
     packages=find_packages('src'),
     package_data={'rl_control.robots': ['assets/*.xml']},
@@ -51,6 +51,7 @@ setup(
         'tqdm',
         'tensorboard',
         'matplotlib',
+        'ruckig',
     ],
     extras_require={
         'panda': ['panda-gym', 'pybullet'],
@@ -60,6 +61,7 @@ setup(
             'ros-lifecycle-msgs',
         ],
         'bench': ['stable-baselines3'],
+        'onnx': ['onnx', 'onnxruntime'],
         'dev': ['pytest', 'pytest-timeout', 'ruff', 'colcon-common-extensions'],
     },
     zip_safe=True,

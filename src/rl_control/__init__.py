@@ -5,7 +5,7 @@ Importing the package registers its gymnasium env ids (as `import panda_gym` doe
 imports gymnasium only (about 60 ms), never a simulator or torch.
 """
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'
 
 
 def _register_envs() -> None:
