@@ -25,6 +25,7 @@ import threading
 from typing import Any
 
 import rclpy
+from rclpy.callback_groups import ReentrantCallbackGroup
 import rclpy.executors
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -33,17 +34,18 @@ from std_srvs.srv import Trigger
 
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
-from rl_control.ros.params import _help, declare
+from rl_control.ros.params import declare
+from rl_control.serve.settings import param as _help
 
 
 @dataclass
 class TrainerParams:
     """Parameters of `trainer`."""
 
-    config: str = _help('training config YAML (config/*.yaml)', '')
-    out: str = _help('run directory (checkpoints/, bundle/, progress.csv, tb/)', '')
-    resume: bool = _help('continue from out/checkpoints/latest', False)
-    set: list[str] = _help('KEY=VALUE config overrides (as `rl-control train --set`)', [])
+    config: str = _help('', 'training config YAML (config/*.yaml)')
+    out: str = _help('', 'run directory (checkpoints/, bundle/, progress.csv, tb/)')
+    resume: bool = _help(False, 'continue from out/checkpoints/latest')
+    set: list[str] = _help([], 'KEY=VALUE config overrides (as `rl-control train --set`)')
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +71,11 @@ class TrainerNode(Node):
         self._progress = self.create_publisher(String, '~/progress', qos.RESULTS)
         self._ckpt_written = threading.Condition()
         self._ckpt_count = 0
-        self.create_service(Trigger, '~/save_checkpoint', self._on_save)
-        self.create_service(Trigger, '~/stop', self._on_stop)
+        # Reentrant, on a multi-threaded executor: a save that waits for the checkpoint never
+        # delays ~/stop (or another request) behind it.
+        group = ReentrantCallbackGroup()
+        self.create_service(Trigger, '~/save_checkpoint', self._on_save, callback_group=group)
+        self.create_service(Trigger, '~/stop', self._on_stop, callback_group=group)
 
     def publish(self, obj: dict[str, Any]) -> None:
         """Publish one JSON progress message (callable from the training thread)."""
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
-    executor = rclpy.executors.SingleThreadedExecutor()
+    executor = rclpy.executors.MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, name='trainer-executor', daemon=True)
     spinner.start()
