@@ -62,6 +62,8 @@ setup(
         ],
         'bench': ['stable-baselines3'],
         'onnx': ['onnx', 'onnxruntime'],
+        # rosbag2 recording and the gap report, without a ROS distro
+        'record': ['rosbags'],
         'dev': ['pytest', 'pytest-timeout', 'ruff', 'colcon-common-extensions'],
     },
     zip_safe=True,
