@@ -93,6 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help='ros engine: on the wall clock (default: lockstep on /clock)')
     _add_export_parsers(sub)
 
+    p = sub.add_parser('gap', help='sim-to-real gap: a recording (or PyBullet) vs the MuJoCo '
+                       'twin', description='Replays a recording (policy_server record_dir, '
+                       'or a rosbag2 bag) through the MuJoCo twin, or with --sim2sim drives a '
+                       'bundle on PyBullet and MuJoCo; reports per-joint tracking error, the '
+                       'command-to-motion latency, a plot, and exits 1 past the thresholds.')
+    p.add_argument('source', metavar='BAG_OR_BUNDLE', help='recording folder / rosbag2 bag, or '
+                   'a bundle with --sim2sim')
+    p.add_argument('--sim2sim', action='store_true', help='SOURCE is a bundle: PyBullet vs '
+                   'MuJoCo')
+    p.add_argument('--robot', choices=('panda', 'fr3'), help='default: from the joint names '
+                   "(recording) or the bundle's robot")
+    p.add_argument('--episodes', type=int, default=10, help='--sim2sim: goals (default 10)')
+    p.add_argument('--out', metavar='DIR', default='runs/gap', help='report folder')
+    p.add_argument('--rms-threshold', type=float, default=0.02,
+                   help='per-joint RMS tracking error allowed [rad] (default 0.02)')
+    p.add_argument('--success-gap', type=float, default=0.05,
+                   help='--sim2sim: success difference allowed (default 0.05 = 5 points)')
+
     for name, (_module, text) in _ROS_COMMANDS.items():
         p = sub.add_parser(name, help=f'{text} (needs ROS 2 Python packages)',
                            description=f'Runs {text}; arguments after the command go to it '
@@ -115,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(args)
     if args.command == 'bench-reach':
         return _bench_reach(args)
+    if args.command == 'gap':
+        return _gap(args)
     if args.command == 'export':
         return _export(args)
     if args.command == 'import-sb3':
@@ -311,6 +331,52 @@ def _import_sb3(args: argparse.Namespace, argv: list[str]) -> int:
     print(f'{result.bundle}: {result.algorithm} actor for {args.env} '
           f'(matches SB3 predict to {result.max_error:.1e} on {result.checked} observations)')
     return 0
+
+
+def _gap(args: argparse.Namespace) -> int:
+    from rl_control.envs import gap
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.sim2sim:
+            from rl_control.bundle import BundleError, load_bundle
+            from rl_control.envs.reach_bench import default_goals_file
+            from rl_control.envs.reach_metrics import load_goals
+
+            try:
+                spec, policy = load_bundle(args.source)
+            except BundleError as exc:
+                return _fail(str(exc), EXIT_USAGE)
+            goals = load_goals(default_goals_file())[:args.episodes]
+            robot = args.robot or spec.get('robot') or 'panda'
+            trace, extra = gap.sim_to_sim(spec, policy, goals, robot)
+            title = f'PyBullet vs MuJoCo: {args.source}'
+        else:
+            trace, extra = gap.from_recording(args.source, args.robot), {}
+            title = f'recording vs MuJoCo twin: {args.source}'
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    report = {**trace.report(args.rms_threshold), **extra}
+    if 'success_gap' in report:
+        report['ok'] = bool(report['ok'] and all(abs(v) <= args.success_gap
+                                                 for v in report['success_gap'].values()))
+        report['success_gap_threshold'] = args.success_gap
+    png = gap.plot(trace, out / 'gap.png', title)
+    (out / 'gap.json').write_text(json.dumps(report, indent=1))
+    print(f'thresholds: per-joint RMS <= {args.rms_threshold} rad'
+          + (f', success gap <= {args.success_gap}' if args.sim2sim else ''))
+    for name, rms in zip(report['joints'], report['rms_rad'], strict=True):
+        print(f'  {name:14s} RMS {rms:.5f} rad' + ('  PAST THRESHOLD' if rms > args.rms_threshold
+                                                   else ''))
+    print(f'  latency (recording behind twin): {report["latency_s"]} s; twin reflexes: '
+          f'{report["twin_reflexes"]}')
+    if 'success_gap' in report:
+        print(f'  success gap (MuJoCo - PyBullet): {report["success_gap"]}')
+    for note in report['notes']:
+        print(f'  note: {note}')
+    print(f'{"OK" if report["ok"] else "PAST THRESHOLD"}: report {out / "gap.json"}, plot {png}')
+    return 0 if report['ok'] else 1
 
 
 def _flush_c_stdio() -> None:

@@ -44,13 +44,13 @@ def run_in_process(spec: dict[str, Any], policy: Any, engine: str, robot: str,
         raise ValueError(f'bench-reach needs a joint_velocity or joint_effort bundle, this one '
                          f'has action.type {act_type!r}')
     control = 'effort' if act_type == 'joint_effort' else 'velocity'
-    env = FrankaReachEnv(robot=robot, engine=engine, control=control,
-                         success_distance=success_distance, randomize=randomized,
-                         randomization=spec.get('randomization') if randomized else None,
-                         shaper=spec.get('shaper'))
     from rl_control.contract import contract_from_yaml
 
     terms = contract_from_yaml(spec).obs_spec.terms
+    env = FrankaReachEnv(robot=robot, engine=engine, control=control,
+                         success_distance=success_distance, randomize=randomized,
+                         randomization=spec.get('randomization') if randomized else None,
+                         shaper=spec.get('shaper'), observe_last_action='last_action' in terms)
     if terms != env.contract.obs_spec.terms:
         env.close()
         raise ValueError(f'the bundle observes {list(terms)}, the reach benchmark '

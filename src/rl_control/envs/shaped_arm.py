@@ -46,6 +46,8 @@ class ShapedArm:
         self.t = 0.0
         self.reflexes = 0
         self.first_reflex: str | None = None
+        # Optional: called with (q_ref, qd_ref) every millisecond (the gap report's twin).
+        self.on_reference: Any = None
 
     # -- episodes -----------------------------------------------------------------------------
     def reset(self, q: np.ndarray | None = None, qd: np.ndarray | None = None) -> None:
@@ -82,6 +84,8 @@ class ShapedArm:
             if self.control == 'velocity':
                 ref = self.shaper.reference(t)
                 samples[k - 1] = ref.q
+                if self.on_reference is not None:
+                    self.on_reference((ref.q, ref.qd))
                 if k % per == 0:
                     self.physics.set_reference(ref.q, ref.qd, ref.qdd)
                     self.physics.step(self.physics_dt)

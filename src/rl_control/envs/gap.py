@@ -1,0 +1,213 @@
+"""The sim-to-real gap report: how far a recorded arm moved from its simulated twin.
+
+`from_recording`: a recording of a serving session (joint states and the commands the server
+sent, `robots/recording.py`; the policy server writes one with `record_dir`) is replayed
+through the MuJoCo twin: the Franka-faithful arm (`robots.franka.FrankaArm`: the same
+controller, 1 kHz check and MuJoCo tracking as `sim_robot`) starts at the first recorded joint
+state and receives every recorded command at its recorded time. Reported per joint: the RMS
+tracking error between the recorded and the twin's positions, the estimated command-to-motion
+latency of the recording relative to the twin (the lag that best aligns their joint
+velocities), and the twin's reflexes.
+
+`sim_to_sim`: the same comparison between engines for one bundle: the bundle drives the
+PyBullet arm (its reference, sampled every millisecond, is kept), the MuJoCo arm follows that
+very reference; plus the success gap (bench-reach on both engines).
+
+Thresholds (defaults: per-joint RMS 0.02 rad, success gap 5 points) are printed with the result;
+the CLI exits nonzero past them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl_control.robots.profiles import get_profile
+
+RMS_THRESHOLD = 0.02
+SUCCESS_GAP_THRESHOLD = 0.05
+MAX_LAG_S = 0.2
+
+
+@dataclass
+class Trace:
+    """Joint positions of the recorded arm and of its twin on a common time base (s)."""
+
+    t: np.ndarray
+    q_real: np.ndarray
+    q_twin: np.ndarray
+    names: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+    reflexes: int = 0
+
+    def report(self, rms_threshold: float = RMS_THRESHOLD) -> dict[str, Any]:
+        """Per-joint RMS error, the latency estimate and whether the thresholds hold."""
+        err = self.q_real - self.q_twin
+        rms = np.sqrt(np.mean(err**2, axis=0))
+        lag = estimate_lag(self.t, self.q_real, self.q_twin)
+        return {'joints': list(self.names), 'rms_rad': rms.tolist(),
+                'max_abs_rad': np.abs(err).max(axis=0).tolist(),
+                'latency_s': lag, 'samples': int(len(self.t)), 'twin_reflexes': self.reflexes,
+                'rms_threshold_rad': rms_threshold, 'ok': bool(np.all(rms <= rms_threshold)),
+                'notes': self.notes}
+
+
+def estimate_lag(t: np.ndarray, q_real: np.ndarray, q_twin: np.ndarray,
+                 max_lag_s: float = MAX_LAG_S) -> float | None:
+    """The delay of the recording behind the twin [s]: the shift that best aligns velocities.
+
+    Both are resampled to 1 ms; the lag maximizes the summed correlation of the joint
+    velocities over shifts within +-max_lag_s (None when the arm hardly moved).
+    """
+    if len(t) < 10:
+        return None
+    grid = np.arange(t[0], t[-1], 1e-3)
+    vr = np.gradient(np.stack([np.interp(grid, t, q_real[:, j]) for j in range(q_real.shape[1])],
+                              1), 1e-3, axis=0)
+    vt = np.gradient(np.stack([np.interp(grid, t, q_twin[:, j]) for j in range(q_twin.shape[1])],
+                              1), 1e-3, axis=0)
+    if np.abs(vt).max() < 1e-3:
+        return None
+    best, best_score = 0, -np.inf
+    n = int(round(max_lag_s / 1e-3))
+    for lag in range(-n, n + 1):
+        a = vr[max(lag, 0):len(grid) + min(lag, 0)]
+        b = vt[max(-lag, 0):len(grid) - max(lag, 0)]
+        score = float(np.sum(a * b))
+        if score > best_score:
+            best, best_score = lag, score
+    return best * 1e-3
+
+
+def from_recording(root: str | Path, robot: str | None = None) -> Trace:
+    """Replay a recording through the MuJoCo twin (see the module docstring)."""
+    from rl_control.robots.franka import FrankaArm
+    from rl_control.robots.physics import mujoco_physics
+    from rl_control.robots.recording import read_recording
+    from rl_control.robots.trajectory import JointTrajectory, JointTrajectoryPoint
+
+    states: list[tuple[int, list[str], np.ndarray]] = []
+    commands: list[tuple[int, str, Any]] = []
+    for _topic, msgtype, t_ns, msg in read_recording(root):
+        if msgtype == 'sensor_msgs/msg/JointState':
+            states.append((t_ns, list(msg.name), np.asarray(msg.position, np.float64)))
+        elif msgtype in ('trajectory_msgs/msg/JointTrajectory', 'std_msgs/msg/Float64MultiArray'):
+            commands.append((t_ns, msgtype, msg))
+    if not states or not commands:
+        raise ValueError(f'{root}: the recording needs joint states and commands (found '
+                         f'{len(states)} states, {len(commands)} commands)')
+    names = states[0][1]
+    prof = get_profile(robot or ('fr3' if any(n.startswith('fr3_') for n in names)
+                                 else 'panda'))
+    arm_states = [(t, np.array([p[n.index(j)] for j in prof.joint_names]))
+                  for t, n, p in states if all(j in n for j in prof.joint_names)]
+    kind = 'trajectory' if commands[0][1].startswith('trajectory') else 'velocity'
+    notes = []
+    if kind == 'velocity':
+        notes.append('Float64MultiArray commands are replayed as velocities (an effort '
+                     'recording is not compared)')
+    t0 = arm_states[0][0]
+    twin = FrankaArm(prof, kind, physics=mujoco_physics(prof), q0=arm_states[0][1])
+    for t_ns, _ty, msg in commands:
+        t = (t_ns - t0) * 1e-9
+        if t < 0:
+            continue
+        if kind == 'trajectory':
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            pts = [JointTrajectoryPoint(p.time_from_start.sec + p.time_from_start.nanosec
+                                        * 1e-9, list(p.positions), list(p.velocities),
+                                        list(p.accelerations)) for p in msg.points]
+            twin.submit_trajectory(t, JointTrajectory(list(msg.joint_names), pts,
+                                                      stamp - t0 * 1e-9 if stamp else 0.0))
+        else:
+            twin.submit_velocity(t, list(np.asarray(msg.data, np.float64)))
+    ts, real, sim = [], [], []
+    for t_ns, q in arm_states:
+        t = (t_ns - t0) * 1e-9
+        n = int(round(t / twin.dt)) - round(twin.time / twin.dt)
+        if n > 0:
+            twin.step(n)
+        ts.append(t)
+        real.append(q)
+        sim.append(twin.state()['q'])
+    trace = Trace(np.array(ts), np.array(real), np.array(sim), prof.joint_names, notes,
+                  twin.reflex_count)
+    return trace
+
+
+def sim_to_sim(spec: dict[str, Any], policy: Any, goals: np.ndarray, robot: str,
+               episode_s: float = 4.0) -> tuple[Trace, dict[str, Any]]:
+    """PyBullet drives, MuJoCo follows the same reference; and the success gap."""
+    from rl_control.envs.reach_bench import run_in_process
+    from rl_control.envs.shaped_arm import ShapedArm
+    from rl_control.robots.physics import mujoco_physics
+
+    results = {e: run_in_process(spec, policy, e, robot, False, goals, episode_s)['summary']
+               for e in ('mujoco', 'pybullet')}
+    gap = {k: results['mujoco'][k] - results['pybullet'][k]
+           for k in ('success_1cm', 'success_2cm', 'success_5cm')}
+    # Tracking: one episode per goal on PyBullet, its 1 ms reference replayed into MuJoCo.
+    from rl_control.contract import contract_from_yaml
+    from rl_control.envs.franka_reach import CONTROL_PERIOD_S, FrankaReachEnv
+
+    terms = contract_from_yaml(spec).obs_spec.terms
+    env = FrankaReachEnv(robot=robot, engine='pybullet', randomize=False,
+                         shaper=spec.get('shaper'), observe_last_action='last_action' in terms)
+    twin = mujoco_physics(env.profile)
+    ts, real, sim, t_off = [], [], [], 0.0
+    arm: ShapedArm = env.sim
+    refs: list[np.ndarray] = []
+    arm.on_reference = refs.append
+    try:
+        for goal in goals:
+            obs, _ = env.reset(options={'goal': goal, 'q': env.profile.home})
+            twin.reset(env.profile.home)
+            for _ in range(int(round(episode_s / CONTROL_PERIOD_S))):
+                x = np.concatenate([obs['observation'], obs['desired_goal']])
+                refs.clear()
+                obs, *_ = env.step(np.asarray(policy.act(x), np.float32))
+                for q_ref, qd_ref in refs:
+                    twin.set_reference(q_ref, qd_ref, np.zeros(7))
+                    twin.step(1e-3)
+                t_off += CONTROL_PERIOD_S
+                ts.append(t_off)
+                real.append(arm.physics.state()[0])
+                sim.append(twin.state()[0])
+    finally:
+        env.close()
+        arm.on_reference = None
+    trace = Trace(np.array(ts), np.array(real), np.array(sim), env.profile.joint_names,
+                  ['real = PyBullet, twin = MuJoCo, both tracking the same 1 ms reference'])
+    return trace, {'success': results, 'success_gap': gap,
+                   'success_gap_threshold': SUCCESS_GAP_THRESHOLD,
+                   'ok': bool(all(abs(v) <= SUCCESS_GAP_THRESHOLD for v in gap.values()))}
+
+
+def plot(trace: Trace, path: str | Path, title: str) -> Path:
+    """Recorded vs twin position per joint, and the error, as one PNG."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(7, 2, figsize=(11, 12), sharex=True)
+    for j in range(7):
+        a, b = axes[j]
+        a.plot(trace.t, trace.q_real[:, j], lw=1.2, label='recorded')
+        a.plot(trace.t, trace.q_twin[:, j], lw=1.0, ls='--', label='twin')
+        a.set_ylabel(trace.names[j], fontsize=8)
+        b.plot(trace.t, trace.q_real[:, j] - trace.q_twin[:, j], lw=1.0, color='tab:red')
+        b.axhline(0, color='k', lw=0.5)
+    axes[0][0].legend(fontsize=8)
+    axes[0][0].set_title('joint position [rad]')
+    axes[0][1].set_title('recorded - twin [rad]')
+    axes[-1][0].set_xlabel('time [s]')
+    axes[-1][1].set_xlabel('time [s]')
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
