@@ -108,12 +108,10 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     if kind == 'velocity':
         notes.append('Float64MultiArray commands are replayed as velocities (an effort '
                      'recording is not compared)')
-    t0 = arm_states[0][0]
+    t0 = min(arm_states[0][0], commands[0][0])  # the twin starts at the first state's q
     twin = FrankaArm(prof, kind, physics=mujoco_physics(prof), q0=arm_states[0][1])
     for t_ns, _ty, msg in commands:
         t = (t_ns - t0) * 1e-9
-        if t < 0:
-            continue
         if kind == 'trajectory':
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             pts = [JointTrajectoryPoint(p.time_from_start.sec + p.time_from_start.nanosec

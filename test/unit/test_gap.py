@@ -1,0 +1,88 @@
+"""The gap report: a recording replayed through the MuJoCo twin; latency found, twins agree."""
+import numpy as np
+import pytest
+
+pytest.importorskip('rosbags')
+
+from rl_control.contract.shaper import Limits, Shaper, ShaperConfig  # noqa: E402
+from rl_control.envs.gap import from_recording  # noqa: E402
+from rl_control.robots.franka import FrankaArm  # noqa: E402
+from rl_control.robots.physics import mujoco_physics  # noqa: E402
+from rl_control.robots.profiles import PANDA  # noqa: E402
+from rl_control.robots.recording import BagRecorder  # noqa: E402
+from rl_control.serve.commands import trajectory_message  # noqa: E402
+
+
+def _messages():
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    return store, store.types
+
+
+def record_session(root, delay_s=0.0, seconds=2.0):
+    """A served session on the Franka model, recorded as the policy server would."""
+    store, T = _messages()
+    arm = FrankaArm(PANDA, 'trajectory', physics=mujoco_physics(PANDA))
+    shaper = Shaper(Limits.from_profile(PANDA), ShaperConfig())
+    shaper.anchor(0.0, PANDA.home)
+    rec = BagRecorder(root, segment_s=0.5, clock=lambda: arm.time)
+    history = []
+    rng = np.random.default_rng(0)
+    t0_ns = 10**12
+
+    def stamp(t):
+        ns = t0_ns + int(round(t * 1e9))
+        return T['builtin_interfaces/msg/Time'](sec=ns // 10**9, nanosec=ns % 10**9)
+
+    v = rng.uniform(-0.4, 0.4, 7)
+    for k in range(int(seconds / 0.04)):
+        now = arm.time
+        prev = shaper.plan
+        if k % 10 == 0:
+            v = rng.uniform(-0.4, 0.4, 7)
+        plan = shaper.step(now, v)
+        msg = trajectory_message(plan, prev, now, 0.004, PANDA.joint_names, np.arange(7))
+        arm.submit_trajectory(now, msg)
+        pts = [T['trajectory_msgs/msg/JointTrajectoryPoint'](
+            positions=np.array(p.positions), velocities=np.array(p.velocities),
+            accelerations=np.array(p.accelerations), effort=np.zeros(0),
+            time_from_start=T['builtin_interfaces/msg/Duration'](
+                sec=int(p.time_from_start), nanosec=int(round(p.time_from_start % 1 * 1e9))))
+            for p in msg.points]
+        traj = T['trajectory_msgs/msg/JointTrajectory'](
+            header=T['std_msgs/msg/Header'](stamp=stamp(msg.stamp), frame_id=''),
+            joint_names=list(msg.joint_names), points=pts)
+        rec.write('cmd', 'trajectory_msgs/msg/JointTrajectory', t0_ns + int(now * 1e9),
+                  store.serialize_cdr(traj, 'trajectory_msgs/msg/JointTrajectory'))
+        for _ in range(10):
+            arm.step(4)
+            history.append((arm.time, arm.state()['q']))
+    for t, _q in history:  # the state at t is recorded delay_s later
+        q = _at(history, t - delay_s)
+        js = T['sensor_msgs/msg/JointState'](
+            header=T['std_msgs/msg/Header'](stamp=stamp(t), frame_id=''),
+            name=list(PANDA.joint_names), position=q, velocity=np.zeros(7), effort=np.zeros(7))
+        rec.write('joint_states', 'sensor_msgs/msg/JointState', t0_ns + int(round(t * 1e9)),
+                  store.serialize_cdr(js, 'sensor_msgs/msg/JointState'))
+    rec.close()
+
+
+def _at(history, t):
+    ts = np.array([h[0] for h in history])
+    qs = np.array([h[1] for h in history])
+    return np.array([np.interp(t, ts, qs[:, j]) for j in range(7)])
+
+
+def test_the_twin_of_the_same_model_tracks_the_recording(tmp_path):
+    record_session(tmp_path)
+    report = from_recording(tmp_path).report()
+    assert report['ok'] and max(report['rms_rad']) < 2e-3 and report['twin_reflexes'] == 0
+    assert report['latency_s'] == pytest.approx(0.0, abs=0.003)
+
+
+def test_a_late_arm_shows_as_latency_and_tracking_error(tmp_path):
+    record_session(tmp_path, delay_s=0.03)
+    report = from_recording(tmp_path).report(rms_threshold=0.002)
+    assert report['latency_s'] == pytest.approx(0.03, abs=0.004)
+    assert not report['ok']
