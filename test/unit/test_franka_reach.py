@@ -90,3 +90,15 @@ def test_the_env_and_the_server_shape_the_same_actions_into_the_same_motion(robo
     for seen, trained_obs in zip(policy.seen, env_obs, strict=False):
         np.testing.assert_allclose(seen, trained_obs, rtol=0, atol=1e-6)
     env.close()
+
+
+@pytest.mark.parametrize('push', [1.0, -1.0])
+def test_the_torque_guards_keep_a_full_torque_policy_inside_the_limits(push):
+    env = FrankaReachEnv(control='effort', randomize=False)
+    env.reset(seed=0)
+    for _ in range(100):  # 4 s of full torque on every joint, one way
+        _obs, _r, _te, _tr, info = env.step(np.full(7, push, np.float32))
+    q, qd, _ = env.sim.physics.state()
+    assert info['reflexes'] == 0, info['reflex']
+    assert np.all(q > env.profile.q_min) and np.all(q < env.profile.q_max)
+    env.close()

@@ -37,7 +37,7 @@ from rl_control.envs.shaped_arm import ShapedArm
 from rl_control.robots.profiles import get_profile
 
 CONTROL_PERIOD_S = 0.04
-EFFORT_SCALE = 0.25  # |a| = 1 -> a quarter of the torque limit, on top of gravity compensation
+EFFORT_SCALE = 0.1  # |a| = 1 -> a tenth of the torque limit, on top of gravity compensation
 
 
 @dataclass(frozen=True)

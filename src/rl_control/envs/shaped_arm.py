@@ -39,7 +39,8 @@ class ShapedArm:
         self.shaper = Shaper(Limits.from_profile(profile), shaper_cfg,
                              velocity_limits=profile.libfranka_velocity_limits)
         self.torque = TorqueShaper(profile.tau_max, profile.dtau_max,
-                                   torque_cfg or TorqueConfig())
+                                   torque_cfg or TorqueConfig(), qd_max=profile.qd_max,
+                                   q_range=(profile.q_min, profile.q_max))
         self.checker = FrankaLimitChecker(profile, 'position' if control == 'velocity'
                                           else 'effort')
         self.tau_target = np.zeros(7)
@@ -90,7 +91,8 @@ class ShapedArm:
                     self.physics.set_reference(ref.q, ref.qd, ref.qdd)
                     self.physics.step(self.physics_dt)
             else:
-                samples[k - 1] = tau = self.torque.step(GRID_S, self.tau_target)
+                q_now, qd_now, _ = self.physics.state()
+                samples[k - 1] = tau = self.torque.step(GRID_S, self.tau_target, qd_now, q_now)
                 self.physics.apply_torque(tau)
                 if k % per == 0:
                     self.physics.step(self.physics_dt)

@@ -174,7 +174,9 @@ class ServingLoop:
                                      'trained')
         if s.command_type == 'effort':
             self.torque = TorqueShaper(prof.tau_max[idx], prof.dtau_max[idx],
-                                       TorqueConfig(damping=s.effort_damping))
+                                       TorqueConfig(damping=s.effort_damping),
+                                       qd_max=prof.qd_max[idx],
+                                       q_range=(prof.q_min[idx], prof.q_max[idx]))
 
     def _build_gates(self, spec: dict[str, Any]) -> None:
         s, prof, idx, act = self.settings, self.profile, self.profile_idx, self.act_spec
@@ -337,9 +339,9 @@ class ServingLoop:
         dt = 0.0 if self._stream_t is None else now - self._stream_t
         self._stream_t = now
         if self._tau_target is not None:
-            tau = self.torque.step(dt, self._tau_target)
+            tau = self.torque.step(dt, self._tau_target, self.cache.qd, self.cache.q)
         elif self.cache.received:
-            tau = self.torque.brake(dt, self.cache.qd)
+            tau = self.torque.brake(dt, self.cache.qd, self.cache.q)
         else:
             return None
         return tau[self.perm]
