@@ -60,6 +60,8 @@ setup(
             'ros-lifecycle-msgs',
         ],
         'bench': ['stable-baselines3'],
+        # `rl-control sweep` and `rl-control train --seeds` (Ray Tune, Optuna search).
+        'sweep': ['ray[tune]', 'optuna'],
         'dev': ['pytest', 'pytest-timeout', 'ruff', 'colcon-common-extensions'],
     },
     zip_safe=True,
