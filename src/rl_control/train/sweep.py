@@ -25,9 +25,13 @@ short by ASHA and a seed never started all count at `--budget-s`), minimized; wi
 the mean final evaluation return, maximized. The Optuna searcher optimizes it (seeded; with
 trials running in parallel the order of completions, so the proposals, can vary).
 
-ASHA judges trials at equal progress (seed index + fraction of total_steps: the same seed at the
-same step for every trial) by their latest evaluation return; rungs at 1/4, 1/2, 1, 2 ... seeds
-with reduction factor 2. A trial it stops is `stopped` in the table, its metric as above.
+ASHA early stopping judges the same metric, as it would stand if the trial stopped now (a
+running seed not yet solved at the budget), at equal progress: seed index + fraction of
+total_steps, so trials are compared on the same seed at the same step; rungs at 1/4, 1/2, 1,
+2 ... seeds, reduction factor 2 (a trial worse than the median of those already past a rung
+stops there). With a target, a trial is thus stopped only when most trials that reached its
+progress had solved more, or faster; unsolved trials tie and go on. A stopped trial is
+`stopped` in the table, its metric as reported when it stopped.
 
 The base config's own values are the first point evaluated (when they lie in the space), so
 the best config found is never worse than the starting one on the sweep's own seeds.
@@ -345,12 +349,12 @@ class _TrialState:
             returns.append(current)
         return float(sum(returns) / len(returns)) if returns else float('nan')
 
-    def report(self, progress: float, score: float, running: bool, status: str,
+    def report(self, progress: float, eval_return: float, running: bool, status: str,
                step: int, run_dir: Path | str, current: float | None = None) -> None:
-        """One Tune result (ASHA reads progress and score; Optuna reads metric)."""
+        """One Tune result (ASHA reads progress and metric; Optuna reads the final metric)."""
         from ray import tune
 
-        tune.report({'progress': progress, 'score': score,
+        tune.report({'progress': progress, 'eval_return': eval_return,
                      'metric': self.metric(running, current), 'status': status,
                      'trial': self.index, 'step': step, 'run_dir': str(run_dir),
                      'seeds_done': len(self.done),
@@ -524,7 +528,7 @@ def _fit(spec: _TrialSpec, trials: int, mode: str, points: list[dict[str, Any]],
     searcher = OptunaSearch(metric='metric', mode=mode, seed=search_seed,
                             points_to_evaluate=points or None)
     k = len(spec.seeds)
-    scheduler = ASHAScheduler(time_attr='progress', metric='score', mode='max', max_t=k,
+    scheduler = ASHAScheduler(time_attr='progress', metric='metric', mode=mode, max_t=k,
                               grace_period=min(ASHA_GRACE, k), reduction_factor=ASHA_REDUCTION) \
         if early_stop else FIFOScheduler()
     trainable = tune.with_resources(tune.with_parameters(_trial, spec=spec), {'cpu': cpus})
@@ -548,6 +552,8 @@ def _fit(spec: _TrialSpec, trials: int, mode: str, points: list[dict[str, Any]],
 def _rows(grid: Any, spec: _TrialSpec) -> list[dict[str, Any]]:
     rows = []
     for result in grid:
+        if result.config is None or result.path is None:  # interrupted before it started
+            continue
         name = Path(result.path).name
         index = int(name.rsplit('_', 1)[-1])
         metrics = result.metrics or {}
@@ -604,8 +610,8 @@ def _cell(value: Any) -> Any:
 def _metric_label(spec: _TrialSpec) -> str:
     if spec.target is None:
         return f'final eval return (mean of {len(spec.seeds)} seed(s))'
-    return (f'time to return >= {spec.target:g}, s (mean of {len(spec.seeds)} seed(s); '
-            f'unsolved = {spec.budget_s:g} s)')
+    return (f'time to solve, s (return >= {spec.target:g} confirmed; mean of '
+            f'{len(spec.seeds)} seed(s); unsolved = {spec.budget_s:g} s)')
 
 
 def _write_best_config(best: dict[str, Any], spec: _TrialSpec, mode: str, out: Path,
@@ -654,9 +660,10 @@ def plot_sweep(rows: list[dict[str, Any]], params: list[Param], mode: str, png: 
                    edgecolors='k', label='best', zorder=4)
     ax.set_xlabel('trial')
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_ylabel(label, fontsize=8)
-    ax.set_title(f'{len(rows)} trials ({"lower" if mode == "min" else "higher"} is better)',
-                 fontsize=10)
+    short, _, detail = label.partition(' (')
+    ax.set_ylabel(short)
+    ax.set_title(f'{len(rows)} trials ({"lower" if mode == "min" else "higher"} is better)\n'
+                 f'({detail}', fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     for k, p in enumerate(params, start=1):
         ax = axes[k // cols][k % cols]
@@ -669,6 +676,7 @@ def plot_sweep(rows: list[dict[str, Any]], params: list[Param], mode: str, png: 
             xs = [r[p.key] for r in ok]
             if p.type == 'loguniform' or p.log:
                 ax.set_xscale('log')
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         colors = [styles.get(r['status'], ('#1f6fb4', 'o'))[0] for r in ok]
         ax.scatter(xs, [r['metric'] for r in ok], c=colors, zorder=3)
         if best is not None:
@@ -677,6 +685,7 @@ def plot_sweep(rows: list[dict[str, Any]], params: list[Param], mode: str, png: 
             ax.scatter([bx], [best['metric']], s=160, facecolors='none', edgecolors='k',
                        zorder=4)
         ax.set_xlabel(p.key, fontsize=9)
+        ax.set_ylabel(short)
         ax.grid(True, alpha=0.3)
     for k in range(n, nrows * cols):
         axes[k // cols][k % cols].axis('off')
