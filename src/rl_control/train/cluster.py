@@ -66,7 +66,14 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
 
 
 def cpus_per_run(cfg: Any) -> int:
-    """CPUs one training run keeps busy: its torch threads, or one per async env worker."""
+    """CPUs one training run keeps busy: its torch threads, or one per async env worker.
+
+    Capped at the CPUs of the running Ray cluster (so a 4-env async run still schedules on a
+    2-core machine, where its workers then share the cores).
+    """
+    import ray
+
     threads = cfg.threads if cfg.threads > 0 else 1
     workers = cfg.n_envs if cfg.vec_env == 'async' else 1
-    return max(threads, workers)
+    total = int(ray.cluster_resources().get('CPU', 1)) if ray.is_initialized() else 1
+    return max(1, min(max(threads, workers), total))
