@@ -8,7 +8,8 @@ learning-curve plot.
 Exact resume. A checkpoint holds everything that is not a pure function of its contents:
 agent (networks, optimizers, generators), normalizers, replay buffer, every RNG, counters,
 progress rows, the collectors' latest observations and a snapshot of every env
-(`envs/snapshot.py`). Taking one therefore changes nothing about the run: a run killed after a
+(`envs/snapshot.py`; with `vec_env: async` they are taken inside the env worker processes,
+in the same format). Taking one therefore changes nothing about the run: a run killed after a
 checkpoint and resumed continues bit for bit like one never interrupted, and
 `checkpoint_every` is no learning hyperparameter. Envs that cannot be snapshotted (panda-gym's
 PyBullet envs) fall back to a segment boundary: their running episodes end at the checkpoint
