@@ -15,7 +15,7 @@ $(STAMP): setup.py constraints.txt
 	$(PIP) install -q -c constraints.txt pip setuptools wheel
 	# torch first, exact version: the CPU build is served for 2.13.0 only.
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[panda,ros,bench,dev,onnx,record]'
+	$(PIP) install -q -c constraints.txt -e '.[panda,ros,bench,sweep,dev,onnx,record]'
 	touch $(STAMP)
 
 ## The main job: sim robot + policy server over real DDS, shipped bundle, K episodes.

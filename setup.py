@@ -64,6 +64,8 @@ setup(
         'onnx': ['onnx', 'onnxruntime'],
         # rosbag2 recording and the gap report, without a ROS distro
         'record': ['rosbags'],
+        # `rl-control sweep` and `rl-control train --seeds` (Ray Tune, Optuna search).
+        'sweep': ['ray[tune]', 'optuna'],
         'dev': ['pytest', 'pytest-timeout', 'ruff', 'colcon-common-extensions'],
     },
     zip_safe=True,

@@ -13,6 +13,10 @@ import os
 from pathlib import Path
 import shlex
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rl_control.train.config import TrainConfig
 
 EXIT_USAGE = 2
 
@@ -35,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                '  rl-control train --config config/pendulum_sac.yaml --set algo_kwargs.lr=3e-4\n'
                '  rl-control train --config config/pendulum_sac.yaml --out runs/pendulum '
                '--resume\n'
+               '  rl-control train --config config/pendulum_sac.yaml --seeds 0 1 2 3 4 --json\n'
+               '  rl-control sweep --config config/pendulum_sac.yaml --space SPACE.yaml '
+               '--trials 16\n'
                '  rl-control eval runs/pendulum/bundle --episodes 20 --json\n'
                '  rl-control demo')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
@@ -57,6 +64,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--check', action='store_true',
                    help='validate the config (and env id) and exit without training')
+    p.add_argument('--seeds', type=int, nargs='+', metavar='SEED',
+                   help='train these seeds in parallel on Ray (<out>/seed_<n>/), then report '
+                        'the IQM and bootstrap 95%% CI of the final eval return (and success '
+                        "rate); needs the 'sweep' extra")
+    p.add_argument('--address', metavar='ADDR',
+                   help='with --seeds: the Ray cluster to use (default: a local Ray on all '
+                        'cores)')
+    p.add_argument('--json', action='store_true',
+                   help='with --seeds: print the report as one JSON object on the last '
+                        'stdout line')
+
+    p = sub.add_parser('sweep', help='hyperparameter sweep on Ray Tune (Optuna + ASHA)',
+                       description='Search a config\'s hyperparameters: Optuna proposes, ASHA '
+                                   'stops poor trials early, each trial is a run directory '
+                                   'under --out. Metric: time to a confirmed target_return when '
+                                   'the config has one, else the final eval return. Writes '
+                                   'results.csv, sweep.png and best_config.yaml.',
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog='SPACE file (dotted config keys, as for --set):\n'
+                              '  algo_kwargs.lr: {type: loguniform, low: 3.0e-4, high: 3.0e-3}\n'
+                              '  algo_kwargs.tau: {type: uniform, low: 0.01, high: 0.1}\n'
+                              '  algo_kwargs.learning_starts: {type: int, low: 200, high: 1000}\n'
+                              '  algo_kwargs.hidden_sizes: {type: choice, values: [[64, 64], '
+                              '[128, 128]]}')
+    p.add_argument('--config', required=True, metavar='PATH', help='base YAML config')
+    p.add_argument('--space', required=True, metavar='SPACE.yaml', help='the search space')
+    p.add_argument('--trials', type=int, default=8, help='trials to run (default 8)')
+    p.add_argument('--seeds-per-trial', type=int, default=1, metavar='K',
+                   help="each trial trains the config's seed .. seed+K-1 (default 1)")
+    p.add_argument('--address', metavar='ADDR',
+                   help='Ray cluster address (default: a local Ray on all cores)')
+    p.add_argument('--out', metavar='DIR', help='output folder (default runs/sweep_<config>)')
+    p.add_argument('--set', dest='overrides', action='append', default=[],
+                   metavar='KEY=VALUE', help='override a base config value (repeatable)')
+    p.add_argument('--budget-s', type=float, default=600.0, metavar='S',
+                   help='with a target_return: the wall-time budget of one seed; unsolved '
+                        'seeds count at it (default 600)')
+    p.add_argument('--no-early-stop', action='store_true', help='no ASHA: every trial runs out')
+    p.add_argument('--no-base', action='store_true',
+                   help="do not try the base config's own values first")
+    p.add_argument('--search-seed', type=int, default=0, help="Optuna's seed (default 0)")
+    p.add_argument('--cpus', type=int, metavar='N',
+                   help='CPUs of the local Ray (default: all cores)')
 
     p = sub.add_parser('eval', help='evaluate a policy bundle (deterministic actions)',
                        description='Run a bundle for N episodes on its task (or --env) and '
@@ -129,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == 'train':
         return _train(args, argv)
+    if args.command == 'sweep':
+        return _sweep(args, argv)
     if args.command == 'eval':
         return _eval(args)
     if args.command == 'bench-reach':
@@ -158,6 +210,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         print(f'{args.config}: OK ({cfg.algo} on {cfg.env}, {cfg.total_steps} steps)')
         return 0
     out = Path(args.out) if args.out else Path('runs') / Path(args.config).stem
+    if args.seeds is not None:
+        return _train_seeds(args, argv, cfg, out)
     from rl_control.train.learn import ResumeError, train
 
     command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
@@ -179,6 +233,58 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     if cfg.tensorboard:
         print(f'  tensorboard: tensorboard --logdir {out / "tb"}')
     print(f'  checkpoints: {out / "checkpoints"}')
+    return 0
+
+
+def _train_seeds(args: argparse.Namespace, argv: list[str], cfg: TrainConfig, out: Path) -> int:
+    from rl_control.train.cluster import MissingExtra
+    from rl_control.train.seeds import format_report, run_seeds
+
+    if args.resume:
+        return _fail('--resume and --seeds do not go together (resume one seed\'s run '
+                     'directory with --out <out>/seed_<n> --set seed=<n> --resume)', EXIT_USAGE)
+    command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    say(f'training {cfg.algo} on {cfg.env} for {cfg.total_steps} steps, seeds '
+        f'{" ".join(map(str, args.seeds))} on Ray -> {out}/seed_<n>')
+    try:
+        report = run_seeds(cfg, args.seeds, out, address=args.address, command=command,
+                           say=say)
+    except MissingExtra as exc:
+        return _fail(str(exc), 1)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    say(format_report(report))
+    if args.json:
+        _flush_c_stdio()
+        print(json.dumps(report), flush=True)
+    return 1 if report['failed'] else 0
+
+
+def _sweep(args: argparse.Namespace, argv: list[str]) -> int:
+    from rl_control.train.cluster import MissingExtra
+    from rl_control.train.config import ConfigError
+    from rl_control.train.sweep import format_table, run_sweep
+
+    out = Path(args.out) if args.out else Path('runs') / f'sweep_{Path(args.config).stem}'
+    command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
+    try:
+        result = run_sweep(args.config, args.space, args.trials, out,
+                           seeds_per_trial=args.seeds_per_trial, address=args.address,
+                           overrides=args.overrides, budget_s=args.budget_s,
+                           include_base=not args.no_base, early_stop=not args.no_early_stop,
+                           search_seed=args.search_seed, cpus=args.cpus, command=command)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except MissingExtra as exc:
+        return _fail(str(exc), 1)
+    print(format_table(result))
+    print(f'  results:     {result.results_csv}')
+    print(f'  plot:        {result.plot}')
+    if result.best is None:
+        return _fail('no trial finished without an error: no best config', 1)
+    print(f'  best:        trial {result.best["trial"]}, metric {result.best["metric"]:.4g} '
+          f'-> {result.best_config}')
     return 0
 
 

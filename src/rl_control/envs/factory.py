@@ -1,19 +1,23 @@
 """Env factory: gymnasium ids -> envs whose actions live in [-1, 1] (the agents' box).
 
 Also: vector envs whose autoreset keeps the true final observation of every finished episode
-(needed to bootstrap through time-limit truncations), goal-env detection, the policy input
-vector, and the metadata a policy bundle records about the env it was trained on.
+(needed to bootstrap through time-limit truncations), in this process (`sync`) or one worker
+process per sub-env (`async`), goal-env detection, the policy input vector, and the metadata a
+policy bundle records about the env it was trained on.
 """
 from __future__ import annotations
 
+import functools
 import importlib
+import multiprocessing
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 import numpy as np
 
 GOAL_KEYS = ('observation', 'achieved_goal', 'desired_goal')
+VEC_ENV_KINDS = ('sync', 'async')
 
 
 def register_envs_for(env_id: str) -> None:
@@ -59,16 +63,131 @@ def _needs_rescale(space: gym.spaces.Box) -> bool:
 
 def make_vec_env(env_id: str, n_envs: int, seed: int | None = None,
                  env_kwargs: dict[str, Any] | None = None,
-                 time_limit: int | None = None) -> SyncVectorEnv:
+                 time_limit: int | None = None, kind: str = 'sync') -> gym.vector.VectorEnv:
     """`n_envs` envs stepped in lock-step, with SAME_STEP autoreset.
 
     With SAME_STEP, a finished sub-env is reset inside the same `step` call: the returned obs is
     the first obs of the next episode and `info['final_obs'][i]` (mask `info['_final_obs']`) holds
     the last obs of the finished one — see `final_observations`.
+
+    `kind`: 'sync' steps the sub-envs one after another in this process; 'async' steps each in
+    its own worker process (`ProcessVectorEnv`), so n_envs > 1 uses that many cores. Sub-env i is
+    built and seeded the same way in both, and the worker runs the same SAME_STEP autoreset, so
+    a seed gives the same transitions whichever kind steps them.
     """
+    if kind == 'async':
+        return ProcessVectorEnv(env_id, n_envs, seed, env_kwargs, time_limit)
+    if kind != 'sync':
+        raise ValueError(f'vec_env: unknown kind {kind!r} (expected one of {VEC_ENV_KINDS})')
     fns = [(lambda i=i: make_env(env_id, None if seed is None else seed + i, env_kwargs,
                                  time_limit)) for i in range(n_envs)]
     return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+class _WorkerEnv(gym.Wrapper):
+    """The outermost wrapper of an `async` sub-env: env snapshots through the worker's pipe.
+
+    `AsyncVectorEnv.call(name)` runs a method of each worker's env; these two methods take and
+    restore the snapshot of the env UNDER this wrapper, which is exactly the env a `sync` vector
+    env holds, so snapshots (and so checkpoints) are the same whichever kind took them. The
+    wrapper itself is a pass-through with no state of its own.
+    """
+
+    def __init__(self, env: gym.Env, index: int) -> None:
+        super().__init__(env)
+        self.index = index
+
+    def rl_control_env_state(self) -> dict[str, Any] | None:
+        """`snapshot.env_state` of the wrapped env (None where none can be taken)."""
+        from rl_control.envs.snapshot import env_state
+        return env_state(self.env)
+
+    def rl_control_set_env_state(self, states: list[dict[str, Any]]) -> None:
+        """Restore this sub-env's entry of the per-env `states` list."""
+        from rl_control.envs.snapshot import set_env_state
+        set_env_state(self.env, states[self.index])
+
+
+def _worker_env(env_id: str, seed: int | None, env_kwargs: dict[str, Any] | None,
+                time_limit: int | None, index: int) -> gym.Env:
+    """Runs in the worker process (a module function: picklable for any start method)."""
+    import rl_control  # noqa: F401  (registers this package's env ids in a fresh interpreter)
+    return _WorkerEnv(make_env(env_id, seed, env_kwargs, time_limit), index)
+
+
+def _mp_context(env_id: str) -> str:
+    """The start method: forkserver where the platform has it (as SB3's SubprocVecEnv).
+
+    Plain fork would copy this process's threads' locks (torch's pool, a Ray worker's threads)
+    into each child, the classic fork deadlock. The fork server is started once per process;
+    it imports the main module, this module and the env's own module first, so each worker is
+    a cheap fork of an interpreter that has them (instead of importing mujoco etc. per worker).
+    Elsewhere spawn. Like any spawn-style start, a script that builds async envs needs the
+    `if __name__ == '__main__':` guard.
+    """
+    if 'forkserver' not in multiprocessing.get_all_start_methods():
+        return 'spawn'
+    preload = ['__main__', __name__]
+    spec = gym.envs.registry.get(env_id)
+    entry = getattr(spec, 'entry_point', None)
+    if isinstance(entry, str) and ':' in entry:
+        preload.append(entry.split(':')[0])
+    # Only takes effect if the server is not running yet (then it keeps what it has).
+    multiprocessing.get_context('forkserver').set_forkserver_preload(preload)
+    return 'forkserver'
+
+
+class ProcessVectorEnv(AsyncVectorEnv):
+    """gymnasium's AsyncVectorEnv plus what training needs from sub-envs in other processes.
+
+    One worker process per sub-env, shared-memory observations, SAME_STEP autoreset; and
+
+    - `template_env`: an env built in THIS process the way every sub-env is (for the bundle's
+      metadata and HER's `compute_reward`, which are the same for every sub-env);
+    - `env_states()` / `set_env_states()`: the snapshots of `envs/snapshot.py`, taken inside the
+      workers (see `_WorkerEnv`), so exact mid-episode checkpoints work as with `sync`.
+    """
+
+    def __init__(self, env_id: str, n_envs: int, seed: int | None = None,
+                 env_kwargs: dict[str, Any] | None = None,
+                 time_limit: int | None = None) -> None:
+        self._template_args = (env_id, seed, env_kwargs, time_limit)
+        self._template: gym.Env | None = None
+        fns = [functools.partial(_worker_env, env_id, None if seed is None else seed + i,
+                                 env_kwargs, time_limit, i) for i in range(n_envs)]
+        super().__init__(fns, context=_mp_context(env_id), autoreset_mode=AutoresetMode.SAME_STEP)
+
+    @property
+    def template_env(self) -> gym.Env:
+        """A local env built like sub-env 0 (built on first use, closed with the vector env)."""
+        if self._template is None:
+            self._template = make_env(*self._template_args)
+        return self._template
+
+    def env_states(self) -> list[dict[str, Any]] | None:
+        """Every sub-env's snapshot, taken in its worker; None if any cannot be taken."""
+        states = list(self.call('rl_control_env_state'))
+        return None if any(s is None for s in states) else states
+
+    def set_env_states(self, states: list[dict[str, Any]]) -> None:
+        """Inverse of `env_states` (the same number of sub-envs)."""
+        if len(states) != self.num_envs:
+            raise ValueError(f'env snapshot: {len(states)} saved envs for {self.num_envs}')
+        self.call('rl_control_set_env_state', list(states))
+
+    def close_extras(self, timeout: float | None = None, terminate: bool = False) -> None:
+        """Close the workers, then the template env."""
+        super().close_extras(timeout=timeout, terminate=terminate)
+        if self._template is not None:
+            self._template.close()
+            self._template = None
+
+
+def template_env(envs: gym.vector.VectorEnv) -> gym.Env:
+    """An env built like sub-env 0 of `envs`, usable in this process (sync: sub-env 0 itself)."""
+    if isinstance(envs, ProcessVectorEnv):
+        return envs.template_env
+    return envs.envs[0]
 
 
 def is_goal_space(space: gym.Space) -> bool:

@@ -13,6 +13,11 @@ and the unwrapped env's state, for the envs whose state can be captured exactly:
 - gymnasium classic-control envs (plain Python/numpy attributes, pickled whole).
 Anything else (e.g. panda-gym's PyBullet envs, whose simulator state cannot be saved to a
 file) returns None, and the caller falls back to ending episodes at the checkpoint.
+
+Vector envs: a SyncVectorEnv's sub-envs are snapshotted here, in this process; an `async`
+vector env (`factory.ProcessVectorEnv`) takes the same snapshots inside its worker processes
+and sends them back through the pipes, so both kinds give the same list for the same state (a
+checkpoint of either kind resumes with either kind).
 """
 from __future__ import annotations
 
@@ -97,14 +102,19 @@ def set_env_state(env: gym.Env, snapshot: dict[str, Any]) -> None:
         raise ValueError(f'env snapshot: unknown kind {kind!r}')
 
 
-def vector_env_state(envs: gym.vector.SyncVectorEnv) -> list[dict[str, Any]] | None:
-    """Snapshots of every sub-env of a SyncVectorEnv, or None if any cannot be taken."""
+def vector_env_state(envs: gym.vector.VectorEnv) -> list[dict[str, Any]] | None:
+    """Snapshots of every sub-env (sync or async vector env), or None if any cannot be taken."""
+    if hasattr(envs, 'env_states'):  # factory.ProcessVectorEnv: taken in the workers
+        return envs.env_states()
     states = [env_state(e) for e in envs.envs]
     return None if any(s is None for s in states) else states
 
 
-def set_vector_env_state(envs: gym.vector.SyncVectorEnv, states: list[dict[str, Any]]) -> None:
+def set_vector_env_state(envs: gym.vector.VectorEnv, states: list[dict[str, Any]]) -> None:
     """Inverse of `vector_env_state` (the same number of sub-envs)."""
+    if hasattr(envs, 'set_env_states'):
+        envs.set_env_states(states)
+        return
     if len(states) != len(envs.envs):
         raise ValueError(f'env snapshot: {len(states)} saved envs for {len(envs.envs)}')
     for env, state in zip(envs.envs, states, strict=True):

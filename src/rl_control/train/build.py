@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rl_control.envs.factory import is_goal_space, obs_dims
+from rl_control.envs.factory import is_goal_space, obs_dims, template_env
 from rl_control.train.config import TrainConfig
 
 
@@ -87,7 +87,7 @@ def make_buffer(cfg: TrainConfig, algo_cfg: Any, envs: Any, seed: Any,
     if not is_goal_space(space):
         raise ValueError(f'her: {cfg.env} has no goal observations '
                          '(observation/achieved_goal/desired_goal)')
-    compute_reward = envs.envs[0].unwrapped.compute_reward
+    compute_reward = template_env(envs).unwrapped.compute_reward
     return buffers.HerReplayBuffer(obs_dim - goal_dim, goal_dim, act_dim, capacity,
                                    compute_reward, n_envs=cfg.n_envs, k=cfg.her.k,
                                    strategy=cfg.her.strategy, seed=seed, device=device)

@@ -14,7 +14,7 @@ import difflib
 from pathlib import Path
 import types
 import typing
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -50,6 +50,10 @@ class TrainConfig:
     total_steps: int
     seed: int = 0
     n_envs: int = 1
+    # How the n_envs training envs are stepped: sync (one after another, in this process) or
+    # async (one worker process each: n_envs cores). Not a hyperparameter: a seed gives the same
+    # run either way (test_vec_env.py), and a checkpoint of one kind resumes with the other.
+    vec_env: Literal['sync', 'async'] = 'sync'
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     # Episode length override (gymnasium `max_episode_steps`); null keeps the env's own.
     time_limit: int | None = None

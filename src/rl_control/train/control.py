@@ -47,6 +47,14 @@ class Callback:
     `on_eval` stops training (like `TrainControl.request_stop`).
     """
 
+    def on_start(self, run: Any) -> None:
+        """Once, before the first step; `run` is the `learn.Trainer`.
+
+        For callbacks that measure the policy itself (`solve.SolveTracker`): `run.act(x)` is the
+        current deterministic policy and `run.exclude_time(s)` takes time spent measuring off
+        the run's clock.
+        """
+
     def on_eval(self, info: dict[str, Any]) -> bool | None:
         """After each evaluation; `info` is the progress row (step, eval_mean_return, ...)."""
         return None

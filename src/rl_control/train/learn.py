@@ -8,7 +8,8 @@ learning-curve plot.
 Exact resume. A checkpoint holds everything that is not a pure function of its contents:
 agent (networks, optimizers, generators), normalizers, replay buffer, every RNG, counters,
 progress rows, the collectors' latest observations and a snapshot of every env
-(`envs/snapshot.py`). Taking one therefore changes nothing about the run: a run killed after a
+(`envs/snapshot.py`; with `vec_env: async` they are taken inside the env worker processes,
+in the same format). Taking one therefore changes nothing about the run: a run killed after a
 checkpoint and resumed continues bit for bit like one never interrupted, and
 `checkpoint_every` is no learning hyperparameter. Envs that cannot be snapshotted (panda-gym's
 PyBullet envs) fall back to a segment boundary: their running episodes end at the checkpoint
@@ -36,7 +37,7 @@ import torch
 
 from rl_control.algos.registry import get_algorithm
 from rl_control.bundle import save_bundle
-from rl_control.envs.factory import env_metadata, make_vec_env, obs_dims
+from rl_control.envs.factory import env_metadata, make_vec_env, obs_dims, template_env
 from rl_control.envs.snapshot import vector_env_state
 from rl_control.train import build
 from rl_control.train.config import TrainConfig
@@ -104,11 +105,13 @@ class Trainer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         warmup_seed, replay_seed, agent_seed = np.random.SeedSequence(cfg.seed).spawn(3)
-        self.envs = make_vec_env(cfg.env, cfg.n_envs, cfg.seed, cfg.env_kwargs, cfg.time_limit)
+        self.envs = make_vec_env(cfg.env, cfg.n_envs, cfg.seed, cfg.env_kwargs, cfg.time_limit,
+                                 kind=cfg.vec_env)
         space = self.envs.single_observation_space
         self.obs_dim, self.goal_dim = obs_dims(space)
         self.act_dim = int(np.prod(self.envs.single_action_space.shape))
-        self.env_meta = env_metadata(self.envs.envs[0], cfg.env, cfg.env_kwargs, cfg.time_limit)
+        self.env_meta = env_metadata(template_env(self.envs), cfg.env, cfg.env_kwargs,
+                                     cfg.time_limit)
         self.device = build.resolve_device(cfg.device, self.spec.agent_cls)
         self.agent = build.make_agent(self.spec, self.obs_dim, self.act_dim, self.algo_cfg,
                                       cfg.n_envs, int(agent_seed.generate_state(1)[0]),
@@ -159,6 +162,8 @@ class Trainer:
         self._bar = tqdm(total=self.cfg.total_steps, initial=self.env_steps, unit='step',
                          disable=not self.progress, dynamic_ncols=True, mininterval=0.5,
                          desc=f'{self.cfg.algo} {self.cfg.env}', file=sys.stderr)
+        for cb in self.callbacks:
+            cb.on_start(self)
         try:
             if not self.restored_envs:
                 self._reset_envs()
@@ -240,6 +245,14 @@ class Trainer:
     def wall_s(self) -> float:
         """Run time so far, counting the time before a resume."""
         return self.wall_offset + time.perf_counter() - self._t0
+
+    def exclude_time(self, seconds: float) -> None:
+        """Take `seconds` spent measuring (not training) off the run's clock (`wall_s`)."""
+        self.wall_offset -= seconds
+
+    def act(self, x: np.ndarray) -> np.ndarray:
+        """The current deterministic policy on raw policy inputs (as evaluations run it)."""
+        return self._act_eval(x)
 
     # -- evaluation ---------------------------------------------------------------------------
     def _act_eval(self, x: np.ndarray) -> np.ndarray:

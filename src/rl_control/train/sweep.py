@@ -1,0 +1,719 @@
+"""`rl-control sweep`: hyperparameter search on Ray Tune (Optuna's TPE, ASHA early stopping).
+
+A sweep is a base config (`--config`, `--set`) and a SPACE file mapping dotted config keys (the
+`--set` names) to distributions:
+
+    algo_kwargs.lr: {type: loguniform, low: 3.0e-4, high: 3.0e-3}
+    algo_kwargs.tau: {type: uniform, low: 0.01, high: 0.1}
+    algo_kwargs.learning_starts: {type: int, low: 200, high: 1000}     # inclusive; log: true
+    algo_kwargs.hidden_sizes: {type: choice, values: [[64, 64], [128, 128]]}
+
+The space is validated before Ray starts (`load_space`): a misspelt key, an unknown type, a
+missing or extra field, bounds in the wrong order or a continuous type for an integer key is
+one `ConfigError` naming the file and the key. Values themselves are checked where a trial
+builds its config, so a value the config or the env rejects is that trial's error.
+
+How a trial runs: Tune calls `_trial` in a Ray worker (one CPU per trial, more for async envs;
+as many trials at once as the cluster has CPUs); it applies the sampled values to the base
+config exactly as `--set` would, then trains seeds base seed .. base seed + K - 1 one after the
+other, each an ordinary run directory (progress.csv, bundle, curve): `<out>/trial_007/` for
+one seed, `<out>/trial_007/seed_<n>/` for several. Every evaluation is reported to Tune.
+
+The metric (`metric` in results.csv): with a `target_return`, the mean over the trial's seeds
+of the time to solve (`solve.py`: confirmed by 100 fresh episodes; an unsolved seed, a seed cut
+short by ASHA and a seed never started all count at `--budget-s`), minimized; without one,
+the mean final evaluation return, maximized. The Optuna searcher optimizes it (seeded; with
+trials running in parallel the order of completions, so the proposals, can vary).
+
+ASHA early stopping judges the same metric, as it would stand if the trial stopped now (a
+running seed not yet solved at the budget), at equal progress: seed index + fraction of
+total_steps, so trials are compared on the same seed at the same step; rungs at 1/4, 1/2, 1,
+2 ... seeds, reduction factor 2 (a trial worse than the median of those already past a rung
+stops there). With a target, a trial is thus stopped only when most trials that reached its
+progress had solved more, or faster; unsolved trials tie and go on. A stopped trial is
+`stopped` in the table, its metric as reported when it stopped.
+
+The base config's own values are the first point evaluated (when they lie in the space), so
+the best config found is never worse than the starting one on the sweep's own seeds.
+
+Crashes: a trial whose config or training raises is reported by Tune as errored and the sweep
+goes on (`max_failures=0`: a deterministic error would only repeat); the table shows `error`
+and the exception's one-line message (also in `<trial dir>/error.txt`), and Optuna learns that
+trial as failed.
+
+Outputs in `--out`: results.csv (trial, status, metric, run_dir, one column per searched key,
+then step, seeds done, seeds solved and the message), sweep.png (metric per trial, and against each
+searched key), best_config.yaml (the base config with the best trial's values: a file
+`rl-control train --config` accepts), tune/ (Tune's own experiment state).
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+from dataclasses import dataclass, field
+import difflib
+import io
+import json
+import math
+from pathlib import Path
+import traceback
+import types
+import typing
+from typing import Any, Union
+
+import yaml
+
+from rl_control.algos.registry import get_algorithm
+from rl_control.train.cluster import cpus_per_run, ray_session, require
+from rl_control.train.config import (
+    _NOT_YAML,
+    ConfigError,
+    EvalConfig,
+    HerConfig,
+    TrainConfig,
+    apply_override,
+    config_from_dict,
+    load_config,
+)
+from rl_control.train.control import Callback
+from rl_control.train.solve import DEFAULT_BUDGET_S, SolveTracker, run_to_solve
+
+SPACE_TYPES = ('loguniform', 'uniform', 'int', 'choice')
+_SPEC_FIELDS = {'loguniform': ('low', 'high'), 'uniform': ('low', 'high'),
+                'int': ('low', 'high', 'log'), 'choice': ('values',)}
+_SECTIONS = {'eval': EvalConfig, 'her': HerConfig}
+# ASHA: progress is measured in seeds (seed index + fraction of total_steps).
+ASHA_GRACE = 0.25
+ASHA_REDUCTION = 2
+
+
+# -- the search space ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """One searched key of the space.
+
+    Choices are searched by index (Optuna's categoricals must be scalars; values such as
+    [64, 64] are not) and decoded back to the value in the trial.
+    """
+
+    key: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    values: tuple[Any, ...] = ()
+    log: bool = False
+
+    def domain(self) -> Any:
+        """The Ray Tune search domain."""
+        from ray import tune
+
+        if self.type == 'loguniform':
+            return tune.loguniform(self.low, self.high)
+        if self.type == 'uniform':
+            return tune.uniform(self.low, self.high)
+        if self.type == 'int':  # tune's randint excludes its upper bound; ours includes it
+            sampler = tune.lograndint if self.log else tune.randint
+            return sampler(int(self.low), int(self.high) + 1)
+        return tune.choice(list(range(len(self.values))))
+
+    def decode(self, sampled: Any) -> Any:
+        """The config value for a sampled point (plain Python types, YAML-dumpable)."""
+        if self.type == 'choice':
+            return copy.deepcopy(self.values[int(sampled)])
+        if self.type == 'int':
+            return int(sampled)
+        return float(sampled)
+
+    def encode(self, value: Any) -> Any | None:
+        """The point that decodes to `value`, or None where `value` lies outside the space."""
+        if self.type == 'choice':
+            plain = _plain(value)
+            for i, v in enumerate(self.values):
+                if _plain(v) == plain:
+                    return i
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if not self.low <= value <= self.high:
+            return None
+        if self.type == 'int':
+            return int(value) if float(value).is_integer() else None
+        return float(value)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively (a config's (64, 64) is the YAML [64, 64])."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load_space(path: str | Path, base: TrainConfig) -> list[Param]:
+    """Read and validate a SPACE file against the base config; see the module docstring."""
+    source = str(path)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f'{source}: no such space file')
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f'{source}: not valid YAML: {exc}') from None
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f'{source}: the top level must be a mapping of dotted config keys to '
+                          "{type: ..., ...}, e.g. 'algo_kwargs.lr: {type: loguniform, low: "
+                          "1.0e-4, high: 1.0e-2}'")
+    return [_param(source, str(key), spec, base) for key, spec in raw.items()]
+
+
+def _param(source: str, key: str, spec: Any, base: TrainConfig) -> Param:
+    where = f'{source}: {key}'
+    hint = _key_hint(where, key, base)
+    if not isinstance(spec, dict):
+        raise ConfigError(f'{where}: expected a mapping such as {{type: uniform, low: 0.0, '
+                          f'high: 1.0}}, got {spec!r}')
+    kind = spec.get('type')
+    if kind not in SPACE_TYPES:
+        raise ConfigError(f'{where}: type: {kind!r} is not one of {list(SPACE_TYPES)}'
+                          + _suggest(str(kind), list(SPACE_TYPES)))
+    allowed = _SPEC_FIELDS[kind]
+    for name in spec:
+        if name != 'type' and name not in allowed:
+            raise ConfigError(f'{where}: {name}: not a field of a {kind} distribution '
+                              f'(fields: {", ".join(allowed)})' + _suggest(str(name), allowed))
+    if kind == 'choice':
+        values = spec.get('values')
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f'{where}: values: expected a non-empty list, got {values!r}')
+        return Param(key, kind, values=tuple(values))
+    for name in ('low', 'high'):
+        if name not in spec:
+            raise ConfigError(f'{where}: {name}: required for a {kind} distribution')
+        value = spec[name]
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind == 'int':
+            ok = ok and float(value).is_integer()
+        if not ok or not math.isfinite(value):
+            expected = 'an integer' if kind == 'int' else 'a number'
+            raise ConfigError(f'{where}: {name}: expected {expected}, got {spec[name]!r}')
+        spec = {**spec, name: value}
+    low, high = spec['low'], spec['high']
+    log = spec.get('log', False)
+    if not isinstance(log, bool):
+        raise ConfigError(f'{where}: log: expected true or false, got {log!r}')
+    if (low >= high) if kind != 'int' else (low > high):
+        raise ConfigError(f'{where}: low ({low}) must be below high ({high})')
+    if (kind == 'loguniform' or log) and low <= 0:
+        raise ConfigError(f'{where}: low: a log scale needs low > 0, got {low}')
+    _check_numeric(where, key, kind, hint)
+    return Param(key, kind, low=low, high=high, log=log)
+
+
+def _key_hint(where: str, key: str, base: TrainConfig) -> Any:
+    """The type hint of a dotted config key, or a ConfigError naming what is wrong with it."""
+    parts = key.split('.')
+    if any(not p for p in parts):
+        raise ConfigError(f'{where}: not a dotted config key')
+    top_hints = typing.get_type_hints(TrainConfig)
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _NOT_YAML]
+    top = parts[0]
+    if top not in fields:
+        raise ConfigError(f'{where}: unknown config key {top!r}' + _suggest(top, fields))
+    if top == 'seed':
+        raise ConfigError(f'{where}: the seeds are not searched: a trial trains seeds '
+                          f'{base.seed} .. {base.seed} + K - 1 (--seeds-per-trial K)')
+    if top == 'env_kwargs':
+        if len(parts) < 2:
+            raise ConfigError(f'{where}: name one env keyword, e.g. env_kwargs.robot')
+        return Any  # the env decides; a bad value is that trial's error
+    if top == 'algo_kwargs':
+        cls = get_algorithm(base.algo).config_cls
+    elif top in _SECTIONS:
+        cls = _SECTIONS[top]
+    else:
+        if len(parts) > 1:
+            raise ConfigError(f'{where}: {top} is a single value, not a section')
+        return top_hints[top]
+    if len(parts) != 2:
+        raise ConfigError(f'{where}: name one key of the {top} section, e.g. {top}.'
+                          f'{dataclasses.fields(cls)[0].name}')
+    names = [f.name for f in dataclasses.fields(cls)]
+    if parts[1] not in names:
+        what = f'{base.algo} has no hyperparameter' if top == 'algo_kwargs' else \
+            f'{top} has no key'
+        raise ConfigError(f'{where}: {what} {parts[1]!r}' + _suggest(parts[1], names))
+    return typing.get_type_hints(cls)[parts[1]]
+
+
+def _check_numeric(where: str, key: str, kind: str, hint: Any) -> None:
+    """A numeric distribution must produce values the key's type accepts."""
+    if hint is Any:
+        return
+    args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) \
+        else (hint,)
+    if float in args:
+        return
+    if int in args:
+        if kind == 'int':
+            return
+        raise ConfigError(f'{where}: takes an integer: use type int (or choice), not {kind}')
+    names = ' | '.join(getattr(a, '__name__', str(a)) for a in args if a is not type(None))
+    raise ConfigError(f'{where}: takes {names}, not a number: use type choice')
+
+
+def _suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return f'; did you mean {close[0]!r}?' if close else ''
+
+
+def base_point(params: list[Param], cfg: TrainConfig) -> dict[str, Any] | None:
+    """The base config's values as an encoded point, or None if one lies outside the space."""
+    point = {}
+    for p in params:
+        encoded = p.encode(_config_value(cfg, p.key))
+        if encoded is None:
+            return None
+        point[p.key] = encoded
+    return point
+
+
+def _config_value(cfg: TrainConfig, key: str) -> Any:
+    """The effective value of a dotted key in a built config (algorithm defaults included)."""
+    top, _, rest = key.partition('.')
+    if top == 'algo_kwargs':
+        return getattr(cfg.algo_config, rest)
+    if top == 'env_kwargs':
+        node: Any = cfg.env_kwargs
+        for part in rest.split('.'):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+    value = getattr(cfg, top)
+    return getattr(value, rest) if rest and value is not None else value
+
+
+def apply_values(raw: dict[str, Any], values: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of the raw config with dotted `values` set exactly as `--set KEY=VALUE` sets them."""
+    out = copy.deepcopy(raw)
+    for key, value in values.items():
+        apply_override(out, f'{key}={json.dumps(value)}', source)
+    return out
+
+
+# -- one trial (runs in a Ray worker) ------------------------------------------------------------
+@dataclass
+class _TrialSpec:
+    """What every trial shares (put in Ray's object store once, by `tune.with_parameters`)."""
+
+    base_raw: dict[str, Any]
+    source: str
+    params: list[Param]
+    seeds: list[int]
+    budget_s: float
+    out: str
+    command: str
+    target: float | None = None
+
+
+@dataclass
+class _TrialState:
+    """Per-seed outcomes so far, for the running metric reported to Tune."""
+
+    spec: _TrialSpec
+    index: int
+    total_steps: int
+    done: list[dict[str, Any]] = field(default_factory=list)
+
+    def metric(self, running: bool = False, current: float | None = None) -> float:
+        """Mean over the seeds: finished ones as they ended, a `running` one at `current`.
+
+        Time to solve: a running seed not yet solved (`current` None) and seeds not started
+        count at the budget, so the value is what the trial scores if it is stopped now.
+        Return: the mean of the finished seeds' final returns and the running one's latest.
+        """
+        k = len(self.spec.seeds)
+        if self.spec.target is not None:
+            times = [d['time_s'] for d in self.done]
+            if running:
+                times.append(self.spec.budget_s if current is None else current)
+            times += [self.spec.budget_s] * (k - len(times))
+            return float(sum(times) / k)
+        returns = [d['final_return'] for d in self.done]
+        if running and current is not None:
+            returns.append(current)
+        return float(sum(returns) / len(returns)) if returns else float('nan')
+
+    def report(self, progress: float, eval_return: float, running: bool, status: str,
+               step: int, run_dir: Path | str, current: float | None = None) -> None:
+        """One Tune result (ASHA reads progress and metric; Optuna reads the final metric)."""
+        from ray import tune
+
+        tune.report({'progress': progress, 'eval_return': eval_return,
+                     'metric': self.metric(running, current), 'status': status,
+                     'trial': self.index, 'step': step, 'run_dir': str(run_dir),
+                     'seeds_done': len(self.done),
+                     'solved_seeds': sum(bool(d.get('solved')) for d in self.done)})
+
+
+class _Reporter(Callback):
+    """Reports each evaluation during a run to Tune (after the SolveTracker has judged it).
+
+    Not the run's last evaluation (at total_steps, or the one that solved it, or past the
+    budget): a report can be answered by ASHA's stop, which ends the trial inside the report,
+    and that must not cut off the run's final checkpoint and bundle. The seed's outcome is
+    reported once its run has returned (`_trial`).
+    """
+
+    def __init__(self, state: _TrialState, seed_index: int, run_dir: Path,
+                 tracker: SolveTracker | None) -> None:
+        self.state, self.i, self.run_dir, self.tracker = state, seed_index, run_dir, tracker
+
+    def on_eval(self, info: dict[str, Any]) -> None:
+        """One Tune result per evaluation that the run continues after."""
+        if info['step'] >= self.state.total_steps:
+            return
+        if self.tracker is not None and (self.tracker.result.solved
+                                         or info['wall_s'] > self.state.spec.budget_s):
+            return
+        current = None if self.tracker is not None else info['eval_mean_return']
+        self.state.report(self.i + info['step'] / self.state.total_steps,
+                          info['eval_mean_return'], True, 'running', info['step'],
+                          self.run_dir, current)
+
+
+def _trial(config: dict[str, Any], spec: _TrialSpec) -> None:
+    """The Tune trainable: one trial = the sampled values on the base config, K seeds."""
+    from ray import tune
+
+    name = Path(tune.get_context().get_trial_dir()).name  # trial_007 (_trial_dirname)
+    index = int(name.rsplit('_', 1)[-1])
+    root = Path(spec.out) / name
+    values = {p.key: p.decode(config[p.key]) for p in spec.params}
+    k = len(spec.seeds)
+    try:
+        raw = apply_values(spec.base_raw, values, spec.source)
+        cfg = config_from_dict(raw, source=f'{spec.source} (trial {index})')
+        state = _TrialState(spec, index, cfg.total_steps)
+        for i, seed in enumerate(spec.seeds):
+            run_dir = root if k == 1 else root / f'seed_{seed}'
+            done = _train_seed(spec, state, i, dataclasses.replace(cfg, seed=seed), run_dir)
+            state.done.append(done)
+            status = 'running'
+            if i == k - 1:
+                status = 'done'
+                if spec.target is not None:
+                    solved = sum(d['solved'] for d in state.done)
+                    status = 'solved' if solved == k else 'unsolved'
+                summary = {'trial': index, 'status': status, 'metric': state.metric(),
+                           'values': values, 'seeds': state.done, 'run_dir': str(root)}
+                (root / 'trial.json').write_text(json.dumps(summary, indent=1))
+            state.report(float(i + 1), done['final_return'], False, status, done['steps'],
+                         root)
+    except Exception as exc:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / 'error.txt').write_text(one_line(exc) + '\n\n' + traceback.format_exc())
+        raise
+
+
+def _train_seed(spec: _TrialSpec, state: _TrialState, i: int, cfg: TrainConfig,
+                run_dir: Path) -> dict[str, Any]:
+    from rl_control.train.learn import train
+
+    command = f'{spec.command}  # trial {state.index}, seed {cfg.seed}'
+    if spec.target is None:
+        result = train(cfg, run_dir, progress=False, command=command,
+                       callbacks=[_Reporter(state, i, run_dir, None)])
+        return {'seed': cfg.seed, 'run_dir': str(run_dir), 'steps': result.steps,
+                'final_return': (result.last_eval or {}).get('eval_mean_return')}
+    tracker = SolveTracker(cfg, spec.target, spec.budget_s)
+    result, solve = run_to_solve(cfg, run_dir, spec.budget_s, command=command, tracker=tracker,
+                                 callbacks=[_Reporter(state, i, run_dir, tracker)])
+    return {'seed': cfg.seed, 'run_dir': str(run_dir), 'steps': result.steps,
+            'final_return': (result.last_eval or {}).get('eval_mean_return'),
+            'solved': solve.solved, 'time_s': solve.time_s, 'solve': solve.to_dict()}
+
+
+def one_line(exc: BaseException) -> str:
+    """`Type: message` on one line (what the results table shows for an errored trial)."""
+    text = ' '.join(str(exc).split())
+    return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
+
+
+def _trial_dirname(trial: Any) -> str:
+    # Tune's experiment_tag starts with the trial's creation counter (1-based).
+    return f'trial_{int(str(trial.experiment_tag).split("_")[0]) - 1:03d}'
+
+
+# -- the driver ----------------------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    """The table, the best row and where the outputs went."""
+
+    rows: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    out: Path
+    results_csv: Path
+    plot: Path | None
+    best_config: Path | None
+    mode: str
+    params: list[Param]
+
+
+def run_sweep(config: str | Path, space: str | Path, trials: int, out: str | Path,
+              seeds_per_trial: int = 1, address: str | None = None,
+              overrides: list[str] | tuple[str, ...] = (), budget_s: float = DEFAULT_BUDGET_S,
+              include_base: bool = True, early_stop: bool = True, search_seed: int = 0,
+              cpus: int | None = None, points: list[dict[str, Any]] | None = None,
+              command: str = 'rl-control sweep', say: Any = print) -> SweepResult:
+    """Run a sweep (module docstring).
+
+    `points`: extra configs (dotted key -> value) to try first, after the base config's own.
+    """
+    if trials < 1 or seeds_per_trial < 1:
+        raise ConfigError('--trials and --seeds-per-trial must be >= 1')
+    if budget_s <= 0:
+        raise ConfigError(f'--budget-s must be > 0, got {budget_s}')
+    base = load_config(config, overrides)
+    base_raw = yaml.safe_load(Path(config).read_text())  # valid: load_config read it
+    for item in overrides:
+        apply_override(base_raw, item, str(config))
+    params = load_space(space, base)
+    todo = []
+    if include_base:
+        point = base_point(params, base)
+        if point is None:
+            say('sweep: the base config\'s values are not all in the space; not tried first')
+        else:
+            todo.append(point)
+    for extra in points or []:
+        encoded = {}
+        for p in params:
+            if p.key not in extra or p.encode(extra[p.key]) is None:
+                raise ConfigError(f'point {extra}: {p.key}: missing or outside the space')
+            encoded[p.key] = p.encode(extra[p.key])
+        todo.append(encoded)
+    require('rl-control sweep', ('ray', 'optuna'))
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    target = base.target_return
+    mode = 'min' if target is not None else 'max'
+    spec = _TrialSpec(base_raw, str(config), params,
+                      [base.seed + i for i in range(seeds_per_trial)], float(budget_s),
+                      str(out), command, target)
+    with ray_session(address, cpus):
+        grid = _fit(spec, trials, mode, todo, early_stop, search_seed, cpus_per_run(base))
+        rows = _rows(grid, spec)
+    return _write_outputs(rows, spec, mode, out, trials, command)
+
+
+def _fit(spec: _TrialSpec, trials: int, mode: str, points: list[dict[str, Any]],
+         early_stop: bool, search_seed: int, cpus: int) -> Any:
+    import logging
+    import os
+
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    # The legacy reporter prints nothing at verbose=0 (the new one still prints a banner).
+    os.environ.setdefault('RAY_AIR_NEW_OUTPUT', '0')
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher = OptunaSearch(metric='metric', mode=mode, seed=search_seed,
+                            points_to_evaluate=points or None)
+    k = len(spec.seeds)
+    scheduler = ASHAScheduler(time_attr='progress', metric='metric', mode=mode, max_t=k,
+                              grace_period=min(ASHA_GRACE, k), reduction_factor=ASHA_REDUCTION) \
+        if early_stop else FIFOScheduler()
+    trainable = tune.with_resources(tune.with_parameters(_trial, spec=spec), {'cpu': cpus})
+    tuner = tune.Tuner(
+        trainable, param_space={p.key: p.domain() for p in spec.params},
+        tune_config=tune.TuneConfig(num_samples=trials, search_alg=searcher,
+                                    scheduler=scheduler, reuse_actors=True,
+                                    trial_dirname_creator=_trial_dirname),
+        run_config=tune.RunConfig(name='tune', storage_path=str(Path(spec.out)), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=0)))
+    # Tune logs each errored trial's traceback; the table reports it in one line instead.
+    tune_logger = logging.getLogger('ray.tune')
+    level = tune_logger.level
+    tune_logger.setLevel(logging.CRITICAL)
+    try:
+        return tuner.fit()
+    finally:
+        tune_logger.setLevel(level)
+
+
+def _rows(grid: Any, spec: _TrialSpec) -> list[dict[str, Any]]:
+    rows = []
+    for result in grid:
+        if result.config is None or result.path is None:  # interrupted before it started
+            continue
+        name = Path(result.path).name
+        index = int(name.rsplit('_', 1)[-1])
+        metrics = result.metrics or {}
+        values = {p.key: p.decode(result.config[p.key]) for p in spec.params}
+        row: dict[str, Any] = {'trial': index, 'status': metrics.get('status', 'stopped'),
+                               'metric': metrics.get('metric'),
+                               'run_dir': metrics.get('run_dir') or str(Path(spec.out) / name),
+                               **values, 'step': metrics.get('step'),
+                               'seeds_done': metrics.get('seeds_done'),
+                               'solved_seeds': metrics.get('solved_seeds'), 'message': ''}
+        if result.error is not None:
+            cause = getattr(result.error, 'cause', None) or result.error
+            row.update(status='error', metric=None, message=one_line(cause))
+        elif row['status'] == 'running':  # cut short by ASHA: counted as reported
+            row['status'] = 'stopped'
+        if row['metric'] is not None and not math.isfinite(row['metric']):
+            row['metric'] = None
+        rows.append(row)
+    return sorted(rows, key=lambda r: r['trial'])
+
+
+def _write_outputs(rows: list[dict[str, Any]], spec: _TrialSpec, mode: str, out: Path,
+                   trials: int, command: str) -> SweepResult:
+    keys = [p.key for p in spec.params]
+    columns = ['trial', 'status', 'metric', 'run_dir', *keys, 'step', 'seeds_done',
+               'solved_seeds', 'message']
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({c: _cell(r.get(c)) for c in columns})
+    results_csv = out / 'results.csv'
+    results_csv.write_text(buf.getvalue())
+    ranked = [r for r in rows if r['status'] != 'error' and r['metric'] is not None]
+    best = None
+    if ranked:
+        sign = 1.0 if mode == 'min' else -1.0
+        best = min(ranked, key=lambda r: (sign * r['metric'], r['trial']))
+    best_config = _write_best_config(best, spec, mode, out, trials, command) if best else None
+    plot = plot_sweep(rows, spec.params, mode, out / 'sweep.png', best, _metric_label(spec))
+    return SweepResult(rows, best, out, results_csv, plot, best_config, mode, spec.params)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ''
+    if isinstance(value, float):
+        return f'{value:.6g}'
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return value
+
+
+def _metric_label(spec: _TrialSpec) -> str:
+    if spec.target is None:
+        return f'final eval return (mean of {len(spec.seeds)} seed(s))'
+    return (f'time to solve, s (return >= {spec.target:g} confirmed; mean of '
+            f'{len(spec.seeds)} seed(s); unsolved = {spec.budget_s:g} s)')
+
+
+def _write_best_config(best: dict[str, Any], spec: _TrialSpec, mode: str, out: Path,
+                       trials: int, command: str) -> Path:
+    values = {p.key: best[p.key] for p in spec.params}
+    raw = apply_values(spec.base_raw, values, spec.source)
+    header = [f'# Best of {trials} trials of: {command}',
+              f'# trial {best["trial"]} ({best["status"]}): {_metric_label(spec)} = '
+              f'{best["metric"]:.6g} on seeds {", ".join(map(str, spec.seeds))}',
+              f'# base config: {spec.source}; searched: '
+              + ', '.join(f'{k}={json.dumps(v)}' for k, v in values.items())]
+    path = out / 'best_config.yaml'
+    path.write_text('\n'.join(header) + '\n' + yaml.safe_dump(raw, sort_keys=False))
+    load_config(path)  # what `rl-control train --config` will do: must accept it
+    return path
+
+
+def plot_sweep(rows: list[dict[str, Any]], params: list[Param], mode: str, png: Path,
+               best: dict[str, Any] | None, label: str) -> Path:
+    """Metric per trial, then metric against each searched key (errors marked, not plotted)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    n = 1 + len(params)
+    cols = min(n, 3)
+    nrows = math.ceil(n / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), dpi=110,
+                             squeeze=False)
+    styles = {'solved': ('#2ca02c', 'o'), 'done': ('#1f6fb4', 'o'),
+              'unsolved': ('#ff7f0e', 's'), 'stopped': ('#7f7f7f', 'v')}
+    ok = [r for r in rows if r['metric'] is not None and r['status'] != 'error']
+    errors = [r for r in rows if r['status'] == 'error']
+    ax = axes[0][0]
+    for status, (color, marker) in styles.items():
+        pts = [r for r in ok if r['status'] == status]
+        if pts:
+            ax.scatter([r['trial'] for r in pts], [r['metric'] for r in pts], color=color,
+                       marker=marker, label=status, zorder=3)
+    if errors:
+        y = min((r['metric'] for r in ok), default=0.0)
+        ax.scatter([r['trial'] for r in errors], [y] * len(errors), color='#d62728',
+                   marker='x', label='error', zorder=3)
+    if best is not None:
+        ax.scatter([best['trial']], [best['metric']], s=160, facecolors='none',
+                   edgecolors='k', label='best', zorder=4)
+    ax.set_xlabel('trial')
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    short, _, detail = label.partition(' (')
+    ax.set_ylabel(short)
+    ax.set_title(f'{len(rows)} trials ({"lower" if mode == "min" else "higher"} is better)\n'
+                 f'({detail}', fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    for k, p in enumerate(params, start=1):
+        ax = axes[k // cols][k % cols]
+        if p.type == 'choice':
+            labels = [json.dumps(v) for v in p.values]
+            xs = [labels.index(json.dumps(r[p.key])) for r in ok]
+            ax.set_xticks(range(len(labels)), labels, fontsize=7, rotation=20)
+            ax.set_xlim(-0.5, len(labels) - 0.5)
+        else:
+            xs = [r[p.key] for r in ok]
+            if p.type == 'loguniform' or p.log:
+                ax.set_xscale('log')
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        colors = [styles.get(r['status'], ('#1f6fb4', 'o'))[0] for r in ok]
+        ax.scatter(xs, [r['metric'] for r in ok], c=colors, zorder=3)
+        if best is not None:
+            bx = (labels.index(json.dumps(best[p.key])) if p.type == 'choice'
+                  else best[p.key])
+            ax.scatter([bx], [best['metric']], s=160, facecolors='none', edgecolors='k',
+                       zorder=4)
+        ax.set_xlabel(p.key, fontsize=9)
+        ax.set_ylabel(short)
+        ax.grid(True, alpha=0.3)
+    for k in range(n, nrows * cols):
+        axes[k // cols][k % cols].axis('off')
+    axes[0][0].grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+    return png
+
+
+def format_table(result: SweepResult) -> str:
+    """The results table as aligned text (what the CLI prints)."""
+    keys = [p.key for p in result.params]
+    head = ['trial', 'status', 'metric', *keys]
+    lines = [head]
+    for r in result.rows:
+        metric = '' if r['metric'] is None else f'{r["metric"]:.4g}'
+        cells = [str(r['trial']), r['status'], metric]
+        cells += [_short(r[k]) for k in keys]
+        if r['message']:
+            cells.append(r['message'][:120])
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines if i < len(line)) for i in range(len(head))]
+    return '\n'.join('  '.join(c.ljust(widths[i]) if i < len(widths) else c
+                               for i, c in enumerate(line)).rstrip() for line in lines)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f'{value:.4g}'
+    return json.dumps(value) if isinstance(value, (list, tuple)) else str(value)

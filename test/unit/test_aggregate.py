@@ -1,0 +1,63 @@
+"""IQM and its stratified-bootstrap CI (train/aggregate.py) against hand-computed values."""
+import itertools
+
+import numpy as np
+import pytest
+
+from rl_control.train.aggregate import iqm, stratified_bootstrap_ci, summarize
+
+
+@pytest.mark.parametrize('scores, expected', [
+    ([1, 2, 3, 4, 5, 6, 7, 8], 4.5),      # drop 2 each end: mean(3, 4, 5, 6)
+    ([0, 1, 2, 3, 100], 2.0),             # n=5: floor(1.25) = 1 each end: mean(1, 2, 3)
+    ([5.0, -1.0, 3.0], 7 / 3),            # n=3: floor(0.75) = 0: the plain mean
+    ([[1, 10], [2, 20], [3, 30], [4, 40]], 9.25),  # runs x tasks, all 8: mean(3, 4, 10, 20)
+])
+def test_iqm_hand_computed(scores, expected):
+    assert iqm(np.array(scores)) == pytest.approx(expected)
+
+
+def test_iqm_is_scipys_trim_mean_as_rliable_calls_it():
+    scipy_stats = pytest.importorskip('scipy.stats')
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 4, 5, 7, 10, 33):
+        x = rng.normal(size=n)
+        assert iqm(x) == pytest.approx(scipy_stats.trim_mean(x, 0.25, axis=None))
+
+
+def test_ci_of_two_runs_is_the_exact_bootstrap_distribution():
+    # Resamples of [0, 1]: (0,0) 1/4, (0,1)/(1,0) 1/2, (1,1) 1/4 -> IQM (n=2: the mean) is
+    # 0 w.p. 1/4, 0.5 w.p. 1/2, 1 w.p. 1/4: the 2.5th percentile is 0, the 97.5th is 1.
+    assert stratified_bootstrap_ci(np.array([0.0, 1.0])) == (0.0, 1.0)
+
+
+def test_constant_scores_give_a_point_interval():
+    assert stratified_bootstrap_ci(np.full(5, -150.0)) == (-150.0, -150.0)
+
+
+def test_resampling_is_stratified_by_task():
+    # Tasks (columns) {0, 1} and {10, 11}: every stratified resample keeps two runs per task,
+    # so the mean of 4 scores is 5 + k/4 with k ~ Binomial(4, 1/2): in [5, 6], P(5) = 1/16 >
+    # 2.5 %, hence exactly [5, 6]. Unstratified resampling could reach 0 or 11.
+    scores = np.array([[0.0, 10.0], [1.0, 11.0]])
+    low, high = stratified_bootstrap_ci(scores, statistic=lambda s: float(np.mean(s)))
+    assert (low, high) == (5.0, 6.0)
+
+
+def test_bootstrap_matches_exhaustive_enumeration():
+    # All 5^5 equally likely resamples of 5 runs, enumerated: the CI from 50,000 random
+    # resamples must land within a small tolerance of the exact percentiles.
+    x = np.array([-900.0, -300.0, -180.0, -160.0, -150.0])
+    exact = np.array([iqm(x[list(idx)]) for idx in itertools.product(range(5), repeat=5)])
+    lo, hi = np.percentile(exact, [2.5, 97.5])
+    low, high = stratified_bootstrap_ci(x)
+    spread = exact.max() - exact.min()
+    assert abs(low - lo) < 0.02 * spread and abs(high - hi) < 0.02 * spread
+
+
+def test_summarize_and_seed_reproducibility():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    s = summarize(x)
+    assert s['iqm'] == 3.0 and s['n'] == 5
+    assert s['ci95'][0] < 3.0 < s['ci95'][1]
+    assert summarize(x)['ci95'] == s['ci95']  # seeded: the same interval every time
