@@ -18,10 +18,12 @@ import numpy as np
 from rl_control.robots.kinematics import fk_single
 
 # last_action: the velocity target the arm is being shaped toward, as an action in [-1, 1]
-# (target / action scale; 0 while braking). With shaped, delayed dynamics the measured state
-# alone does not say where the arm is headed; this term does, in training and in serving.
-TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', 'ee_pos', 'goal', 'last_action')
-JOINT_TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', 'last_action')
+# (target / action scale; 0 while braking); last_action_2 and _3 the two before it. With
+# shaped, delayed dynamics the measured state alone does not say where the arm is headed: a
+# command takes effect up to lead + latency later, so the targets still on their way are state.
+ACTION_TERMS: tuple[str, ...] = ('last_action', 'last_action_2', 'last_action_3')
+TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', 'ee_pos', 'goal', *ACTION_TERMS)
+JOINT_TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', *ACTION_TERMS)
 ACTION_TYPES: tuple[str, ...] = ('joint_velocity', 'joint_effort')
 
 
@@ -148,12 +150,13 @@ class RobotContract:
 
 def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Sequence[float],
                       velocities: Sequence[float], goal: Sequence[float] | None = None,
-                      last_action: Sequence[float] | None = None) -> np.ndarray:
+                      actions: Sequence[Sequence[float]] = ()) -> np.ndarray:
     """The policy's observation vector (float32) from a joint state and a goal (base frame).
 
     Joints are picked by NAME from `names` (any order, extras such as fingers ignored).
     `positions` and `velocities` must be as long as `names`; `goal` is required only when the
-    spec has a goal term; `last_action` (spec joint order; None: zeros) fills that term.
+    spec has a goal term; `actions` (newest first, spec joint order; missing ones are zeros)
+    fill the last_action terms.
 
     Each term is written straight into its slice of the float32 output (the same float64 ->
     float32 rounding as concatenating): at 1 kHz, one allocation instead of one per term plus
@@ -176,9 +179,12 @@ def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Se
             out[sl] = vel[idx]
         elif term == 'ee_pos':
             out[sl] = fk_single(q.tolist())
-        elif term == 'last_action':
-            la = np.zeros(len(spec.joint_names)) if last_action is None else last_action
-            out[sl] = np.clip(np.asarray(la, dtype=np.float64), -1.0, 1.0)
+        elif term in ACTION_TERMS:
+            k = ACTION_TERMS.index(term)
+            if k < len(actions):
+                out[sl] = np.clip(np.asarray(actions[k], dtype=np.float64), -1.0, 1.0)
+            else:
+                out[sl] = 0.0
         else:
             if goal is None:
                 raise ContractError('observation has a goal term but no goal was given')

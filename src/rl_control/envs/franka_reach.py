@@ -32,6 +32,7 @@ from rl_control.contract import (
     build_observation,
 )
 from rl_control.contract.shaper import GRID_S, ShaperConfig
+from rl_control.contract.spec import ACTION_TERMS
 from rl_control.envs.panda_reach import GOAL_HIGH, GOAL_LOW, ReachTask
 from rl_control.envs.shaped_arm import ShapedArm
 from rl_control.robots.profiles import get_profile
@@ -89,15 +90,17 @@ class FrankaReachEnv(gym.Env):
                  reward_type: str = 'sparse', success_distance: float = 0.02,
                  randomize: bool = True, randomization: dict[str, Any] | None = None,
                  shaper: dict[str, Any] | None = None, physics_dt: float = 0.002,
-                 observe_last_action: bool = True) -> None:
+                 action_history: int = 3) -> None:
         self.profile = get_profile(robot)
         self.control = control
         self.task = ReachTask(distance_threshold=success_distance, reward_type=reward_type)
         self.randomization = Randomization.from_dict(randomization) if randomize else NOMINAL
         self.shaper_cfg = ShaperConfig.from_yaml(shaper, CONTROL_PERIOD_S)
         names = self.profile.joint_names
-        terms = ('joint_pos', 'joint_vel', 'ee_pos', *(('last_action',) if observe_last_action
-                                                         else ()), 'goal')
+        if not 0 <= action_history <= len(ACTION_TERMS):
+            raise ValueError(f'action_history must be 0..{len(ACTION_TERMS)}, got '
+                             f'{action_history}')
+        terms = ('joint_pos', 'joint_vel', 'ee_pos', *ACTION_TERMS[:action_history], 'goal')
         obs = ObservationSpec(names, terms)
         if control == 'velocity':
             lim = self.profile.qd_max
@@ -115,7 +118,7 @@ class FrankaReachEnv(gym.Env):
             'achieved_goal': box3, 'desired_goal': box3})
         self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float32)
         self._goal = np.zeros(3)
-        self._last_action = np.zeros(7)
+        self._actions: list[np.ndarray] = []  # the shaped targets as actions, newest first
         self._ep = _Episode()
         self.robot_task = {
             'robot': self.profile.name,
@@ -152,7 +155,7 @@ class FrankaReachEnv(gym.Env):
                                                 'frictionloss': friction.tolist()})
         self._goal = (np.asarray(options['goal'], np.float64) if 'goal' in options
                       else self.task.sample_goal(rng))
-        self._last_action = np.zeros(7)
+        self._actions = []
         obs = self._observe()
         return obs, self._info(obs)
 
@@ -161,7 +164,7 @@ class FrankaReachEnv(gym.Env):
         """The action as the server would apply it (latency, jitter), one control period."""
         spec = self.contract.act_spec
         cmd = action_to_command(spec, action)
-        self._last_action = np.clip(cmd / spec.scale, -1.0, 1.0)  # what the server observes
+        self._actions = [np.clip(cmd / spec.scale, -1.0, 1.0), *self._actions[:2]]
         if self.control == 'velocity':
             ep, r = self._ep, self.randomization
             jitter = self.np_random.uniform(-r.jitter_s, r.jitter_s) if r.jitter_s else 0.0
@@ -185,7 +188,7 @@ class FrankaReachEnv(gym.Env):
             q = q + np.r_[rng.normal(0.0, r.joint_pos_noise, 7), 0, 0]
         if r.joint_vel_noise:
             qd = qd + np.r_[rng.normal(0.0, r.joint_vel_noise, 7), 0, 0]
-        vec = build_observation(self._obs_spec, names, q, qd, last_action=self._last_action)
+        vec = build_observation(self._obs_spec, names, q, qd, actions=self._actions)
         return {'observation': vec, 'achieved_goal': vec[self._ee].copy(),
                 'desired_goal': self._goal.astype(np.float32)}
 
@@ -206,7 +209,7 @@ class FrankaReachEnv(gym.Env):
         """Arm, goal, episode draws and RNG: a checkpoint mid-episode resumes exactly."""
         ep = self._ep
         return {'sim': self.sim.state_dict(), 'goal': self._goal.copy(),
-                'last_action': self._last_action.copy(),
+                'actions': [a.copy() for a in self._actions],
                 'episode': (ep.latency, ep.last_now, ep.tick, dict(ep.draws)),
                 'rng': self.np_random.bit_generator.state}
 
@@ -214,7 +217,7 @@ class FrankaReachEnv(gym.Env):
         """Inverse of state_dict."""
         self.sim.load_state_dict(state['sim'])
         self._goal = np.array(state['goal'])
-        self._last_action = np.array(state['last_action'])
+        self._actions = [np.array(a) for a in state['actions']]
         self._ep = _Episode(*state['episode'])
         self.np_random.bit_generator.state = state['rng']
 

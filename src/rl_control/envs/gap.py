@@ -152,7 +152,8 @@ def sim_to_sim(spec: dict[str, Any], policy: Any, goals: np.ndarray, robot: str,
 
     terms = contract_from_yaml(spec).obs_spec.terms
     env = FrankaReachEnv(robot=robot, engine='pybullet', randomize=False,
-                         shaper=spec.get('shaper'), observe_last_action='last_action' in terms)
+                         shaper=spec.get('shaper'),
+                         action_history=sum(t.startswith('last_action') for t in terms))
     twin = mujoco_physics(env.profile)
     ts, real, sim, t_off = [], [], [], 0.0
     arm: ShapedArm = env.sim

@@ -50,7 +50,8 @@ def run_in_process(spec: dict[str, Any], policy: Any, engine: str, robot: str,
     env = FrankaReachEnv(robot=robot, engine=engine, control=control,
                          success_distance=success_distance, randomize=randomized,
                          randomization=spec.get('randomization') if randomized else None,
-                         shaper=spec.get('shaper'), observe_last_action='last_action' in terms)
+                         shaper=spec.get('shaper'),
+                         action_history=sum(t.startswith('last_action') for t in terms))
     if terms != env.contract.obs_spec.terms:
         env.close()
         raise ValueError(f'the bundle observes {list(terms)}, the reach benchmark '

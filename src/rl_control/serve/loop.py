@@ -114,7 +114,7 @@ class ServingLoop:
         self._tau_target: np.ndarray | None = None
         self._stream_t: float | None = None
         self.ticks, self._rate_window = 0, (0, None)
-        self.last_action = np.zeros(self.act_spec.size)  # the `last_action` observation term
+        self.actions: list[np.ndarray] = []  # shaped targets as actions, newest first
 
     # -- construction -------------------------------------------------------------------------
     def _map_joints(self, bundle_joints: list[str]) -> None:
@@ -218,7 +218,7 @@ class ServingLoop:
         """Start serving (the ramp-in starts now); the reference anchors on the next state."""
         self.safety.activate(now)
         self.shaper.plan = None
-        self.last_action = np.zeros(self.act_spec.size)
+        self.actions = []
         self.answered_stamp = 0.0
         self.last_tick = None
         if self.settings.command_type == 'effort':
@@ -289,8 +289,9 @@ class ServingLoop:
             target = self._policy_target()
         result = self.safety.filter(now, target, problem or safety.OK)
         self.reason = result.reason
-        self.last_action = (np.zeros(self.act_spec.size) if result.command is None else
-                            np.clip(result.command / self.act_spec.scale, -1.0, 1.0))
+        latest = (np.zeros(self.act_spec.size) if result.command is None else
+                  np.clip(result.command / self.act_spec.scale, -1.0, 1.0))
+        self.actions = [latest, *self.actions[:2]]
         if self.settings.command_type == 'effort':
             self._tau_target = result.command
             return TickOutput(None, result.reason)
@@ -313,7 +314,7 @@ class ServingLoop:
 
     def _policy_target(self) -> np.ndarray | None:
         obs = build_observation(self.obs_spec, self.robot_joints, self.cache.q, self.cache.qd,
-                                self.goals.goal, self.last_action)
+                                self.goals.goal, self.actions)
         action = np.asarray(self.policy.act(obs), np.float64).reshape(-1)
         if not np.all(np.isfinite(action)):
             return None
