@@ -33,6 +33,9 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
         raise ValueError('--engine ros runs nominal dynamics: sim_robot has no randomization')
     effort = (spec.get('action') or {}).get('type') == 'joint_effort'
     command_type = 'effort' if effort else 'trajectory'
+    if effort and not realtime:  # a torque stream is many commands per period: no lockstep
+        say('bench-reach: an effort bundle streams torques at 1 kHz; running in real time')
+        realtime = True
     env = private_env(random.SystemRandom().randint(101, 199))
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
                                             'ROS_LOCALHOST_ONLY')})
