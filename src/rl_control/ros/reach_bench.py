@@ -50,7 +50,10 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
     srv: dict[str, Any] = {'robot': robot, 'bundle': os.path.abspath(bundle),
                            'command_type': command_type, 'autostart': True}
     if not realtime:
-        srv.update({'use_sim_time': True, 'trigger': 'state'})
+        # In lockstep the clock stands still while the sim computes a period: a loaded host
+        # makes that gap long on the steady clock, which the real-time backstop would take for
+        # a dead /clock (and brake with a plan for a time the sim has already passed).
+        srv.update({'use_sim_time': True, 'trigger': 'state', 'backstop_s': 30.0})
     procs = []
     results: list[dict[str, Any]] = []
     try:

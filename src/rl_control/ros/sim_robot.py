@@ -146,6 +146,11 @@ class SimRobot(Node):
         result = {'episode': self.episode, **self.trace.result(), 'robot': self.profile.name,
                   'reflex': st['reflex'] if st['reflex_count'] > self._ep_reflexes else None,
                   'reflexes': st['reflex_count'] - self._ep_reflexes,
+                  'reflex_at_s': (None if st['reflex_count'] == self._ep_reflexes
+                                  or st['reflex_time'] is None
+                                  else round(st['reflex_time'] - self._ep_start, 4)),
+                  'reflex_violation': (None if st['reflex_count'] == self._ep_reflexes
+                                       else str(st['reflex_violation'])),
                   'rejected': st['rejected'] - self._ep_rejected,
                   'start_q': [float(v) for v in self.arm.state()['q']],
                   'sim_time': self.arm.time, 'wall_time': time.time()}
