@@ -198,6 +198,7 @@ class Shaper:
         self._inp.target_acceleration = [0.0] * self.n
         self.plan: Plan | None = None
         self.previous: Plan | None = None
+        self._pending: list[Plan] = []  # the running plan and later ones (`reference`)
         self.late_plans = 0  # plans that started later than one period after the previous
 
     # -- anchoring ----------------------------------------------------------------------------
@@ -213,7 +214,7 @@ class Shaper:
             raise ShaperError(f'anchor needs {self.n} positions and velocities')
         start = MotionState(q.copy(), qd.copy(), np.zeros(self.n))
         t0 = round(t / GRID_S) * GRID_S
-        self.previous = None
+        self.previous, self._pending = None, []
         self.plan = self._make(t0, start, np.zeros(self.n), hold_s=0.0)
         if not np.any(qd):
             self.plan.move = None  # at rest: nothing to plan
@@ -270,6 +271,9 @@ class Shaper:
                 plan = self._make(t0, start, target, hold)
                 plan.limited = bad
         plan.braking = braking
+        chain = [*self._pending, self.plan]
+        running = max((i for i, p in enumerate(chain) if p.t0 <= now), default=0)
+        self._pending = chain[running:]  # the plan running now and the ones after it
         self.previous, self.plan = self.plan, plan
         return plan
 
@@ -317,11 +321,18 @@ class Shaper:
 
     # -- reading the reference ----------------------------------------------------------------
     def reference(self, t: float) -> MotionState:
-        """The reference the robot follows at `t`: the newest plan that has started by then."""
+        """The reference the robot follows at `t`: the newest plan that has started by then.
+
+        Two plans can be pending when ticks come closer than `lead_s` (a brake right after a
+        tick), so the ones before the current plan are searched newest first.
+        """
         assert self.plan is not None, 'anchor() first'
-        if t < self.plan.t0 and self.previous is not None:
-            return self.previous.at(t)
-        return self.plan.at(t)
+        if t >= self.plan.t0:
+            return self.plan.at(t)
+        for p in reversed(self._pending):
+            if t >= p.t0:
+                return p.at(t)
+        return (self._pending[0] if self._pending else self.plan).at(t)
 
     def at_rest(self, t: float) -> bool:
         """Whether the reference is at rest from `t` on (the current plan has ended)."""

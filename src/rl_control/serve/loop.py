@@ -113,6 +113,7 @@ class ServingLoop:
         self.last_braking_s = 0.0
         self._tau_target: np.ndarray | None = None
         self._stream_t: float | None = None
+        self._sent: JointTrajectory | None = None  # the controller's message (commands.py)
         self.ticks, self._rate_window = 0, (0, None)
 
     # -- construction -------------------------------------------------------------------------
@@ -213,7 +214,7 @@ class ServingLoop:
     def activate(self, now: float) -> None:
         """Start serving (the ramp-in starts now); the reference anchors on the next state."""
         self.safety.activate(now)
-        self.shaper.plan = None
+        self.shaper.plan, self._sent = None, None
         self.answered_stamp = 0.0
         self.last_tick = None
         if self.settings.command_type == 'effort':
@@ -277,6 +278,7 @@ class ServingLoop:
                 self.reason = problem or state.NO_STATE
                 return TickOutput(None, self.reason)  # nothing measured yet: nothing to hold
             self.shaper.anchor(now, self.cache.q, self.cache.qd)
+            self._sent = None
         elif self.cache.problem(now, wall) is None:
             self._reanchor_if_elsewhere(now)
         target = None
@@ -300,8 +302,9 @@ class ServingLoop:
                 self.last_braking_s = plan.end - now
         msg = None
         if self.settings.command_type == 'trajectory':
-            msg = trajectory_message(plan, previous, now, self.shaper_cfg.sample_s,
-                                     self.cmd_joints, self.perm)
+            msg = self._sent = trajectory_message(plan, previous, now,
+                                                  self.shaper_cfg.sample_s, self.cmd_joints,
+                                                  self.perm, self._sent)
         return TickOutput(msg, result.reason, plan)
 
     def _policy_target(self) -> np.ndarray | None:
@@ -318,6 +321,7 @@ class ServingLoop:
         ref = self.shaper.reference(t)
         if np.max(np.abs(self.cache.q - ref.q)) > self.settings.reanchor_tolerance:
             self.shaper.anchor(now, self.cache.q, self.cache.qd)
+            self._sent = None
             self.reanchors += 1
 
     # -- the output stream (velocity / effort) ------------------------------------------------

@@ -131,7 +131,7 @@ class JointStateCache:
             return STALE_STATE
         # The clock stepped back (an NTP step, a restarted /clock): arrival times no longer
         # measure anything; one period of slack for a tick that read the clock just before.
-        if now < float(self.arrival.max()) - lim.period_s:
+        if now < float(self.arrival.max()) - lim.period_s - 1e-6:  # 1 us: float round-off
             return STALE_STATE
         if lim.max_state_age_s > 0 and self.stamp.min() > 0 and \
                 now - float(self.stamp.min()) > lim.max_state_age_s:
