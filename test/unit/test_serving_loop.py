@@ -336,3 +336,13 @@ def test_a_stamp_one_period_ahead_of_the_clock_is_not_stale():
         now = k * 1_000_000 * 1e-9
         loop.on_state(now, 0.0, ARM, HOME, np.zeros(7), (k + 40) * 1_000_000 * 1e-9)
         assert loop.input_problem(now, 0.0) is None, now
+
+
+def test_state_trigger_ticks_at_a_state_stamped_ahead_of_its_clock():
+    """Lockstep: the state for t = 0.08 processed while the clock still says 0.04 is due."""
+    loop = make(trigger='state', ramp_in_s=0.0)
+    loop.on_goal('panda_link0', GOAL)
+    for clock, stamp in ((0.0, 0.0), (0.04, 0.04), (0.04, 0.08)):
+        due, _ = loop.on_state(clock, clock, ARM, HOME, np.zeros(7), stamp)
+        assert due and loop.due_time == pytest.approx(stamp)
+        loop.tick(loop.due_time, clock)

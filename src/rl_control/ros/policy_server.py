@@ -48,7 +48,7 @@ class PolicyServer(LifecycleNode):
         self.bundle_path, self.configure_error = '', ''
         self._ents, self._timers, self._cmd_pub, self._state_recv = [], [], None, 0.0
         self._latency = diag.LatencyStats()
-        self._estop = False
+        self._estop, self._late = False, 0
         self.failure: str | None = None
         self.pump: Any = time.sleep
         guard(self, ServeSettings, lambda: self.loop is not None, self._apply_live)
@@ -143,14 +143,14 @@ class PolicyServer(LifecycleNode):
     def _on_state(self, msg: JointState) -> None:
         if self.loop is None:
             return
-        self._state_recv = time.perf_counter()
+        self._state_recv, now = time.perf_counter(), self._now()
         names, pos, vel, stamp = conv.joint_state_arrays(msg)
-        due, refused = self.loop.on_state(self._now(), time.monotonic(), names, pos, vel, stamp)
+        due, refused = self.loop.on_state(now, time.monotonic(), names, pos, vel, stamp)
         if refused is not None:
             self.get_logger().warn(f'joint state dropped: {self.loop.cache.last_error}',
                                    throttle_duration_sec=2.0)
         if due and self._timers:
-            self._tick()
+            self._tick(self.loop.due_time)
 
     @_locked
     def _on_goal(self, msg: PointStamped) -> None:
@@ -158,12 +158,13 @@ class PolicyServer(LifecycleNode):
             self.get_logger().warn(self.loop.goals.last_refused, throttle_duration_sec=1.0)
 
     @_locked
-    def _tick(self) -> None:
+    def _tick(self, now: float | None = None) -> None:
         if self.loop is None or not self._timers:
             return
-        out = self.loop.tick(self._now(), time.monotonic())
+        out = self.loop.tick(self._now() if now is None else now, time.monotonic())
         if out.trajectory is not None and self._cmd_pub is not None:
             self._cmd_pub.publish(conv.trajectory_to_msg(out.trajectory))
+            self._late += self._now() > out.plan.t0  # the controller steps: lead_s too short
         if out.reason == 'ok' and self.p.command_type == 'trajectory':
             self._latency.add(time.perf_counter() - self._state_recv)
         if self.loop.ticks % max(1, round(0.2 / self.loop.tick_s)) == 0:
@@ -232,7 +233,7 @@ class PolicyServer(LifecycleNode):
         level, message, hardware, values = diag.report(
             self.loop, bool(self._timers), self.configure_error, self.p.robot,
             self._latency, self._now(), time.monotonic())
-        values['bundle'] = self.bundle_path
+        values.update(bundle=self.bundle_path, late_messages=self._late)
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [conv.diagnostic_status(f'{self.get_fully_qualified_name()}: policy',

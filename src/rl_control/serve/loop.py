@@ -105,7 +105,7 @@ class ServingLoop:
         self._build_gates(spec)
         self._dry_run(where)
         self.last_tick: float | None = None
-        self.answered_stamp = 0.0
+        self.answered_stamp = self.due_time = 0.0
         self.reason = safety.INACTIVE
         self.failure: str | None = None
         self.reanchors = 0
@@ -237,9 +237,12 @@ class ServingLoop:
         the last one (states at 1 kHz are decimated to the policy's rate). A state stamped no
         later than the last one answered (re-sent, reordered) is not answered again: a
         lockstep simulator advances one step per command. Stamps that jump back by more than a
-        period mean the source restarted: start over.
+        period mean the source restarted: start over. The tick is due at `due_time`: the
+        state's stamp when it is up to a period ahead of `now` (under sim time the /clock
+        message that precedes a state may be processed after it), else `now`.
         """
         refused = self.cache.update(now, wall, names, pos, vel, stamp)
+        self.due_time = now
         if refused is not None or self.settings.trigger != 'state' or not self.safety.active:
             return refused in (state.BAD_STATE, state.DUPLICATE_JOINTS), refused
         if stamp:
@@ -247,7 +250,9 @@ class ServingLoop:
                 self.answered_stamp = 0.0
             elif stamp <= self.answered_stamp:
                 return False, None
-        due = self.last_tick is None or now - self.last_tick >= self.tick_s - 5e-4
+            # a state up to a period ahead of the clock is its time (its /clock is not in yet)
+            self.due_time = max(now, min(stamp, now + self.period_s))
+        due = self.last_tick is None or self.due_time - self.last_tick >= self.tick_s - 5e-4
         if due and stamp:
             self.answered_stamp = stamp
         return due, None
