@@ -294,11 +294,9 @@ class SimRobot(Node):
         self._state_pub.publish(conv.json_string(report))
         level = 2 if st['mode'] == 'reflex' else 0
         message = f'reflex: {st["reflex"]}' if level else f'{st["mode"]} ({self.p.fidelity})'
-        arr = DiagnosticArray()
-        arr.status = [conv.diagnostic_status(f'{self.get_fully_qualified_name()}: robot', level,
-                                             message, self.profile.name,
-                                             {k: v for k, v in report.items()})]
-        self._diag_pub.publish(arr)
+        self._diag_pub.publish(conv.diagnostic_array(
+            f'{self.get_fully_qualified_name()}: robot', level, message, self.profile.name,
+            report, self.get_clock().now().to_msg()))
 
 
 def _qos_fields(profile: QoSProfile) -> dict[str, Any]:
