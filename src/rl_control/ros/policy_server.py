@@ -90,7 +90,7 @@ class PolicyServer(LifecycleNode):
             self.loop.fail(self.failure)
         self.configure_error = ''
         for w in self.loop.warnings:
-            self.get_logger().warn(w)
+            self.get_logger().warning(w)
         msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
         topic = p.default_command_topic()
         self._cmd_pub = self.create_lifecycle_publisher(msg_type, topic, qos.COMMAND)
@@ -148,7 +148,7 @@ class PolicyServer(LifecycleNode):
         names, pos, vel, stamp = conv.joint_state_arrays(msg)
         due, refused = self.loop.on_state(now, time.monotonic(), names, pos, vel, stamp)
         if refused is not None:
-            self.get_logger().warn(f'joint state dropped: {self.loop.cache.last_error}',
+            self.get_logger().warning(f'joint state dropped: {self.loop.cache.last_error}',
                                    throttle_duration_sec=2.0)
         if due and self._control_timers:
             self._tick(self.loop.due_time)
@@ -156,7 +156,7 @@ class PolicyServer(LifecycleNode):
     @_locked
     def _on_goal(self, msg: PointStamped) -> None:
         if self.loop is not None and self.loop.on_goal(*conv.point_array(msg)) is not None:
-            self.get_logger().warn(self.loop.goals.last_refused, throttle_duration_sec=1.0)
+            self.get_logger().warning(self.loop.goals.last_refused, throttle_duration_sec=1.0)
 
     @_locked
     def _tick(self, now: float | None = None) -> None:
@@ -217,7 +217,7 @@ class PolicyServer(LifecycleNode):
         if self.loop is not None:
             self.loop.safety.estop()
             self._tick()  # brake now
-        self.get_logger().warn('E-STOP latched: braking to rest, holding until ~/reset')
+        self.get_logger().warning('E-STOP latched: braking to rest, holding until ~/reset')
         res.success, res.message = True, 'e-stop latched'
         return res
 

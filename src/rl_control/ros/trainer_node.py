@@ -77,7 +77,7 @@ class TrainerNode(Node):
         try:
             self._progress.publish(conv.json_string(_plain(obj)))
         except Exception as exc:  # noqa: BLE001 - never let reporting break training
-            self.get_logger().warn(f'progress not published: {exc}', throttle_duration_sec=5)
+            self.get_logger().warning(f'progress not published: {exc}', throttle_duration_sec=5)
 
     def callbacks(self) -> Any:
         """The `core.loop.Callback` that reports into this node."""
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def on_signal(signum: int, frame: Any) -> None:
-        log.warn(f'signal {signum}: stopping; a final checkpoint is being written')
+        log.warning(f'signal {signum}: stopping; a final checkpoint is being written')
         node.control.request_stop()
 
     for s in (signal.SIGINT, signal.SIGTERM):
