@@ -346,3 +346,15 @@ def test_state_trigger_ticks_at_a_state_stamped_ahead_of_its_clock():
         due, _ = loop.on_state(clock, clock, ARM, HOME, np.zeros(7), stamp)
         assert due and loop.due_time == pytest.approx(stamp)
         loop.tick(loop.due_time, clock)
+
+
+def test_refused_messages_are_the_reason_until_a_valid_one_comes():
+    loop = make(ramp_in_s=0.0)
+    loop.on_goal('panda_link0', GOAL)
+    feed(loop, 0.0)
+    assert loop.tick(0.0, 0.0).reason == 'ok'
+    loop.on_state(0.01, 0.01, [*ARM, 'panda_joint3'], np.zeros(8), np.zeros(8), 0.01)
+    loop.on_state(0.01, 0.01, ['panda_finger_joint1'], np.zeros(1), np.zeros(1), 0.01)
+    assert loop.tick(0.01, 0.01).reason == 'duplicate_joints'  # the gripper's does not clear it
+    loop.on_state(0.02, 0.02, ARM, HOME, np.zeros(7), 0.02)
+    assert loop.input_problem(0.02, 0.02) is None
