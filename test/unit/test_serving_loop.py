@@ -358,3 +358,18 @@ def test_refused_messages_are_the_reason_until_a_valid_one_comes():
     assert loop.tick(0.01, 0.01).reason == 'duplicate_joints'  # the gripper's does not clear it
     loop.on_state(0.02, 0.02, ARM, HOME, np.zeros(7), 0.02)
     assert loop.input_problem(0.02, 0.02) is None
+
+
+def test_a_clock_stepping_back_restarts_from_the_measured_state():
+    """A simulator restarts its /clock (or a driver its stamps): the next state is answered and
+    the next plan starts at the new time, not 10 s in the future."""
+    loop = make(trigger='state', ramp_in_s=0.0)
+    loop.on_goal('panda_link0', GOAL)
+    for k in range(5):
+        t = 10.0 + 0.04 * k
+        assert feed(loop, t)[0]
+        loop.tick(loop.due_time, t)
+    due, _ = loop.on_state(0.04, 0.04, ARM, HOME, np.zeros(7), 0.04)
+    assert due
+    out = loop.tick(loop.due_time, 0.04)
+    assert out.reason == 'ok' and out.plan.t0 < 0.1

@@ -247,7 +247,7 @@ class ServingLoop:
             return refused in (state.BAD_STATE, state.DUPLICATE_JOINTS), refused
         if stamp:
             if stamp < self.answered_stamp - self.period_s:
-                self.answered_stamp = 0.0
+                self.answered_stamp, self.last_tick = 0.0, None  # restarted: due at once
             elif stamp <= self.answered_stamp:
                 return False, None
             # a state up to a period ahead of the clock is its time (its /clock is not in yet)
@@ -275,6 +275,8 @@ class ServingLoop:
 
     def tick(self, now: float, wall: float) -> TickOutput:
         """One policy tick at `now` (control clock) / `wall` (steady clock)."""
+        if self.shaper.anchored and self.shaper.plan.t0 > now + 1.0:
+            self.shaper.plan, self._sent = None, None  # the clock stepped back: start over
         self.last_tick = now
         self.ticks += 1
         problem = self.input_problem(now, wall)
