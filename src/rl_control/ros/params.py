@@ -211,8 +211,9 @@ class SimParams:
                                       '1000 Nm/s (its default)')
     publish_clock: bool = param(False, 'lockstep: publish /clock and advance one control '
                                 'period per command (server: use_sim_time, trigger state)')
-    lockstep_republish_s: float = param(1.0, 'lockstep: re-send the state after this wall '
-                                        'time without a command', range=(0.01, 60.0))
+    lockstep_republish_s: float = param(1.0, 'lockstep: advance one control period anyway '
+                                        'after this wall time without a command (the '
+                                        'controller holds)', range=(0.01, 60.0))
     reset_tolerance: float = param(0.01, 'after an episode reset, commands are delivered from '
                                    'the first one that starts within this of the reset pose '
                                    '[rad] (older ones were meant for the previous episode)',

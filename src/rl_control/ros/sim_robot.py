@@ -15,7 +15,8 @@ batch changes what is checked (a sim that falls behind publishes its states late
 with the time they represent, as a loaded robot PC would). Joint states go out for every
 millisecond (or decimated to `publish_rate_hz`), the gripper's at `gripper_rate_hz`.
 Lockstep (`publish_clock`): the node publishes /clock before every state and advances one
-control period per received command (run the server with use_sim_time and trigger: state).
+control period per received command (run the server with use_sim_time and trigger: state), or
+after `lockstep_republish_s` of wall time without one (a server at rest sends nothing).
 
 Episodes: each starts at rest (profile home, or the goals file's start) with a goal (the goals
 file in order, or sampled in the reach region), published on the policy server's goal topic;
@@ -157,6 +158,7 @@ class SimRobot(Node):
         self._ep_rejected = self.arm.state()['rejected']
         self._next_sample = self.arm.time
         self._reset_q, self._reset_t = self.arm.state()['q'], self.arm.time
+        self._reset_pose = self._reset_q
         self._ep_ignored = self.reset_ignored
         self._publish_goal()
         self._publish_state()
@@ -168,7 +170,9 @@ class SimRobot(Node):
                   'reflexes': st['reflex_count'] - self._ep_reflexes,
                   'rejected': st['rejected'] - self._ep_rejected,
                   'reset_ignored': self.reset_ignored - self._ep_ignored,
-                  'start_q': [float(v) for v in self.arm.state()['q']],
+                  'distances': [round(d, 5) for d in self.trace.distances],
+                  'start_q': [float(v) for v in self._reset_pose],
+                  'final_q': [float(v) for v in st['q']],
                   'sim_time': self.arm.time, 'wall_time': time.time()}
         self._result_pub.publish(conv.json_string(result))
         self.get_logger().info(f"episode {self.episode}: success={result['success']} "
@@ -260,8 +264,15 @@ class SimRobot(Node):
             self._publish_state()
 
     def _republish(self) -> None:
+        """Lockstep, no command for a while: time passes anyway (the controller holds).
+
+        A server with nothing to send (no goal yet, at rest) answers no state, and re-sending
+        the same state would not make it answer: the clock would stand still for good.
+        """
         if time.monotonic() - self._last_cmd_wall >= self.p.lockstep_republish_s:
-            self._publish_state()
+            self._last_cmd_wall = time.monotonic()
+            self._awaiting = False
+            self._advance(round(self.p.control_period_s / self.arm.dt))
 
     # -- output -----------------------------------------------------------------------------
     def _publish_state(self, gripper: bool = True) -> None:
