@@ -33,17 +33,18 @@ from std_srvs.srv import Trigger
 
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
-from rl_control.ros.params import _help, declare
+from rl_control.ros.params import declare
+from rl_control.serve.settings import param
 
 
 @dataclass
 class TrainerParams:
     """Parameters of `trainer`."""
 
-    config: str = _help('training config YAML (config/*.yaml)', '')
-    out: str = _help('run directory (checkpoints/, bundle/, progress.csv, tb/)', '')
-    resume: bool = _help('continue from out/checkpoints/latest', False)
-    set: list[str] = _help('KEY=VALUE config overrides (as `rl-control train --set`)', [])
+    config: str = param('', 'training config YAML (config/*.yaml)')
+    out: str = param('', 'run directory (checkpoints/, bundle/, progress.csv, tb/)')
+    resume: bool = param(False, 'continue from out/checkpoints/latest')
+    set: list[str] = param([], 'KEY=VALUE config overrides (as `rl-control train --set`)')
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
