@@ -80,6 +80,18 @@ def test_fr3_topics_gripper_apart_goals_from_the_file_and_episode_results(
     np.testing.assert_allclose(r0['start_q'], [0.0, 0.41, 0.0, -1.85, 0.0, 2.26, 0.79],
                                atol=1e-9)  # at rest at home: nothing commanded
 
+    # fault injection: the joint states stop while the arm runs on, and come back
+    from std_srvs.srv import SetBool
+
+    client = probe.node.create_client(SetBool, '/sim_robot/mute_joint_states')
+    assert client.wait_for_service(timeout_sec=5)
+    for mute in (True, False):
+        fut = client.call_async(SetBool.Request(data=mute))
+        wait_for(fut.done, 5, 'mute reply')
+        n = len(states)
+        time.sleep(0.3)
+        assert (len(states) - n > 100) != mute, f'mute={mute}: {len(states) - n} states'
+
 
 def test_a_velocity_step_is_a_named_reflex_that_recover_clears(
         nodes: Nodes, probe: Probe) -> None:

@@ -190,6 +190,8 @@ class SimParams:
                             "the policy server's default ~/goal")
     publish_rate_hz: float = param(1000.0, 'joint-state rate (franka_ros2: 1 kHz); the 1 kHz '
                                    'loop runs regardless', range=(1.0, 1000.0))
+    robot_state_rate_hz: float = param(10.0, '~/robot_state and /diagnostics rate (steady '
+                                       'clock)', range=(0.1, 1000.0))
     gripper_rate_hz: float = param(50.0, 'gripper joint-state rate (franka_gripper '
                                    'state_publish_rate: 50 Hz)', range=(1.0, 1000.0))
     step_period_s: float = param(0.004, 'real time: the 1 ms grid is stepped in batches of '

@@ -27,9 +27,11 @@ the previous episode would jump it: until the first command that starts at the n
 (within `reset_tolerance`: a trajectory whose reference at arrival is there, a velocity of ~0)
 commands are not delivered, as an evaluation harness that deactivates the server across the
 reset would (counted as `reset_ignored`; after `reset_guard_s` everything is delivered again).
-`~/robot_state` (JSON: mode idle|move|reflex, reflex, rejected, ...) and /diagnostics (ERROR on
-a reflex) report the arm; `~/recover` (std_srvs/Trigger) is franka_ros2's error recovery;
-`~/reset_episode` starts a new episode now.
+`~/robot_state` (JSON at `robot_state_rate_hz`: mode idle|move|reflex, reflex, rejected, time,
+max_abs_qd, ...) and /diagnostics (ERROR on a reflex) report the arm; `~/recover`
+(std_srvs/Trigger) is franka_ros2's error recovery; `~/reset_episode` starts a new episode now;
+`~/mute_joint_states` (std_srvs/SetBool) stops the joint states while the arm runs on (fault
+injection: a dead driver or network).
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from rl_control.envs.reach_metrics import EpisodeTrace, load_goals
@@ -90,6 +92,8 @@ class SimRobot(Node):
         self._publish_every = max(1, round(1.0 / (p.publish_rate_hz * self.arm.dt)))
         self._grip_every = max(1, round(1.0 / (p.gripper_rate_hz * self.arm.dt)))
         self.reset_ignored, self.max_lag_s = 0, 0.0
+        self.muted_at: float | None = None  # fault injection: joint states stopped (grid time)
+        self._diag_wall, self._diag_mode = 0.0, ''
         topic = p.command_topic or (f'{p.robot}_arm_controller/joint_trajectory'
                                     if p.command_type == 'trajectory'
                                     else f'{p.command_type}_controller/commands')
@@ -109,13 +113,15 @@ class SimRobot(Node):
             else None
         self.create_service(Trigger, '~/reset_episode', self._on_reset_episode)
         self.create_service(Trigger, '~/recover', self._on_recover)
+        self.create_service(SetBool, '~/mute_joint_states', self._on_mute)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if p.publish_clock:
             self.create_timer(p.lockstep_republish_s, self._republish, clock=steady)
         else:
             self.create_timer(p.step_period_s, self._realtime_step, clock=steady)
         self.create_timer(0.5, self._publish_goal, clock=steady)  # late joiners get the goal
-        self.create_timer(0.1, self._publish_robot_state, clock=steady)
+        self.create_timer(1.0 / p.robot_state_rate_hz, self._publish_robot_state,
+                          clock=steady)
         # grid time 0 = ROS time epoch, measured on the steady clock from here on
         self._mono0 = time.monotonic()
         self._epoch = 0.0 if p.publish_clock else self.get_clock().now().nanoseconds * 1e-9
@@ -193,6 +199,13 @@ class SimRobot(Node):
         self.arm.recover()
         res.success, res.message = True, f'recovered from {was}' if was else 'no reflex'
         self._publish_robot_state()
+        return res
+
+    def _on_mute(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        """Fault injection: stop (true) or resume (false) publishing joint states."""
+        self.muted_at = self.arm.time if req.data else None
+        res.success, res.message = True, f'joint states muted at {self.arm.time:.3f}' \
+            if req.data else 'joint states resumed'
         return res
 
     # -- commands and stepping --------------------------------------------------------------
@@ -280,6 +293,8 @@ class SimRobot(Node):
         stamp = conv.sec_to_stamp(self._ros_time(self.arm.time))
         if self._clock_pub is not None:
             self._clock_pub.publish(ClockMsg(clock=stamp))
+        if self.muted_at is not None:
+            return
         names, q, qd, tau = self.arm.joint_state()
         self._js_pub.publish(conv.make_joint_state(names, q, qd, tau, stamp=stamp))
         if gripper:
@@ -301,8 +316,13 @@ class SimRobot(Node):
         report['last_rejection'] = st['rejections'][-1][1] if st['rejections'] else None
         report['max_abs_qd'] = float(np.abs(st['qd']).max())
         report['reset_ignored'], report['max_lag_ms'] = self.reset_ignored, self.max_lag_s * 1e3
-        report['episode'] = self.episode
+        report.update(episode=self.episode, ros_time=self._ros_time(st['time']),
+                      muted_at=self.muted_at, qd=[float(v) for v in st['qd']])
         self._state_pub.publish(conv.json_string(report))
+        now = time.monotonic()
+        if now - self._diag_wall < 0.1 and st['mode'] == self._diag_mode:
+            return  # /diagnostics at most 10 Hz, at once on a mode change
+        self._diag_wall, self._diag_mode = now, st['mode']
         level = 2 if st['mode'] == 'reflex' else 0
         message = f'reflex: {st["reflex"]}' if level else f'{st["mode"]} ({self.p.fidelity})'
         self._diag_pub.publish(conv.diagnostic_array(
