@@ -46,7 +46,7 @@ def ros_args(params: dict[str, Any], params_file: str | None = None) -> list[str
         elif isinstance(v, list | tuple):
             s = '[' + ', '.join(json.dumps(x) for x in v) + ']'
         else:
-            s = str(v)
+            s = str(v) or "''"  # rcl cannot parse `-p name:=` (an empty value)
         out += ['-p', f'{k}:={s}']
     return out
 

@@ -98,11 +98,12 @@ class SimRobot(Node):
                                     if p.command_type == 'trajectory'
                                     else f'{p.command_type}_controller/commands')
         msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
-        # Deeper than the publisher's depth 1: while this process steps a batch, a second
-        # command must not overwrite the first in the reader's cache (a controller's
-        # subscription thread takes each one as it comes; each keeps its receive time).
+        # Deeper than the publisher's depth 1: while this process steps a batch (up to 0.1 s
+        # of a 1 kHz stream), later commands must not overwrite earlier ones in the reader's
+        # cache (a controller's subscription thread takes each one as it comes; each keeps
+        # its receive time).
         self.create_subscription(msg_type, topic, self._on_command,
-                                 QoSProfile(**{**_qos_fields(qos.COMMAND), 'depth': 10}))
+                                 QoSProfile(**{**_qos_fields(qos.COMMAND), 'depth': 200}))
         self._js_pub = self.create_publisher(JointState, p.joint_state_topic, qos.SENSOR)
         self._grip_pub = self.create_publisher(JointState, p.gripper_state_topic, qos.SENSOR)
         self._goal_pub = self.create_publisher(PointStamped, p.goal_topic, qos.GOAL)
