@@ -24,6 +24,7 @@ from conftest import (
     Probe,
     TrackingRobot,
     assert_brakes_to_rest,
+    computed_at,
     last_velocities,
     peak_speed,
     server_diag,
@@ -39,7 +40,8 @@ pytestmark = pytest.mark.ros
 GOAL = np.array([0.6, 0.1, 0.2])
 PERIOD = 0.04
 STALE_S = 1.5 * PERIOD   # stale_periods default
-REACT_S = STALE_S + 0.01 + 0.05  # + the 10 ms watchdog period + delivery on a loaded host
+SLACK_S = 0.1            # a state's delivery to the server on this loaded 2-core host
+REACT_S = STALE_S + 0.01 + SLACK_S  # + the 10 ms watchdog period
 OK, WARN, ERROR = 0, 1, 2
 
 
@@ -140,13 +142,14 @@ def test_watchdog_states_stop_then_old_stamps_brake_within_the_stale_window(
     wait_moving(robot, 0.0, proc)
     t_last = robot.stop()
     time.sleep(1.2)
-    # normal ticks may still come until the stale window has passed (plus the state's delay)
-    t_rest = assert_brakes_to_rest(robot, t_last, REACT_S, quiet_after_s=STALE_S + 0.03)
-    t_brake = [t for t, _m in robot.commands if t > t_last + STALE_S - 0.03][0]
-    print(f'watchdog: brake message {1e3 * (t_brake - t_last):.1f} ms after the last joint '
-          f'state (stale window {1e3 * STALE_S:.0f} ms), reference at rest after '
+    # a brake computed once the stale window has passed; ordinary ticks may come until then
+    t_rest = assert_brakes_to_rest(robot, t_last, REACT_S, react_from_s=STALE_S - 0.005)
+    off = robot.now() - time.monotonic()
+    t_brake = min(computed_at(robot, m, off) for _t, m in robot.commands
+                  if computed_at(robot, m, off) > t_last + STALE_S - 0.005)
+    print(f'watchdog: brake computed {1e3 * (t_brake - t_last):.1f} ms after the last joint '
+          f'state was sent (stale window {1e3 * STALE_S:.0f} ms), reference at rest after '
           f'{1e3 * t_rest:.0f} ms')
-    assert t_brake - t_last <= REACT_S
     wait_for(lambda: server_diag(probe).get('last_reason') == 'stale_state', 3, 'stale_state')
     assert server_diag(probe)['_level'] == WARN
 
@@ -181,8 +184,8 @@ def test_nan_state_and_nan_goal_brake_and_the_node_keeps_serving(
 
         robot.corrupt = nan_joint3
         time.sleep(1.0)
-        # at that state, not at the next tick
-        assert_brakes_to_rest(robot, robot.corrupt_since, 0.03, quiet_after_s=0.02)
+        # at that state (its delivery), not at the next tick
+        assert_brakes_to_rest(robot, robot.corrupt_since, SLACK_S)
         d = wait_for(lambda: (lambda d: d if int(d.get('dropped_state', 0)) >= 1 else None)(
             server_diag(probe)), 3, 'dropped_state in /diagnostics')
         assert d['_level'] == WARN and 'NaN' in d['state_error']
@@ -193,7 +196,7 @@ def test_nan_state_and_nan_goal_brake_and_the_node_keeps_serving(
         t_goal = time.monotonic()
         publish_goal(probe, [math.nan, 0.0, 0.2])
         time.sleep(1.0)
-        assert_brakes_to_rest(robot, t_goal, PERIOD + 0.05)  # at the next tick
+        assert_brakes_to_rest(robot, t_goal, PERIOD + SLACK_S)  # at the next tick
         d = wait_for(lambda: (lambda d: d if int(d.get('goal_refused', 0)) >= 1 else None)(
             server_diag(probe)), 3, 'goal_refused')
         assert 'NaN' in d['goal_error']
@@ -219,7 +222,7 @@ def test_estop_latches_a_brake_until_reset(nodes: Nodes, probe: Probe,
         call_s = time.monotonic() - t0  # the server brakes before it replies
         publish_goal(probe)  # a new goal does not lift the latch
         time.sleep(1.0)
-        t_rest = assert_brakes_to_rest(robot, t0, call_s + 0.03, quiet_after_s=call_s + 0.01)
+        t_rest = assert_brakes_to_rest(robot, t0, call_s + 0.005)
         print(f'e-stop: reference at rest after {1e3 * t_rest:.0f} ms')
         d = wait_for(lambda: (lambda d: d if d.get('estop') == 'true' else None)(
             server_diag(probe)), 3, 'estop in diagnostics')
@@ -313,14 +316,14 @@ def test_lifecycle_deactivate_and_sigint_brake(nodes: Nodes, probe: Probe,
         assert _change_state(probe, Transition.TRANSITION_DEACTIVATE)
         t1 = time.monotonic()  # the brake goes out before the transition completes
         time.sleep(0.8)
-        assert_brakes_to_rest(robot, t0, t1 - t0 + 0.03, quiet_after_s=t1 - t0 + 0.01)
+        assert_brakes_to_rest(robot, t0, t1 - t0 + 0.005)
         assert not traj_after(robot.commands, t1 + 0.05), 'inactive again: silent'
         assert _change_state(probe, Transition.TRANSITION_ACTIVATE)
         wait_moving(robot, time.monotonic(), proc)
         t2 = time.monotonic()
         assert nodes.stop(proc) == 0, nodes.log(proc)[-2000:]
         time.sleep(0.8)
-        assert_brakes_to_rest(robot, t2, 0.5)
+        assert_brakes_to_rest(robot, t2, 1.0)
         assert 'braking to rest' in nodes.log(proc)
     finally:
         robot.stop()
@@ -344,7 +347,7 @@ def test_partial_messages_keep_the_arm_moving_while_every_joint_is_fresh(
         t_half = time.monotonic()
         robot.groups = [PANDA_ARM[:4], fingers]   # joints 5-7 stop reporting
         time.sleep(1.0)
-        assert_brakes_to_rest(robot, t_half, REACT_S, quiet_after_s=STALE_S + 0.03)
+        assert_brakes_to_rest(robot, t_half, REACT_S, react_from_s=STALE_S - 0.005)
         wait_for(lambda: server_diag(probe).get('last_reason') == 'stale_state', 3, 'stale')
     finally:
         robot.stop()
@@ -425,9 +428,9 @@ def test_under_sim_time_a_dead_clock_and_states_brake_on_the_steady_backstop(
         clock.join()
         t_last = robot.stop()
         time.sleep(1.5)
-        t_rest = assert_brakes_to_rest(robot, t_last, 0.3 + 0.06)
-        first = [t for t, _m in robot.commands if t > t_last][0]
-        assert first - t_last >= 0.25, 'the ROS clock stands: only the backstop can brake'
+        # the ROS clock stands: only the steady backstop can brake
+        t_rest = assert_brakes_to_rest(robot, t_last, 0.3 + 0.01 + SLACK_S, react_from_s=0.29,
+                                       by_arrival=True)
         print(f'sim time, no /clock: at rest {1e3 * t_rest:.0f} ms after the last state '
               '(backstop 300 ms)')
     finally:
