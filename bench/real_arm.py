@@ -204,8 +204,8 @@ def reach(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Path
     mon.wait(lambda: mon.server.get('active') == 'true', 60, 'server active', [server])
     simp = launch(commands['sim'], out / f'reach_{robot}_sim.log', env)
     try:
-        mon.wait(lambda: len(mon.results) >= args.episodes, 120 + 12 * args.episodes,
-                 f'{args.episodes} episodes', [server])
+        mon.wait(lambda: len(mon.results) >= args.episodes or simp.poll() is not None,
+                 120 + 12 * args.episodes, f'{args.episodes} episodes', [server])
         time.sleep(1.2)
         diag = dict(mon.server)
     finally:

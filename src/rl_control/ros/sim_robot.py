@@ -61,7 +61,7 @@ from rl_control.robots.physics import mujoco_physics
 from rl_control.robots.profiles import get_profile
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
-from rl_control.ros.hosting import print_help_if_asked
+from rl_control.ros.hosting import flush, print_help_if_asked
 from rl_control.ros.params import SimParams, declare
 from rl_control.ros.signals import spin_until_signal
 
@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     executor = rclpy.executors.SingleThreadedExecutor()
     try:
         spin_until_signal(node, executor, done=lambda: node.done)
+        flush(node._result_pub)  # the last episode's result must not die in the queue
     finally:
         node.destroy_node()
         if rclpy.ok():
