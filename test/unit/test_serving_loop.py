@@ -373,3 +373,25 @@ def test_a_clock_stepping_back_restarts_from_the_measured_state():
     assert due
     out = loop.tick(loop.due_time, 0.04)
     assert out.reason == 'ok' and out.plan.t0 < 0.1
+
+
+def test_an_effort_stop_without_fresh_states_floats_instead_of_pushing_on():
+    """Effort stop: -damping x the MEASURED velocity; when the states stop there is none, and
+    damping the last one forever would decelerate the arm and then drive it back."""
+    s = spec()
+    s['action'].update(type='joint_effort', scale=[5.0] * 7, low=[-87.0] * 7, high=[87.0] * 7)
+    loop = ServingLoop(s, ConstPolicy([0.0] * 7), ServeSettings(command_type='effort'))
+    loop.activate(0.0)
+    loop.on_goal('panda_link0', GOAL)
+    qd = np.full(7, 0.5)
+    for k in range(200):  # fresh states of a moving arm, e-stopped: damp it
+        t = k * 1e-3
+        loop.on_state(t, t, ARM, HOME, qd, t)
+        if k == 0:
+            loop.safety.estop()
+            loop.tick(t, t)
+        tau = loop.stream(t)
+    np.testing.assert_allclose(tau, -5.0 * qd, atol=1e-9)
+    for k in range(200, 600):  # the states stop: ramp to zero torque, do not push on
+        tau = loop.stream(k * 1e-3)
+    np.testing.assert_allclose(tau, 0.0, atol=1e-12)

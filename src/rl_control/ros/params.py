@@ -216,10 +216,11 @@ class SimParams:
     lockstep_republish_s: float = param(1.0, 'lockstep: advance one control period anyway '
                                         'after this wall time without a command (the '
                                         'controller holds)', range=(0.01, 60.0))
-    reset_tolerance: float = param(0.01, 'after an episode reset, commands are delivered from '
+    reset_tolerance: float = param(1e-5, 'after an episode reset, commands are delivered from '
                                    'the first one that starts within this of the reset pose '
-                                   '[rad] (older ones were meant for the previous episode)',
-                                   range=(1e-6, 10.0))
+                                   '[rad] (older ones were meant for the previous episode; a '
+                                   'server re-anchors on the measured pose exactly)',
+                                   range=(1e-9, 10.0))
     reset_guard_s: float = param(1.0, 'after a reset, deliver every command again after this '
                                  'long even if none started at the reset pose',
                                  range=(0.0, 60.0))

@@ -344,10 +344,15 @@ class ServingLoop:
         self._stream_t = now
         if self._tau_target is not None:
             tau = self.torque.step(dt, self._tau_target)
-        elif self.cache.received:
-            tau = self.torque.brake(dt, self.cache.qd)
-        else:
+        elif not self.cache.received:
             return None
+        elif now - float(self.cache.arrival.min()) > self.cache.limits.stale_s \
+                or self.cache.bad.any():
+            # no measured velocity to damp: damping the last one would push on forever
+            # (the arm decelerates, then accelerates back); ramp to zero torque and float
+            tau = self.torque.step(dt, np.zeros_like(self.torque.tau))
+        else:
+            tau = self.torque.brake(dt, self.cache.qd)
         return tau[self.perm]
 
     def take_rate(self, wall: float) -> float:
