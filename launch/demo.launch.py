@@ -1,20 +1,23 @@
-"""Demo: the simulated Panda driven by the shipped policy, in one command.
+"""Demo: the simulated Franka driven by the shipped policy, in one command.
 
     ros2 launch rl_control demo.launch.py
+    ros2 launch rl_control demo.launch.py robot:=fr3
     ros2 launch rl_control demo.launch.py namespace:=demo bundle:=/path/to/bundle
     ros2 launch rl_control demo.launch.py use_sim_time:=true    # lockstep on /clock
 
-It includes sim.launch.py and serve.launch.py (so the demo exercises exactly the launch files a
-user runs against hardware) and wires them together: the policy_server is configured and
-activated by launch lifecycle events (ChangeState on start, activate on reaching inactive).
+What `rl-control demo` runs, as launch files: sim.launch.py (the Franka-faithful robot with a
+joint_trajectory_controller, goals from the installed config/reach_goals.yaml in order) and
+serve.launch.py (the robot's parameter file: trajectory commands), wired together; the
+policy_server is configured and activated by launch lifecycle events (ChangeState on start,
+activate on reaching inactive). Episode results go to `sim_robot/episode_result`.
 
-Why the demo passes RELATIVE topic names to both nodes: the node defaults are absolute
-(/joint_states, /velocity_controller/commands), which a namespace does not move. With relative
-names, `namespace:=demo` puts the whole loop under /demo, so two demos can run side by side
-without hearing each other; with no namespace the names are the usual absolute ones.
+Why the demo passes no topic names: both nodes' defaults are RELATIVE and already agree
+(joint_states, <robot>_arm_controller/joint_trajectory, and the sim's policy_server/goal is the
+server's ~/goal), so `namespace:=demo` puts the whole loop under /demo and two demos can run
+side by side without hearing each other; with no namespace the names are the usual ones.
 
 Why use_sim_time:=true also sets trigger:=state: in lockstep the simulator advances one control
-period per command it receives, so the server must answer each joint state rather than a timer.
+period per command it receives, so the server must answer joint states rather than a timer.
 """
 from __future__ import annotations
 
@@ -33,33 +36,31 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 
 from rl_control.ros.launch_args import truthy
 
-JOINT_STATES = 'joint_states'
-COMMANDS = 'velocity_controller/commands'
-GOAL = 'policy_server/goal'  # the server's ~/goal, relative to the shared namespace
-
 
 def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, str]]:
     """Launch arguments for (sim.launch.py, serve.launch.py), consistently wired."""
     cfg = context.launch_configurations
     sim_time = truthy(cfg.get('use_sim_time', 'false'))
+    robot = cfg.get('robot', 'panda') or 'panda'
+    here = os.path.dirname(os.path.abspath(__file__))
     common = {
         'namespace': cfg.get('namespace', ''),
         'use_sim_time': 'true' if sim_time else 'false',
     }
     sim = {
         **common,
-        'joint_state_topic': JOINT_STATES,
-        'command_topic': COMMANDS,
-        'goal_topic': GOAL,
+        'robot': robot,
+        'fidelity': 'franka',
+        'command_type': 'trajectory',
+        # the installed config/ next to this launch/ (share/rl_control, or the source tree)
+        'goals_file': os.path.join(os.path.dirname(here), 'config', 'reach_goals.yaml'),
         'episodes': cfg.get('episodes', ''),
     }
     serve = {
         **common,
+        'robot': robot,  # picks config/policy_server[_fr3].yaml
         'bundle': cfg.get('bundle', ''),
-        'joint_state_topic': JOINT_STATES,
-        'command_topic': COMMANDS,
-        'command_type': 'velocity',  # sim_robot consumes a forward velocity controller
-        'goal_topic': '~/goal',
+        'command_type': 'trajectory',
         'trigger': 'state' if sim_time else '',
         'autostart': 'true',
     }
@@ -87,6 +88,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'bundle', default_value='',
             description="Policy bundle folder; '' = the installed models/panda_reach_sac."),
+        DeclareLaunchArgument(
+            'robot', default_value='panda', choices=['panda', 'fr3'],
+            description='The simulated robot and the server profile: panda or fr3.'),
         DeclareLaunchArgument(
             'namespace', default_value='',
             description='Namespace for both nodes and all their topics.'),

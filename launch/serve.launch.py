@@ -1,19 +1,22 @@
 """Serve a trained policy bundle as the `policy_server` lifecycle node.
 
-Typical use against a real Panda driven by ros2_control (franka_ros2)::
+Against a real FR3 under franka_ros2 (its joint_trajectory_controller `fr3_arm_controller`)::
 
-    ros2 launch rl_control serve.launch.py \
-        bundle:=/path/to/models/panda_reach_sac \
-        command_topic:=/velocity_controller/commands command_type:=velocity
+    ros2 launch rl_control serve.launch.py robot:=fr3 bundle:=/path/to/models/panda_reach_sac
+    ros2 lifecycle set /policy_server configure && ros2 lifecycle set /policy_server activate
 
-and against an FR3 (joint names fr3_joint1..7)::
-
-    ros2 launch rl_control serve.launch.py robot:=fr3
+`robot:=fr3` selects config/policy_server_fr3.yaml (the FR3 profile: fr3_joint1..7, its limits,
+base frame fr3_link0; trajectory commands on fr3_arm_controller/joint_trajectory; joint states
+on joint_states) and `robot:=panda` config/policy_server.yaml. The node comes up UNCONFIGURED
+(autostart:=false, the default here): nothing moves until an operator (or a lifecycle manager)
+configures and activates it. `autostart:=true` has this launch file walk configure -> activate
+(what demo.launch.py does with the simulated robot).
 
 Why the node is built in an OpaqueFunction: every topic / type / joint argument defaults to ''
 meaning "keep what params_file says". Only arguments the user actually set are layered on top
-of the parameter file, so the YAML stays the single source of defaults and the launch file
-never silently overrides it with a copy that drifts.
+of the parameter file, so the YAML stays the single source of defaults (`robot` only picks the
+file; each shipped file sets its `robot` parameter) and the launch file never silently
+overrides it with a copy that drifts.
 
 Why the launch file (not the node) drives the lifecycle when autostart:=true: launch then
 reports each transition, and an operator can still `ros2 lifecycle set` the node by hand. The
@@ -57,6 +60,8 @@ _OVERRIDES = {
     'command_joints': ('command_joints', 'str_list'),
     'control_rate_hz': ('control_rate_hz', float),
     'trigger': ('trigger', str),
+    'lead_s': ('lead_s', float),
+    'clamp_scale': ('clamp_scale', float),
 }
 
 
@@ -115,7 +120,7 @@ def _launch_setup(context: LaunchContext) -> list[Any]:
         output='screen',
         emulate_tty=True,
     )
-    autostart = truthy(cfg.get('autostart', 'true'))
+    autostart = truthy(cfg.get('autostart', 'false'))
     return [GroupAction([
         PushRosNamespace(cfg.get('namespace', '')),
         *lifecycle_actions(node, autostart),
@@ -140,8 +145,9 @@ def generate_launch_description() -> LaunchDescription:
                         'params_file value, else the installed models/panda_reach_sac.'),
         DeclareLaunchArgument(
             'robot', default_value='panda', choices=['panda', 'fr3'],
-            description='Selects the default params_file: panda (panda_joint1..7) or fr3 '
-                        '(fr3_joint1..7).'),
+            description='Selects the default params_file, which sets the robot profile: '
+                        'policy_server.yaml (panda_joint1..7) or policy_server_fr3.yaml '
+                        '(fr3_joint1..7, FR3 limits, fr3_arm_controller).'),
         DeclareLaunchArgument(
             'params_file', default_value=_default_params_file(),
             description='policy_server parameter YAML; launch arguments below override it.'),
@@ -153,12 +159,13 @@ def generate_launch_description() -> LaunchDescription:
             description="geometry_msgs/PointStamped goal input ('' = params_file value)."),
         DeclareLaunchArgument(
             'command_topic', default_value='',
-            description="Controller command topic, e.g. /velocity_controller/commands "
+            description="Controller command topic, e.g. /fr3_arm_controller/joint_trajectory "
                         "('' = params_file value)."),
         DeclareLaunchArgument(
-            'command_type', default_value='', choices=['', 'velocity', 'effort', 'trajectory'],
-            description="velocity | effort (Float64MultiArray) | trajectory (JointTrajectory) "
-                        "('' = params_file value)."),
+            'command_type', default_value='', choices=['', 'trajectory', 'velocity', 'effort'],
+            description="trajectory (JointTrajectory, a joint_trajectory_controller) | velocity "
+                        "| effort (Float64MultiArray, a forward controller) ('' = params_file "
+                        "value)."),
         DeclareLaunchArgument(
             'command_joints', default_value='',
             description="The controller's joints in ITS order, 'a,b,c' or '[a, b, c]' "
@@ -168,16 +175,25 @@ def generate_launch_description() -> LaunchDescription:
             description="Control loop rate ('' = params_file value / the bundle's period)."),
         DeclareLaunchArgument(
             'trigger', default_value='', choices=['', 'timer', 'state'],
-            description="timer: act at control_rate_hz | state: act on each joint state "
-                        "(lockstep with a /clock simulator) ('' = params_file value)."),
+            description="timer: act at control_rate_hz | state: act on joint states, "
+                        "decimated to the control period (lockstep with a /clock simulator) "
+                        "('' = params_file value)."),
+        DeclareLaunchArgument(
+            'lead_s', default_value='',
+            description="Trajectory plans start this long after the tick; must exceed the "
+                        "worst message latency ('' = params_file value / the bundle's)."),
+        DeclareLaunchArgument(
+            'clamp_scale', default_value='',
+            description="Speed scaling 0.01..1 ('' = params_file value); live: "
+                        '`ros2 param set /policy_server clamp_scale 0.5`.'),
         DeclareLaunchArgument(
             'namespace', default_value='', description='ROS namespace for the node.'),
         DeclareLaunchArgument(
             'use_sim_time', default_value='false',
             description='Follow /clock (true with a simulator that publishes it).'),
         DeclareLaunchArgument(
-            'autostart', default_value='true',
-            description='Configure and activate the node from launch; false leaves it '
-                        'unconfigured for `ros2 lifecycle set`.'),
+            'autostart', default_value='false',
+            description='true: configure and activate the node from launch; false (default): '
+                        'it stays unconfigured until `ros2 lifecycle set`.'),
         OpaqueFunction(function=_launch_setup),
     ])

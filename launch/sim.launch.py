@@ -1,8 +1,14 @@
-"""Start `sim_robot`: a simulated Panda that speaks the topics a ros2_control Panda speaks.
+"""Start `sim_robot`: a simulated Franka on the topics a franka_ros2 robot speaks.
 
-    ros2 launch rl_control sim.launch.py
-    ros2 launch rl_control sim.launch.py namespace:=arm1 rate:=200
-    ros2 launch rl_control sim.launch.py use_sim_time:=true     # lockstep, publishes /clock
+    ros2 launch rl_control sim.launch.py                          # Panda, JTC, real time
+    ros2 launch rl_control sim.launch.py robot:=fr3 goals_file:=<share>/config/reach_goals.yaml
+    ros2 launch rl_control sim.launch.py command_type:=velocity   # a forward velocity controller
+    ros2 launch rl_control sim.launch.py use_sim_time:=true       # lockstep, publishes /clock
+
+The default is the Franka-faithful robot (fidelity franka: the 1 kHz libfranka limit checks and
+reflexes, the controller as ros2_controllers runs it) with a joint_trajectory_controller on
+`<robot>_arm_controller/joint_trajectory`; the arm's joint states on `joint_states` at 1 kHz,
+the gripper's on `franka_gripper/joint_states`.
 
 Why OpaqueFunction: as in serve.launch.py, an argument left at '' keeps the params_file value,
 so config/sim_robot.yaml stays the one place defaults live.
@@ -28,10 +34,14 @@ PACKAGE = 'rl_control'
 
 # Launch argument -> (sim_robot parameter, converter). '' always means "not set".
 _OVERRIDES = {
+    'robot': ('robot', str),
+    'fidelity': ('fidelity', str),
+    'command_type': ('command_type', str),
     'rate': ('publish_rate_hz', float),
     'command_topic': ('command_topic', str),
     'joint_state_topic': ('joint_state_topic', str),
     'goal_topic': ('goal_topic', str),
+    'goals_file': ('goals_file', str),
     'episodes': ('episodes', int),
     'seed': ('seed', int),
 }
@@ -83,17 +93,36 @@ def generate_launch_description() -> LaunchDescription:
             description='Lockstep: publish /clock and step once per received command (run '
                         'the policy server with use_sim_time:=true).'),
         DeclareLaunchArgument(
+            'robot', default_value='', choices=['', 'panda', 'fr3'],
+            description="Robot profile: joint names, limits, base frame ('' = params_file "
+                        'value, panda).'),
+        DeclareLaunchArgument(
+            'fidelity', default_value='', choices=['', 'franka', 'ideal'],
+            description="franka: libfranka's 1 kHz checks and reflexes | ideal: a forgiving "
+                        "servo ('' = params_file value, franka)."),
+        DeclareLaunchArgument(
+            'command_type', default_value='', choices=['', 'trajectory', 'velocity', 'effort'],
+            description="The controller: trajectory (joint_trajectory_controller) | velocity | "
+                        "effort (forward command controllers) ('' = params_file value)."),
+        DeclareLaunchArgument(
             'rate', default_value='',
-            description="Real-time physics + joint-state rate in Hz ('' = params_file value)."),
+            description="Joint-state rate in Hz; the 1 kHz loop runs regardless "
+                        "('' = params_file value, 1000)."),
         DeclareLaunchArgument(
             'command_topic', default_value='',
-            description="Float64MultiArray velocity command input ('' = params_file value)."),
+            description="The controller's command topic ('' = params_file value: "
+                        "<robot>_arm_controller/joint_trajectory, velocity_controller/commands "
+                        'or effort_controller/commands).'),
         DeclareLaunchArgument(
             'joint_state_topic', default_value='',
             description="JointState output ('' = params_file value)."),
         DeclareLaunchArgument(
             'goal_topic', default_value='',
             description="PointStamped goal output ('' = params_file value)."),
+        DeclareLaunchArgument(
+            'goals_file', default_value='',
+            description="YAML goal set used in order, e.g. the installed "
+                        "config/reach_goals.yaml ('' = params_file value: sampled goals)."),
         DeclareLaunchArgument(
             'episodes', default_value='',
             description="Stop after this many episodes, 0 = forever ('' = params_file value)."),

@@ -45,12 +45,20 @@ class _RandomActor:
                  'output': 'tanh'}, self.weights)
 
 
-def make_test_bundle(out_dir: Path, seed: int = 0, hidden: int = 32) -> Path:
-    """A Panda-reach bundle with a random actor, written by the real bundle code."""
+def make_test_bundle(out_dir: Path, seed: int = 0, hidden: int = 32,
+                     joint_velocities: bool = True) -> Path:
+    """A Panda-reach bundle with a random actor, written by the real bundle code.
+
+    `joint_velocities=False`: its observation has no joint_vel term.
+    """
     from rl_control.bundle.io import save_bundle
+    from rl_control.contract.spec import RobotContract
     from rl_control.envs.panda_reach import panda_contract
 
     contract = panda_contract()
+    if not joint_velocities:
+        contract = RobotContract(contract.obs_spec.without('joint_vel'), contract.act_spec,
+                                 contract.control_period_s)
     meta = {'env_id': 'rl_control/PandaJointReach-v0', 'env_kwargs': {}, 'time_limit': None,
             'goal_env': True, 'obs_dim': contract.obs_spec.size,
             'act_dim': contract.act_spec.size, 'contract': contract,
@@ -215,3 +223,222 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str = 'condition',
 
 
 PYTHON = sys.executable
+
+
+# --------------------------------------------------------------------------------------------
+# a robot played by the test process
+# --------------------------------------------------------------------------------------------
+PANDA_ARM = [f'panda_joint{i}' for i in range(1, 8)]
+PANDA_HOME = np.array([0.0, 0.41, 0.0, -1.85, 0.0, 2.26, 0.79])
+
+
+def sample_trajectory(msg: Any, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, velocities) of a trajectory_msgs/JointTrajectory at ROS time `t`, in the
+    message's joint order: linear between waypoints (they are 4 ms apart), held after."""
+    t0 = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    times = np.array([t0 + p.time_from_start.sec + p.time_from_start.nanosec * 1e-9
+                      for p in msg.points])
+    pos = np.array([list(p.positions) for p in msg.points])
+    vel = np.array([list(p.velocities) or [0.0] * pos.shape[1] for p in msg.points])
+    if t <= times[0]:
+        return pos[0], np.zeros(pos.shape[1])
+    if t >= times[-1]:
+        return pos[-1], np.zeros(pos.shape[1])
+    k = int(np.searchsorted(times, t)) - 1
+    w = (t - times[k]) / (times[k + 1] - times[k])
+    return pos[k] + w * (pos[k + 1] - pos[k]), vel[k] + w * (vel[k + 1] - vel[k])
+
+
+class TrackingRobot:
+    """Joint states that follow the server's own commands, published from a thread.
+
+    Trajectory mode: the positions of the newest JointTrajectory at now (what a JTC on an arm
+    that tracks perfectly reports); velocity mode: the newest velocity command, integrated.
+    `names` is the published order (extra names get `extras` values), `rate_hz` the rate.
+    """
+
+    def __init__(self, probe: Probe, q0: np.ndarray = PANDA_HOME,
+                 arm: list[str] | None = None, names: list[str] | None = None,
+                 extras: dict[str, float] | None = None, rate_hz: float = 250.0,
+                 command_type: str = 'trajectory', topic: str = '/test/joint_states',
+                 command_topic: str = '/test/commands',
+                 command_joints: list[str] | None = None,
+                 groups: list[list[str]] | None = None) -> None:
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64MultiArray
+        from trajectory_msgs.msg import JointTrajectory
+
+        from rl_control.ros import qos
+
+        self.probe, self.arm = probe, list(arm or PANDA_ARM)
+        self.names = list(names or self.arm)
+        self.cmd_order = list(command_joints or self.arm)
+        self.groups = groups  # publish these name groups as separate messages (None: one)
+        self.extras = dict(extras or {})
+        self.q, self.qd = np.array(q0, float), np.zeros(len(self.arm))
+        self.period = 1.0 / rate_hz
+        self.command_type = command_type
+        self.traj: Any = None
+        self.vel_cmd = np.zeros(len(self.arm))
+        self.stamp_offset_s = 0.0
+        self.corrupt_since = 0.0  # steady time of the first corrupted message
+        self.corrupt: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None \
+            = None
+        self.pub = probe.publisher(JointState, topic, qos.SENSOR)
+        msg_type = JointTrajectory if command_type == 'trajectory' else Float64MultiArray
+        self.commands = probe.record(msg_type, command_topic, qos.COMMAND)
+        probe.node.create_subscription(msg_type, command_topic, self._on_command, qos.COMMAND)
+        self.last_publish = 0.0
+        self._last_t: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def _on_command(self, msg: Any) -> None:
+        with self.lock:
+            if self.command_type == 'trajectory':
+                self.traj = msg
+            else:
+                data = np.array(msg.data)
+                self.vel_cmd = data[[self.cmd_order.index(n) for n in self.arm]]
+
+    def now(self) -> float:
+        return self.probe.node.get_clock().now().nanoseconds * 1e-9
+
+    def state_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        with self.lock:
+            if self.command_type == 'trajectory' and self.traj is not None:
+                pos, vel = sample_trajectory(self.traj, t)
+                where = list(self.traj.joint_names)
+                idx = [where.index(n) for n in self.arm]
+                self.q, self.qd = pos[idx], vel[idx]
+            elif self.command_type == 'velocity':
+                if self._last_t is not None:
+                    self.q = self.q + self.vel_cmd * (t - self._last_t)
+                self.qd = self.vel_cmd.copy()
+            self._last_t = t
+            return self.q.copy(), self.qd.copy()
+
+    def publish_once(self) -> None:
+        from rl_control.ros.conversions import make_joint_state, sec_to_stamp
+
+        t = self.now()
+        q, qd = self.state_at(t)
+        by_name = dict(zip(self.arm, zip(q, qd, strict=True), strict=True))
+        pos = np.array([by_name[n][0] if n in by_name else self.extras.get(n, 0.0)
+                        for n in self.names])
+        vel = np.array([by_name[n][1] if n in by_name else 0.0 for n in self.names])
+        if self.corrupt is not None:
+            pos, vel = self.corrupt(pos, vel)
+            self.corrupt_since = self.corrupt_since or time.monotonic()
+        stamp = sec_to_stamp(t + self.stamp_offset_s)
+        for group in self.groups or [self.names]:
+            idx = [self.names.index(n) for n in group]
+            self.pub.publish(make_joint_state(group, pos[idx], vel[idx], stamp=stamp))
+        self.last_publish = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.publish_once()
+            time.sleep(self.period)
+
+    def start(self) -> TrackingRobot:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        """Stop publishing; returns when the last state went out (steady clock)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return self.last_publish
+
+
+def traj_after(rec: list[tuple[float, Any]], since: float) -> list[tuple[float, Any]]:
+    return [(t, m) for t, m in list(rec) if t >= since]
+
+
+def last_velocities(msg: Any) -> np.ndarray:
+    return np.array(msg.points[-1].velocities)
+
+
+def peak_speed(msg: Any) -> float:
+    """The largest |velocity| among a trajectory message's waypoints."""
+    return float(max(np.abs(p.velocities).max() for p in msg.points))
+
+
+def server_diag(probe: Probe, topic: str = '/diagnostics',
+                name: str = 'policy_server: policy') -> dict[str, Any]:
+    """The newest policy-server status on /diagnostics: KeyValues plus _level, _message."""
+    from rl_control.ros.conversions import diagnostic_values
+
+    for _t, arr in reversed(probe.snapshot(topic)):
+        for st in arr.status:
+            if st.name.endswith(name):
+                return {**diagnostic_values(st), '_level': st.level[0] if isinstance(
+                    st.level, bytes) else int(st.level), '_message': st.message}
+    return {}
+
+
+def reference_speed(robot: TrackingRobot, t_from: float, t_to: float, dt: float = 0.002
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(steady-clock times, max |qd|) of the controller's reference: at each time, the newest
+    trajectory received by then, sampled at that time (a JTC replaces its trajectory on each
+    message)."""
+    off = robot.now() - time.monotonic()
+    msgs = list(robot.commands)
+    times, speeds = np.arange(t_from, t_to, dt), []
+    k = -1
+    for t in times:
+        while k + 1 < len(msgs) and msgs[k + 1][0] <= t:
+            k += 1
+        speeds.append(0.0 if k < 0 else float(np.abs(sample_trajectory(msgs[k][1],
+                                                                        t + off)[1]).max()))
+    return times, np.array(speeds)
+
+
+def computed_at(robot: TrackingRobot, msg: Any, off: float) -> float:
+    """When the server computed a trajectory, on the steady clock: its stamp (a moving message
+    is stamped at its prefix start, the last 4 ms grid time before the tick; one from rest at
+    the plan start, the tick + lead), so transport delays on a loaded host do not count."""
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 - off
+
+
+def assert_brakes_to_rest(robot: TrackingRobot, t_event: float, window_s: float,
+                          quiet_after_s: float | None = None, react_from_s: float = 0.0,
+                          qdd_min: float = 7.5, settle_s: float = 1.0,
+                          by_arrival: bool = False) -> float:
+    """The server reacts to an event at `t_event` (steady clock) with a brake, as the commands
+    show: a message computed in (t_event + react_from_s, t_event + window_s]; from the first
+    message computed after t_event + quiet_after_s (default: the window; earlier ones may be
+    ordinary ticks) on, the controller's reference only slows down (2 cm/s of jerk-limited
+    slack), and it is at rest within the braking time its speed implies (0.7 x the smallest
+    acceleration limit, + 0.1 s). Returns the time to rest after the event.
+    `by_arrival`: judge by arrival times (the server's clock is a sim clock that stopped).
+    """
+    off = robot.now() - time.monotonic()
+    msgs = list(robot.commands)
+    quiet = window_s if quiet_after_s is None else quiet_after_s
+    computed = [(t, t if by_arrival else computed_at(robot, m, off)) for t, m in msgs]
+    react = [c - t_event for _t, c in computed  # (a prefix starts up to 4 ms before its tick)
+             if t_event + react_from_s - 0.004 < c <= t_event + window_s + 0.004]
+    assert react, (f'no message computed within {window_s:.3f} s of the event: '
+                   f'{[round(c - t_event, 3) for _t, c in computed if c > t_event][:5]}')
+    later = [t for t, c in computed if c >= t_event + quiet]
+    start = later[0] if later else max(t_event + quiet, msgs[-1][0])
+    times, v = reference_speed(robot, start, t_event + window_s + settle_s)
+    floor = np.minimum.accumulate(v)
+    up = np.flatnonzero(v > floor + 0.02)
+    assert not up.size, (f'the reference sped up again {times[up[0]] - t_event:.3f} s after '
+                         f'the event: {np.round(v[max(0, up[0] - 20):up[0] + 5], 3)}')
+    at_rest = np.flatnonzero(v == 0.0)
+    assert at_rest.size, f'not at rest {settle_s} s after the event (speed {v[-1]:.3f})'
+    t_rest = times[at_rest[0]] - t_event
+    _t, v_event = reference_speed(robot, t_event, t_event + 0.001)
+    bound = window_s + v_event[0] / (0.7 * qdd_min) + 0.1
+    assert t_rest <= bound, f'at rest after {t_rest:.3f} s > {bound:.3f} s'
+    for _t, m in msgs:  # and every message ends at rest (a JTC accepts it)
+        assert np.all(np.array(m.points[-1].velocities) == 0.0)
+    return float(t_rest)

@@ -1,4 +1,5 @@
-"""`rl-control demo` end to end: separate sim and server processes over real DDS."""
+"""`rl-control demo` end to end: sim_robot (franka fidelity, trajectory interface) and
+policy_server as separate processes over real DDS, goals from config/reach_goals.yaml."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ from pathlib import Path
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -19,18 +21,38 @@ def run_demo(args: list[str], timeout: float) -> tuple[dict, str]:
     return json.loads(last), proc.stderr
 
 
-def test_demo_plumbing_lockstep_json_and_plot(test_bundle: Path, tmp_path: Path) -> None:
+def test_demo_plumbing_lockstep_json_plot_and_no_reflex_from_a_random_policy(
+        test_bundle: Path, tmp_path: Path) -> None:
+    """A random actor commands large, changing velocities: the shaped trajectories it gets
+    still raise no reflex and no rejection on the Franka model."""
+    from rl_control.envs.reach_metrics import load_goals
+
     summary, log = run_demo(['--bundle', str(test_bundle), '--episodes', '3', '--json',
                              '--lockstep', '--out', str(tmp_path)], timeout=120)
-    assert summary['episodes'] == 3
-    assert 0.0 <= summary['success_rate'] <= 1.0
-    assert summary['latency_ms_p50'] > 0 and summary['latency_ms_p99'] >= summary[
-        'latency_ms_p50']
+    assert summary['episodes'] == 3 and summary['robot'] == 'panda'
+    for key in ('success_1cm', 'success_2cm', 'success_5cm'):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary['reflexes'] == 0 and summary['rejected'] == 0, log[-3000:]
+    assert summary['late_messages'] == 0
     assert Path(summary['plot']).stat().st_size > 10_000
     saved = json.loads((tmp_path / 'demo_results.json').read_text())
-    assert len(saved['episodes']) == 3 and all(len(e['distances']) == 50
-                                               for e in saved['episodes'])
-    assert 'zero command sent' in (tmp_path / 'policy_server.log').read_text()
+    goals = load_goals(Path(__file__).resolve().parents[2] / 'config' / 'reach_goals.yaml')
+    for ep in saved['episodes']:
+        assert len(ep['distances']) == ep['samples'] == 101  # start + 100 periods of 40 ms
+        np.testing.assert_allclose(ep['goal'], goals[ep['episode'] % len(goals)])
+        np.testing.assert_allclose(ep['start_q'], [0.0, 0.41, 0.0, -1.85, 0.0, 2.26, 0.79],
+                                   atol=1e-9)
+    assert 'reached' in log or 'missed' in log
+    assert 'braking to rest' in (tmp_path / 'policy_server.log').read_text()
+
+
+def test_demo_on_the_fr3(test_bundle: Path, tmp_path: Path) -> None:
+    summary, log = run_demo(['--bundle', str(test_bundle), '--robot', 'fr3', '--episodes', '1',
+                             '--json', '--lockstep', '--out', str(tmp_path)], timeout=120)
+    assert summary['robot'] == 'fr3' and summary['episodes'] == 1
+    assert summary['reflexes'] == 0 and summary['rejected'] == 0, log[-3000:]
+    server_log = (tmp_path / 'policy_server.log').read_text()
+    assert "fr3 profile" in server_log and 'fr3_arm_controller/joint_trajectory' in server_log
 
 
 def test_demo_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
@@ -40,45 +62,28 @@ def test_demo_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2 and 'nope' in proc.stderr
 
 
-@pytest.mark.slow
-def test_shipped_bundle_reaches_goals_served_against_sim_robot(shipped_bundle: Path,
-                                                               tmp_path: Path) -> None:
-    """Real time: the sim on a wall clock, the server on its 25 Hz timer (what a robot sees)."""
-    summary, log = run_demo(['--bundle', str(shipped_bundle), '--episodes', '10', '--json',
-                             '--out', str(tmp_path)], timeout=200)
-    assert summary['episodes'] == 10
-    assert summary['success_rate'] >= 0.9, log[-3000:]
-
-
-def test_shipped_bundle_lockstep_matches_training_conditions(shipped_bundle: Path,
-                                                             tmp_path: Path) -> None:
-    """Lockstep on /clock: independent of host load; 20 episodes in a few seconds."""
+def test_shipped_bundle_lockstep_reaches_within_2_cm_with_no_reflex(
+        shipped_bundle: Path, tmp_path: Path) -> None:
+    """Lockstep on /clock: independent of host load. The shipped bundle was trained on an
+    ideal servo; served through the shaper on the Franka model it reached 17/20 of these goals
+    within 2 cm (100 % within 5 cm) when this test was written."""
     summary, log = run_demo(['--bundle', str(shipped_bundle), '--episodes', '20', '--json',
-                             '--lockstep', '--seed', '1', '--out', str(tmp_path)], timeout=200)
+                             '--lockstep', '--out', str(tmp_path)], timeout=300)
     assert summary['episodes'] == 20
-    assert summary['success_rate'] >= 0.9, log[-3000:]
+    assert summary['reflexes'] == 0 and summary['rejected'] == 0, log[-3000:]
+    assert summary['success_5cm'] >= 0.9, log[-3000:]
+    assert summary['success_2cm'] >= 0.7, log[-3000:]
 
 
-def test_served_lockstep_rollouts_equal_the_training_env(test_bundle: Path,
-                                                         tmp_path: Path) -> None:
-    """One policy, sim or 'hardware': the same bundle stepped in the gymnasium env and served
-    over DDS against sim_robot (lockstep, ramp-in and rate limit off) follows the same path."""
-    import numpy as np
-
-    from rl_control.bundle.io import load_bundle
-    from rl_control.envs.factory import make_env, policy_input
-
-    summary, _ = run_demo(['--bundle', str(test_bundle), '--episodes', '3', '--json',
-                           '--lockstep', '--seed', '5', '--out', str(tmp_path),
-                           '--server-param', 'ramp_in_s:=0.0',
-                           '--server-param', 'rate_limit:=[0.0]'], timeout=120)
-    episodes = json.loads((tmp_path / 'demo_results.json').read_text())['episodes']
-    _spec, policy = load_bundle(test_bundle)
-    env = make_env('rl_control/PandaJointReach-v0', seed=0)
-    for ep in episodes:
-        obs, _ = env.reset(options={'q': ep['start_q'], 'goal': ep['goal']})
-        dist = []
-        for _ in range(len(ep['distances'])):
-            obs, _r, _term, _trunc, info = env.step(policy.act(policy_input(obs)))
-            dist.append(info['distance'])
-        np.testing.assert_allclose(ep["distances"], dist, atol=2e-5)  # JSON keeps 5 decimals
+@pytest.mark.slow
+def test_shipped_bundle_in_real_time_the_default_demo(shipped_bundle: Path,
+                                                      tmp_path: Path) -> None:
+    """`rl-control demo` as a user runs it: real time, 10 episodes, under a minute. On a loaded
+    host a message later than lead_s makes the JTC step (a reflex): see bench/README.md."""
+    summary, log = run_demo(['--json', '--out', str(tmp_path)], timeout=200)
+    assert summary['episodes'] == 10 and summary['wall_s'] < 75, summary
+    assert summary['success_5cm'] >= 0.5, log[-3000:]
+    # reflexes and rejections here measure the host's message latency, not the command path
+    # (lockstep above: none); printed for the record
+    print(f"real-time demo: {summary['success_2cm']:.0%} at 2 cm, {summary['reflexes']} "
+          f"reflexes, {summary['rejected']} rejected, {summary['late_messages']} late")

@@ -6,9 +6,10 @@
 - the arguments become correctly TYPED node parameters (a wrong type makes rclpy refuse the
   parameter at node start, which nothing else would catch before a user's `ros2 launch`);
 - demo.launch.py really runs from a colcon install, namespaced, with `ros2 launch` (or a plain
-  LaunchService where ros2cli is absent): the simulated robot publishes joint states, the
-  policy server is brought to `active` by the launch file's lifecycle events and commands the
-  robot, the goal topic connects the two, and Ctrl-C (SIGINT) stops everything cleanly.
+  LaunchService where ros2cli is absent): the simulated Franka publishes joint states, the
+  policy server is brought to `active` by the launch file's lifecycle events and sends it
+  joint trajectories, the goal topic connects the two, and Ctrl-C (SIGINT) stops everything
+  cleanly.
 """
 from __future__ import annotations
 
@@ -45,11 +46,12 @@ PACKAGE = 'rl_control'
 
 EXPECTED_ARGS = {
     'train.launch.py': {'config', 'out', 'resume', 'namespace', 'use_sim_time', 'task', 'set'},
-    'sim.launch.py': {'namespace', 'use_sim_time', 'rate', 'command_topic', 'params_file'},
+    'sim.launch.py': {'namespace', 'use_sim_time', 'rate', 'command_topic', 'params_file',
+                      'robot', 'fidelity', 'command_type', 'goals_file', 'episodes'},
     'serve.launch.py': {'bundle', 'joint_state_topic', 'command_topic', 'command_type',
                         'command_joints', 'params_file', 'namespace', 'use_sim_time',
-                        'autostart', 'robot'},
-    'demo.launch.py': {'bundle', 'use_sim_time', 'namespace'},
+                        'autostart', 'robot', 'lead_s', 'clamp_scale'},
+    'demo.launch.py': {'bundle', 'use_sim_time', 'namespace', 'robot'},
 }
 
 
@@ -81,15 +83,26 @@ def test_serve_parameters_are_typed_and_only_overrides() -> None:
     serve = _module('serve.launch.py')
     params = serve.server_parameters(_context(
         params_file='/x/policy_server.yaml', command_joints='a, b,c', control_rate_hz='25',
-        command_topic='', use_sim_time='True', bundle='/b'))
+        command_topic='', use_sim_time='True', bundle='/b', lead_s='0.03'))
     assert params[0] == '/x/policy_server.yaml'
     assert params[1] == {'use_sim_time': True, 'autostart': False,
                          'command_joints': ['a', 'b', 'c'], 'control_rate_hz': 25.0,
-                         'bundle': '/b'}
+                         'bundle': '/b', 'lead_s': 0.03}
     yaml_list = serve.server_parameters(_context(command_joints='[fr3_joint2, fr3_joint1]'))
     assert yaml_list[-1]['command_joints'] == ['fr3_joint2', 'fr3_joint1']
     with pytest.raises(ValueError, match='true/false'):
         serve.server_parameters(_context(use_sim_time='ture'))
+
+
+def test_serve_leaves_the_node_unconfigured_unless_autostart() -> None:
+    from launch.actions import LogInfo
+
+    serve = _module('serve.launch.py')
+    group = serve._launch_setup(_context())[0]
+    entities = group.get_sub_entities()
+    assert any(isinstance(e, LogInfo) for e in entities)  # the "left unconfigured" note
+    assert len([e for e in serve._launch_setup(_context(autostart='true'))[0]
+                .get_sub_entities()]) > len(entities)  # + the lifecycle event handlers
 
 
 def test_serve_params_file_follows_robot() -> None:
@@ -108,9 +121,10 @@ def test_serve_params_file_follows_robot() -> None:
 def test_sim_parameters_map_use_sim_time_to_publish_clock() -> None:
     sim = _module('sim.launch.py')
     params = sim.sim_parameters(_context(params_file='/x/sim.yaml', use_sim_time='true',
-                                         rate='200', episodes='3', seed=''))
+                                         rate='200', episodes='3', seed='', robot='fr3'))
     assert params == ['/x/sim.yaml', {'publish_clock': True, 'use_sim_time': False,
-                                      'publish_rate_hz': 200.0, 'episodes': 3}]
+                                      'publish_rate_hz': 200.0, 'episodes': 3,
+                                      'robot': 'fr3'}]
 
 
 def test_train_parameters() -> None:
@@ -126,13 +140,28 @@ def test_train_parameters() -> None:
 
 
 def test_demo_wires_both_nodes_into_one_namespace() -> None:
+    """No topic names are passed: both nodes' defaults are relative and agree."""
+    import dataclasses
+
+    import yaml
+
+    from rl_control.ros.params import SimParams
+
     demo = _module('demo.launch.py')
-    sim, serve = demo.demo_arguments(_context(namespace='arm', use_sim_time='true'))
-    for key in ('joint_state_topic', 'command_topic'):
-        assert sim[key] == serve[key] and not sim[key].startswith('/'), key
-    assert sim['goal_topic'] == 'policy_server/goal' and serve['goal_topic'] == '~/goal'
+    sim, serve = demo.demo_arguments(_context(namespace='arm', use_sim_time='true',
+                                              robot='fr3'))
     assert sim['namespace'] == serve['namespace'] == 'arm'
+    assert sim['robot'] == serve['robot'] == 'fr3'
+    assert sim['command_type'] == serve['command_type'] == 'trajectory'
+    assert sim['fidelity'] == 'franka' and sim['goals_file'].endswith('reach_goals.yaml')
     assert serve['trigger'] == 'state' and serve['autostart'] == 'true'
+    assert not {'joint_state_topic', 'command_topic', 'goal_topic'} & (set(sim) | set(serve))
+    defaults = {f.name: f.default for f in dataclasses.fields(SimParams)}
+    server = next(iter(yaml.safe_load((REPO / 'config' / 'policy_server_fr3.yaml')
+                                      .read_text()).values()))['ros__parameters']
+    assert defaults['joint_state_topic'] == server['joint_state_topic'] == 'joint_states'
+    assert server['command_topic'] == 'fr3_arm_controller/joint_trajectory'  # the sim's ''
+    assert defaults['goal_topic'] == 'policy_server/goal' and server['goal_topic'] == '~/goal'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +241,7 @@ class Observer:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Float64MultiArray
+        from trajectory_msgs.msg import JointTrajectory
 
         self.ns = f'/{namespace}'
         self.context = rclpy.Context()
@@ -225,7 +254,8 @@ class Observer:
         # Best effort subscribers match both reliable and best-effort publishers.
         self.node.create_subscription(JointState, f'{self.ns}/joint_states',
                                       self.joint_states.append, qos_profile_sensor_data)
-        self.node.create_subscription(Float64MultiArray, f'{self.ns}/velocity_controller/commands',
+        self.node.create_subscription(JointTrajectory,
+                                      f'{self.ns}/panda_arm_controller/joint_trajectory',
                                       self.commands.append, qos_profile_sensor_data)
         self.get_state = self.node.create_client(GetState, f'{self.ns}/policy_server/get_state')
         self.GetState = GetState
@@ -335,8 +365,8 @@ def test_demo_launch_runs(bundle_args: list[str], install: Path, observer: Obser
                 break
         up_s = time.monotonic() - start
         # A value only config/policy_server.yaml sets must reach the NAMESPACED node.
-        file_rate_limit = _yaml_parameter('policy_server.yaml', 'rate_limit')
-        node_rate_limit = observer.parameter('policy_server', 'rate_limit')
+        file_topic = _yaml_parameter('policy_server.yaml', 'command_topic')
+        node_topic = observer.parameter('policy_server', 'command_topic')
     finally:
         stop_start = time.monotonic()
         rc = _stop(proc)
@@ -350,12 +380,14 @@ def test_demo_launch_runs(bundle_args: list[str], install: Path, observer: Obser
     assert len(observer.joint_states) >= 10, report
     assert len(observer.commands) >= 5, report
     assert goal_wired, f'sim_robot goals do not reach the server ~/goal in the namespace\n{report}'
-    if file_rate_limit is not None:
-        assert list(node_rate_limit or []) == list(file_rate_limit), (
-            f'params_file not applied in namespace /{namespace}: rate_limit '
-            f'{node_rate_limit} != {file_rate_limit} from config/policy_server.yaml\n{report}')
-    assert all(len(m.data) == 7 and all(math.isfinite(v) for v in m.data)
+    if file_topic is not None:
+        assert node_topic == file_topic, (
+            f'params_file not applied in namespace /{namespace}: command_topic '
+            f'{node_topic!r} != {file_topic!r} from config/policy_server.yaml\n{report}')
+    assert all(len(m.joint_names) == 7 and all(math.isfinite(v) for p in m.points
+                                               for v in p.positions)
                for m in observer.commands), report
+    assert all(all(v == 0.0 for v in m.points[-1].velocities) for m in observer.commands)
     assert rc != -9, f'launch did not stop on SIGINT within 30 s\n{report}'
     # Ctrl-C reaches every process twice (terminal process group + launch forwarding it); a
     # node must still finish cleanly, not die of the second SIGINT.

@@ -255,3 +255,143 @@ def test_bad_settings_name_the_parameter():
 def test_default_robot_joints_follow_the_joint_number():
     assert default_robot_joints(ARM, FR3.joint_names) == list(FR3.joint_names)
     assert default_robot_joints(['a', 'b'], FR3.joint_names) == ['a', 'b']
+
+
+def _serve_against_the_arm(loop, arm, steps, rng, extra_tick=0.0, latency_s=(0.002, 0.002),
+                           estop_at=None):
+    """States every 1 ms, ticks every 40 ms (+ random extra ones), messages in publish order."""
+    arrival, t_next = 0.0, arm.time
+    for _ in range(steps):
+        t = arm.time
+        names, q, qd, _ = arm.joint_state()
+        loop.on_state(t, t, list(names), q, qd, t)
+        tick = t >= t_next - 1e-9 or rng.random() < extra_tick
+        if t >= t_next - 1e-9:
+            t_next = t + 0.04
+        if estop_at is not None and abs(t - estop_at) < 5e-4:
+            loop.safety.estop()
+            tick = True
+        if tick:
+            out = loop.tick(t, t)
+            if out.trajectory is not None:
+                arrival = max(arrival, t + rng.uniform(*latency_s))  # DDS keeps the order
+                arm.submit_trajectory(arrival, out.trajectory)
+        arm.step(1)
+    return arm.state()
+
+
+@pytest.mark.parametrize('after_ms', [0, 5, 19, 30])
+def test_a_brake_sooner_than_the_lead_after_a_tick_joins_the_message_the_controller_runs(
+        after_ms):
+    """An e-stop (or a watchdog brake) right after a tick: the previous plan has not started,
+    the controller still runs the previous message's prefix; the brake must join that, on a
+    robot whose measured state lags its reference (MuJoCo), not spline from the measured state
+    or re-anchor on it."""
+    from rl_control.robots.physics import mujoco_physics
+
+    loop = make(action=(0.9,) * 7, ramp_in_s=0.0)
+    arm = FrankaArm(PANDA, 'trajectory', physics=mujoco_physics(PANDA))
+    loop.on_goal('panda_link0', GOAL)
+    st = _serve_against_the_arm(loop, arm, 1600, np.random.default_rng(0),
+                                estop_at=1.0 + after_ms * 1e-3)
+    assert st['reflex'] is None and st['rejected'] == 0 and loop.reanchors == 0
+    assert np.abs(st['qd']).max() < 1e-3
+
+
+def test_irregular_ticks_and_latency_below_the_lead_never_make_a_reflex():
+    """Ticks jittered by extra ones (watchdog, services), message latency up to 18 ms (lead
+    20 ms), an e-stop: the FR3 model raises nothing and ends at rest."""
+    from rl_control.robots.physics import mujoco_physics
+
+    rng = np.random.default_rng(4)
+    loop = make(action=(0.6, -0.5, 0.4, 0.7, -0.6, 0.5, 0.8), ramp_in_s=0.2, robot='fr3')
+    arm = FrankaArm(FR3, 'trajectory', physics=mujoco_physics(FR3))
+    loop.on_goal('fr3_link0', GOAL)
+    st = _serve_against_the_arm(loop, arm, 2500, rng, extra_tick=0.05,
+                                latency_s=(0.0005, 0.018), estop_at=2.0)
+    assert st['reflex'] is None and st['rejected'] == 0
+    assert np.abs(st['qd']).max() < 1e-3
+
+
+def test_the_reference_follows_the_plan_running_when_two_are_pending():
+    loop = make(action=(0.8,) * 7, ramp_in_s=0.0)
+    run(loop, 0.0, 0.4)
+    t = 0.4
+    feed(loop, t)
+    loop.tick(t, t)                      # plan A starts at 0.42
+    before = loop.shaper.reference(t + 0.005)
+    loop.safety.estop()
+    loop.tick(t + 0.004, t + 0.004)      # plan B starts at 0.424: A has not started yet
+    # between now and A's start the arm still follows the plan from 0.36 (started at 0.38)
+    now = loop.shaper.reference(t + 0.005)
+    np.testing.assert_allclose(now.q, before.q)
+    np.testing.assert_allclose(now.qd, before.qd)
+
+
+def test_a_stamp_one_period_ahead_of_the_clock_is_not_stale():
+    """Under sim time a state can be processed before the /clock message that precedes it."""
+    loop = make(ramp_in_s=0.0)
+    loop.on_goal('panda_link0', GOAL)
+    for k in (1, 2, 3, 99, 1234):  # ms grids on which now + 0.04 - 0.04 != now in floats
+        now = k * 1_000_000 * 1e-9
+        loop.on_state(now, 0.0, ARM, HOME, np.zeros(7), (k + 40) * 1_000_000 * 1e-9)
+        assert loop.input_problem(now, 0.0) is None, now
+
+
+def test_state_trigger_ticks_at_a_state_stamped_ahead_of_its_clock():
+    """Lockstep: the state for t = 0.08 processed while the clock still says 0.04 is due."""
+    loop = make(trigger='state', ramp_in_s=0.0)
+    loop.on_goal('panda_link0', GOAL)
+    for clock, stamp in ((0.0, 0.0), (0.04, 0.04), (0.04, 0.08)):
+        due, _ = loop.on_state(clock, clock, ARM, HOME, np.zeros(7), stamp)
+        assert due and loop.due_time == pytest.approx(stamp)
+        loop.tick(loop.due_time, clock)
+
+
+def test_refused_messages_are_the_reason_until_a_valid_one_comes():
+    loop = make(ramp_in_s=0.0)
+    loop.on_goal('panda_link0', GOAL)
+    feed(loop, 0.0)
+    assert loop.tick(0.0, 0.0).reason == 'ok'
+    loop.on_state(0.01, 0.01, [*ARM, 'panda_joint3'], np.zeros(8), np.zeros(8), 0.01)
+    loop.on_state(0.01, 0.01, ['panda_finger_joint1'], np.zeros(1), np.zeros(1), 0.01)
+    assert loop.tick(0.01, 0.01).reason == 'duplicate_joints'  # the gripper's does not clear it
+    loop.on_state(0.02, 0.02, ARM, HOME, np.zeros(7), 0.02)
+    assert loop.input_problem(0.02, 0.02) is None
+
+
+def test_a_clock_stepping_back_restarts_from_the_measured_state():
+    """A simulator restarts its /clock (or a driver its stamps): the next state is answered and
+    the next plan starts at the new time, not 10 s in the future."""
+    loop = make(trigger='state', ramp_in_s=0.0)
+    loop.on_goal('panda_link0', GOAL)
+    for k in range(5):
+        t = 10.0 + 0.04 * k
+        assert feed(loop, t)[0]
+        loop.tick(loop.due_time, t)
+    due, _ = loop.on_state(0.04, 0.04, ARM, HOME, np.zeros(7), 0.04)
+    assert due
+    out = loop.tick(loop.due_time, 0.04)
+    assert out.reason == 'ok' and out.plan.t0 < 0.1
+
+
+def test_an_effort_stop_without_fresh_states_floats_instead_of_pushing_on():
+    """Effort stop: -damping x the MEASURED velocity; when the states stop there is none, and
+    damping the last one forever would decelerate the arm and then drive it back."""
+    s = spec()
+    s['action'].update(type='joint_effort', scale=[5.0] * 7, low=[-87.0] * 7, high=[87.0] * 7)
+    loop = ServingLoop(s, ConstPolicy([0.0] * 7), ServeSettings(command_type='effort'))
+    loop.activate(0.0)
+    loop.on_goal('panda_link0', GOAL)
+    qd = np.full(7, 0.5)
+    for k in range(200):  # fresh states of a moving arm, e-stopped: damp it
+        t = k * 1e-3
+        loop.on_state(t, t, ARM, HOME, qd, t)
+        if k == 0:
+            loop.safety.estop()
+            loop.tick(t, t)
+        tau = loop.stream(t)
+    np.testing.assert_allclose(tau, -5.0 * qd, atol=1e-9)
+    for k in range(200, 600):  # the states stop: ramp to zero torque, do not push on
+        tau = loop.stream(k * 1e-3)
+    np.testing.assert_allclose(tau, 0.0, atol=1e-12)

@@ -357,7 +357,11 @@ class Shaper:
 
     # -- reading the reference ----------------------------------------------------------------
     def reference(self, t: float) -> MotionState:
-        """The reference the robot follows at `t`: the newest plan that has started by then."""
+        """The reference the robot follows at `t`: the newest plan that has started by then.
+
+        Two plans can be pending when ticks come closer than `lead_s` (a brake right after a
+        tick), so the ones before the current plan are searched newest first.
+        """
         assert self.plan is not None, 'anchor() first'
         hist = self.history
         i = len(hist) - 1

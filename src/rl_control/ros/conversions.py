@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from builtin_interfaces.msg import Duration, Time
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 import numpy as np
 from sensor_msgs.msg import JointState
@@ -157,6 +157,16 @@ def diagnostic_status(name: str, level: bytes | int, message: str, hardware_id: 
     st.hardware_id = hardware_id
     st.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
     return st
+
+
+def diagnostic_array(name: str, level: int, message: str, hardware_id: str,
+                     values: dict[str, Any], stamp: Time | None = None) -> DiagnosticArray:
+    """A /diagnostics message with one status (see `diagnostic_status`)."""
+    arr = DiagnosticArray()
+    if stamp is not None:
+        arr.header.stamp = stamp
+    arr.status = [diagnostic_status(name, level, message, hardware_id, values)]
+    return arr
 
 
 def diagnostic_values(st: DiagnosticStatus) -> dict[str, str]:

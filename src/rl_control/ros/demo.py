@@ -1,13 +1,19 @@
-"""`rl-control demo`: a simulated Panda driven by a policy bundle, over real DDS.
+"""`rl-control demo`: a simulated Franka driven by a policy bundle, over real DDS.
 
-Starts `sim_robot` and `policy_server` as separate processes on a private ROS domain
-(localhost-only discovery), activates the server (its `autostart` parameter walks the lifecycle
-configure -> activate), starts a fresh episode once the ramp-in is over, collects K episode
-results from `/sim_robot/episode_result` and the server's latency from `/diagnostics`, prints a
-summary (with `--json` the LAST stdout line is one JSON object), writes `demo_episodes.png` and
-`demo_results.json` into `--out`, and stops everything: SIGINT to the children (the server sends
-a zero command first), then SIGKILL after a timeout. Children also get SIGTERM from the kernel if
-this process dies (PR_SET_PDEATHSIG), so no node outlives the demo, even on SIGKILL.
+Starts `sim_robot` (the Franka-faithful robot: 1 kHz libfranka limit checks and reflexes, a
+joint_trajectory_controller as ros2_controllers runs it, MuJoCo tracking; `--robot panda|fr3`)
+and `policy_server` (trajectory commands, the robot's parameter file config/policy_server.yaml
+or config/policy_server_fr3.yaml) as separate processes on a private ROS domain
+(localhost-only discovery), both on their default topics. The server's `autostart` walks the
+lifecycle configure -> activate; once its ramp-in is over the demo starts a fresh episode and
+collects K episode results from `/sim_robot/episode_result`, one per goal of
+config/reach_goals.yaml in order, each starting at rest at the profile's home. It prints the
+reach success at 2 cm (and 1 and 5 cm) within the episode (4 s), the reflexes the robot raised
+and the trajectory messages it rejected (with `--json` the LAST stdout line is one JSON
+object), writes `demo_episodes.png` and `demo_results.json` into `--out`, and stops
+everything: SIGINT to the children (the server brakes to rest first), then SIGKILL after a
+timeout. Children also get SIGTERM from the kernel if this process dies (PR_SET_PDEATHSIG), so
+no node outlives the demo, even on SIGKILL.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import time
 from typing import Any
 
 DEFAULT_EPISODES = 10
+GOALS_FILE = 'reach_goals.yaml'
 
 
 def ros_args(params: dict[str, Any], params_file: str | None = None) -> list[str]:
@@ -39,7 +46,7 @@ def ros_args(params: dict[str, Any], params_file: str | None = None) -> list[str
         elif isinstance(v, list | tuple):
             s = '[' + ', '.join(json.dumps(x) for x in v) + ']'
         else:
-            s = str(v)
+            s = str(v) or "''"  # rcl cannot parse `-p name:=` (an empty value)
         out += ['-p', f'{k}:={s}']
     return out
 
@@ -109,16 +116,6 @@ def private_env(domain_id: int | None = None) -> dict[str, str]:
     return env
 
 
-def config_file(name: str) -> str | None:
-    """An installed (share/rl_control/config) or source-tree (config/) parameter file."""
-    here = Path(__file__).resolve()
-    for c in (Path(sys.prefix) / 'share' / 'rl_control' / 'config' / name,
-              here.parents[3] / 'config' / name):
-        if c.is_file():
-            return str(c)
-    return None
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     """Percentile without numpy import at module level (NaN when empty)."""
     import numpy as np
@@ -128,7 +125,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def plot_episodes(results: list[dict[str, Any]], threshold: float, period_s: float,
                   path: Path) -> None:
-    """Final distance per episode and the distance-to-goal traces, as one PNG."""
+    """Closest approach per episode and the distance-to-goal traces, as one PNG."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -137,19 +134,20 @@ def plot_episodes(results: list[dict[str, Any]], threshold: float, period_s: flo
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     eps = list(range(1, len(results) + 1))
-    final = [r['final_distance'] for r in results]
-    colors = ['tab:green' if r['success'] else 'tab:red' for r in results]
-    ax1.bar(eps, final, color=colors)
-    ax1.axhline(threshold, color='k', ls='--', lw=1, label=f'success < {threshold} m')
+    closest = [r['min_distance'] for r in results]
+    colors = ['tab:orange' if r.get('reflex') else
+              'tab:green' if r['success'] else 'tab:red' for r in results]
+    ax1.bar(eps, closest, color=colors)
+    ax1.axhline(threshold, color='k', ls='--', lw=1, label=f'success < {threshold * 100:g} cm')
     ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax1.set_xlabel('episode')
-    ax1.set_ylabel('final distance to goal [m]')
+    ax1.set_xlabel('episode (orange: a reflex)')
+    ax1.set_ylabel('closest end-effector distance to goal [m]')
     rate = sum(r['success'] for r in results) / max(len(results), 1)
-    ax1.set_title(f'success rate {rate:.0%} ({len(results)} episodes)')
+    ax1.set_title(f'success at {threshold * 100:g} cm: {rate:.0%} ({len(results)} episodes)')
     ax1.legend()
     for r in results:
         d = r.get('distances') or []
-        ax2.plot([period_s * (i + 1) for i in range(len(d))], d,
+        ax2.plot([period_s * i for i in range(len(d))], d,
                  color='tab:green' if r['success'] else 'tab:red', alpha=0.6)
     ax2.axhline(threshold, color='k', ls='--', lw=1)
     ax2.set_xlabel('time in episode [s]')
@@ -231,25 +229,59 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog='rl-control demo', description=__doc__.split('\n')[0])
     ap.add_argument('--bundle', default='', help='policy bundle folder (default: the installed '
                     'models/panda_reach_sac)')
-    ap.add_argument('--episodes', type=int, default=DEFAULT_EPISODES)
+    ap.add_argument('--robot', choices=('panda', 'fr3'), default='panda',
+                    help='robot profile of the simulated arm and of the server (default panda)')
+    ap.add_argument('--episodes', type=int, default=DEFAULT_EPISODES,
+                    help=f'episodes, one per goal of config/{GOALS_FILE} in order '
+                         f'(default {DEFAULT_EPISODES})')
     ap.add_argument('--json', action='store_true', help='last stdout line: a JSON summary')
     ap.add_argument('--out', default='runs/demo', help='folder for the plot, results, logs')
     ap.add_argument('--lockstep', action='store_true', help='sim publishes /clock and steps '
                     'one control period per command (server on sim time, trigger: state)')
-    ap.add_argument('--seed', type=int, default=0, help='goal/reset seed of the sim')
+    ap.add_argument('--seed', type=int, default=0, help='seed of the sim (start noise when no '
+                    'goals file is used)')
     ap.add_argument('--domain-id', type=int, default=None, help='ROS_DOMAIN_ID (default: a '
                     'random private one in 101..199)')
     ap.add_argument('--timeout', type=float, default=0.0, help='give up after this many '
                     'seconds (default: 60 + 6 s per episode)')
     ap.add_argument('--server-param', action='append', default=[], metavar='NAME:=VALUE',
                     help='extra policy_server parameter (repeatable)')
+    ap.add_argument('--sim-param', action='append', default=[], metavar='NAME:=VALUE',
+                    help='extra sim_robot parameter (repeatable), e.g. fidelity:=ideal')
     return ap.parse_args(argv)
+
+
+def summarize_episodes(results: list[dict[str, Any]], diag: dict[str, str]) -> dict[str, Any]:
+    """The demo's numbers: reach success at 1/2/5 cm, reflexes, rejections, server figures."""
+    from rl_control.envs.reach_metrics import summarize
+
+    def num(key: str) -> float:
+        try:
+            return float(diag.get(key, 'nan'))
+        except ValueError:
+            return float('nan')
+
+    out = summarize(results)
+    out.update({
+        'success_rate': out['success'],
+        'reflexes': sum(int(r.get('reflexes') or 0) for r in results),
+        'episodes_with_reflex': sum(1 for r in results if r.get('reflex')),
+        'reflex_names': sorted({r['reflex'] for r in results if r.get('reflex')}),
+        'rejected': sum(int(r.get('rejected') or 0) for r in results),
+        'reset_ignored': sum(int(r.get('reset_ignored') or 0) for r in results),
+        'latency_ms_p50': num('latency_ms_p50_total'),
+        'latency_ms_p99': num('latency_ms_p99_total'),
+        'loop_rate_hz': num('rate_hz'),
+        'late_messages': int(num('late_messages')) if diag.get('late_messages') else 0,
+        'clamped': int(num('clamped')) if diag.get('clamped') else 0,
+    })
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; exit code 0 when the episodes were collected (whatever the success)."""
     args = parse_args(argv)
-    from rl_control.ros.policy_server import default_bundle
+    from rl_control.ros.paths import config_file, default_bundle
 
     bundle = os.path.abspath(args.bundle or default_bundle())
     try:
@@ -260,23 +292,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'rl-control demo: cannot use bundle {bundle}: {exc}\n'
               '  (train one with `rl-control train`, or pass --bundle PATH)', file=sys.stderr)
         return 2
+    goals = config_file(GOALS_FILE)
+    params_file = config_file('policy_server.yaml' if args.robot == 'panda'
+                              else f'policy_server_{args.robot}.yaml')
+    if goals is None or params_file is None:
+        print(f'rl-control demo: config/{GOALS_FILE} or the policy_server parameter file is '
+              'not installed', file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = private_env(args.domain_id)
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
                                             'ROS_LOCALHOST_ONLY')})
     period = float(spec.get('control_period_s') or 0.04)
-    sim_params: dict[str, Any] = {'seed': args.seed, 'control_period_s': period}
-    srv_params: dict[str, Any] = {'bundle': bundle, 'autostart': True}
+    sim_params: dict[str, Any] = {'robot': args.robot, 'fidelity': 'franka',
+                                  'command_type': 'trajectory', 'goals_file': goals,
+                                  'seed': args.seed, 'control_period_s': period}
+    srv_params: dict[str, Any] = {'bundle': bundle, 'autostart': True,
+                                  'command_type': 'trajectory'}
     if args.lockstep:
         sim_params['publish_clock'] = True
         srv_params.update({'use_sim_time': True, 'trigger': 'state'})
-    extra_srv: list[str] = []
-    for item in args.server_param:
-        extra_srv += ['-p', item]
+    extra_srv = [x for item in args.server_param for x in ('-p', item)]
+    extra_sim = [x for item in args.sim_param for x in ('-p', item)]
     timeout = args.timeout or 60.0 + 6.0 * args.episodes
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    say(f'demo: ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, bundle {bundle}, {args.episodes} episodes'
+    say(f'demo: ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, {args.robot} (franka fidelity, '
+        f'trajectory commands), bundle {bundle}, {args.episodes} episodes'
         f'{" (lockstep)" if args.lockstep else ""}; logs in {out}/')
 
     procs: list[subprocess.Popen] = []
@@ -289,11 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         procs.append(start_node('rl_control.ros.sim_robot', sim_params, out / 'sim_robot.log',
-                                env))
-        # the shipped defaults (Panda acceleration limits), then the demo's own parameters
+                                env, extra_sim))
+        # the robot's parameter file, then the demo's own parameters
         srv = start_node('rl_control.ros.policy_server', srv_params,
-                         out / 'policy_server.log', env, extra_srv,
-                         params_file=config_file('policy_server.yaml'))
+                         out / 'policy_server.log', env, extra_srv, params_file=params_file)
         procs.append(srv)
         monitor = _Monitor()
         if not monitor.spin_until(lambda: monitor.diag.get('active') == 'true', 60.0, procs):
@@ -312,8 +353,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if n > report.n:  # type: ignore[attr-defined]
                 report.n = n  # type: ignore[attr-defined]
                 r = counted()[-1]
-                say(f"  episode {n}/{args.episodes}: success={r['success']} "
-                    f"final_distance={r['final_distance']:.4f} m")
+                ttg = r['time_to_goal_s']
+                say(f"  episode {n}/{args.episodes}: {'reached' if r['success'] else 'missed'}"
+                    f" (closest {100 * r['min_distance']:.1f} cm"
+                    + (f' after {ttg:.2f} s' if ttg is not None else '') + ')'
+                    + (f", REFLEX {r['reflex']}" if r.get('reflex') else '')
+                    + (f", {r['rejected']} rejected" if r.get('rejected') else ''))
             return n >= args.episodes
 
         report.n = 0  # type: ignore[attr-defined]
@@ -330,45 +375,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'rl-control demo: {exc}', file=sys.stderr)
         return 1
     finally:
-        for p in reversed(procs):  # the server first: it sends a zero command on SIGINT
+        for p in reversed(procs):  # the server first: it brakes to rest on SIGINT
             stop_process(p)
         if monitor is not None:
             monitor.close()
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
 
-    def num(key: str) -> float:
-        try:
-            return float(diag.get(key, 'nan'))
-        except ValueError:
-            return float('nan')
-
-    threshold = 0.05
-    success = [bool(r['success']) for r in results]
-    summary = {
-        'success_rate': sum(success) / len(success),
-        'episodes': len(results),
-        'latency_ms_p50': num('latency_ms_p50_total'),
-        'latency_ms_p99': num('latency_ms_p99_total'),
-        'compute_ms_p50': num('compute_ms_p50_total'),
-        'compute_ms_p99': num('compute_ms_p99_total'),
-        'loop_rate_hz': num('rate_hz'),
-        'final_distance_mean': sum(r['final_distance'] for r in results) / len(results),
-        'final_distance_p90': percentile([r['final_distance'] for r in results], 90),
-        'clamped': int(num('clamped')) if diag.get('clamped') else 0,
-        'bundle': bundle,
-        'lockstep': bool(args.lockstep),
-        'plot': str(out / 'demo_episodes.png'),
-        'wall_s': round(time.monotonic() - t0, 2),
-    }
+    threshold = float(results[0].get('success_distance') or 0.02)
+    summary = {**summarize_episodes(results, diag), 'robot': args.robot, 'bundle': bundle,
+               'lockstep': bool(args.lockstep), 'plot': str(out / 'demo_episodes.png'),
+               'wall_s': round(time.monotonic() - t0, 2)}
     plot_episodes(results, threshold, period, out / 'demo_episodes.png')
     (out / 'demo_results.json').write_text(json.dumps(
         {'summary': summary, 'server_diagnostics': diag, 'episodes': results}, indent=1))
-    say(f"demo: success rate {summary['success_rate']:.0%} over {len(results)} episodes; "
-        f"state->command latency p50 {summary['latency_ms_p50']:.3f} ms, p99 "
-        f"{summary['latency_ms_p99']:.3f} ms (joint state received -> command published, in "
-        f"the server; timer mode includes the wait for the next tick), compute p50 "
-        f"{summary['compute_ms_p50']:.3f} ms; plot {summary['plot']}")
+    say(f"demo: reached {summary['success_2cm']:.0%} of {len(results)} goals within 2 cm "
+        f"({summary['success_5cm']:.0%} within 5 cm, {summary['success_1cm']:.0%} within 1 cm) "
+        f"in {(results[0]['samples'] - 1) * period:g} s episodes; {summary['reflexes']} "
+        f"reflexes"
+        + (f" ({', '.join(summary['reflex_names'])})" if summary['reflex_names'] else '')
+        + f", {summary['rejected']} rejected messages; state->command latency p50 "
+        f"{summary['latency_ms_p50']:.2f} ms, p99 {summary['latency_ms_p99']:.2f} ms; plot "
+        f"{summary['plot']}")
     if args.json:
         print(json.dumps(summary), flush=True)
     return 0

@@ -190,6 +190,10 @@ class SimParams:
                             "the policy server's default ~/goal")
     publish_rate_hz: float = param(1000.0, 'joint-state rate (franka_ros2: 1 kHz); the 1 kHz '
                                    'loop runs regardless', range=(1.0, 1000.0))
+    robot_state_rate_hz: float = param(10.0, '~/robot_state and /diagnostics rate (steady '
+                                       'clock)', range=(0.1, 1000.0))
+    gripper_rate_hz: float = param(50.0, 'gripper joint-state rate (franka_gripper '
+                                   'state_publish_rate: 50 Hz)', range=(1.0, 1000.0))
     step_period_s: float = param(0.004, 'real time: the 1 ms grid is stepped in batches of '
                                  'this much wall time (commands keep their arrival time)',
                                  range=(0.001, 0.1))
@@ -209,8 +213,17 @@ class SimParams:
                                       '1000 Nm/s (its default)')
     publish_clock: bool = param(False, 'lockstep: publish /clock and advance one control '
                                 'period per command (server: use_sim_time, trigger state)')
-    lockstep_republish_s: float = param(1.0, 'lockstep: re-send the state after this wall '
-                                        'time without a command', range=(0.01, 60.0))
+    lockstep_republish_s: float = param(1.0, 'lockstep: advance one control period anyway '
+                                        'after this wall time without a command (the '
+                                        'controller holds)', range=(0.01, 60.0))
+    reset_tolerance: float = param(1e-5, 'after an episode reset, commands are delivered from '
+                                   'the first one that starts within this of the reset pose '
+                                   '[rad] (older ones were meant for the previous episode; a '
+                                   'server re-anchors on the measured pose exactly)',
+                                   range=(1e-9, 10.0))
+    reset_guard_s: float = param(1.0, 'after a reset, deliver every command again after this '
+                                 'long even if none started at the reset pose',
+                                 range=(0.0, 60.0))
     command_timeout_s: float = param(0.5, 'ideal fidelity only: a command older than this is '
                                      'zeroed (a real controller holds the last forever)',
                                      range=(0.0, 60.0))

@@ -43,12 +43,12 @@ class PolicyServer(LifecycleNode):
         self._lock = threading.RLock()
         self.p = declare(self, ServeSettings)
         self.state_node = control_node(self)
-        self._clock = self.state_node.get_clock()
+        self._ctrl_clock = self.state_node.get_clock()
         self.loop: ServingLoop | None = None
         self.bundle_path, self.configure_error = '', ''
-        self._ents, self._timers, self._cmd_pub, self._state_recv = [], [], None, 0.0
+        self._ents, self._control_timers, self._cmd_pub, self._state_recv = [], [], None, 0.0
         self._latency = diag.LatencyStats()
-        self._estop = False
+        self._estop, self._late = False, 0
         self.failure: str | None = None
         self.pump: Any = time.sleep
         guard(self, ServeSettings, lambda: self.loop is not None, self._apply_live)
@@ -62,7 +62,7 @@ class PolicyServer(LifecycleNode):
                           clock=self._steady)
 
     def _now(self) -> float:
-        return self._clock.now().nanoseconds * 1e-9
+        return self._ctrl_clock.now().nanoseconds * 1e-9
 
     def _apply_live(self, name: str, value: Any) -> None:
         if name == 'clamp_scale' and self.loop is not None:
@@ -90,7 +90,7 @@ class PolicyServer(LifecycleNode):
             self.loop.fail(self.failure)
         self.configure_error = ''
         for w in self.loop.warnings:
-            self.get_logger().warn(w)
+            self.get_logger().warning(w)
         msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
         topic = p.default_command_topic()
         self._cmd_pub = self.create_lifecycle_publisher(msg_type, topic, qos.COMMAND)
@@ -109,24 +109,25 @@ class PolicyServer(LifecycleNode):
         loop.activate(self._now())
         timers = [(min(loop.tick_s / 4, 0.01), self._watchdog, self._steady)]
         if self.p.trigger == 'timer':
-            timers.append((loop.tick_s, self._tick, self._clock))
+            timers.append((loop.tick_s, self._tick, self._ctrl_clock))
         if self.p.command_type != 'trajectory':
-            timers.append((1.0 / self.p.stream_rate_hz, self._stream, self._clock))
-        self._timers = [self.state_node.create_timer(dt, cb, clock=c) for dt, cb, c in timers]
+            timers.append((1.0 / self.p.stream_rate_hz, self._stream, self._ctrl_clock))
+        self._control_timers = [self.state_node.create_timer(dt, cb, clock=c)
+                                for dt, cb, c in timers]
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Brake to rest (the publisher is still active), then stop the timers."""
         self.stop_robot('deactivate')
         with self._lock:
-            for t in self._timers:
+            for t in self._control_timers:
                 self.state_node.destroy_timer(t)
-            self._timers = []
+            self._control_timers = []
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Forget the bundle; destroy publishers and subscriptions (shutdown: brake first)."""
-        if self._timers:
+        if self._control_timers:
             self.on_deactivate(state)
         with self._lock:
             for sub in self._ents:
@@ -143,27 +144,28 @@ class PolicyServer(LifecycleNode):
     def _on_state(self, msg: JointState) -> None:
         if self.loop is None:
             return
-        self._state_recv = time.perf_counter()
+        self._state_recv, now = time.perf_counter(), self._now()
         names, pos, vel, stamp = conv.joint_state_arrays(msg)
-        due, refused = self.loop.on_state(self._now(), time.monotonic(), names, pos, vel, stamp)
+        due, refused = self.loop.on_state(now, time.monotonic(), names, pos, vel, stamp)
         if refused is not None:
-            self.get_logger().warn(f'joint state dropped: {self.loop.cache.last_error}',
+            self.get_logger().warning(f'joint state dropped: {self.loop.cache.last_error}',
                                    throttle_duration_sec=2.0)
-        if due and self._timers:
-            self._tick()
+        if due and self._control_timers:
+            self._tick(self.loop.due_time)
 
     @_locked
     def _on_goal(self, msg: PointStamped) -> None:
         if self.loop is not None and self.loop.on_goal(*conv.point_array(msg)) is not None:
-            self.get_logger().warn(self.loop.goals.last_refused, throttle_duration_sec=1.0)
+            self.get_logger().warning(self.loop.goals.last_refused, throttle_duration_sec=1.0)
 
     @_locked
-    def _tick(self) -> None:
-        if self.loop is None or not self._timers:
+    def _tick(self, now: float | None = None) -> None:
+        if self.loop is None or not self._control_timers:
             return
-        out = self.loop.tick(self._now(), time.monotonic())
+        out = self.loop.tick(self._now() if now is None else now, time.monotonic())
         if out.trajectory is not None and self._cmd_pub is not None:
             self._cmd_pub.publish(conv.trajectory_to_msg(out.trajectory))
+            self._late += self._now() > out.plan.t0  # the controller steps: lead_s too short
         if out.reason == 'ok' and self.p.command_type == 'trajectory':
             self._latency.add(time.perf_counter() - self._state_recv)
         if self.loop.ticks % max(1, round(0.2 / self.loop.tick_s)) == 0:
@@ -192,7 +194,7 @@ class PolicyServer(LifecycleNode):
         """
         with self._lock:
             loop = self.loop
-            if loop is None or not self._timers:
+            if loop is None or not self._control_timers:
                 return
             loop.deactivate()
             self._tick()
@@ -215,7 +217,7 @@ class PolicyServer(LifecycleNode):
         if self.loop is not None:
             self.loop.safety.estop()
             self._tick()  # brake now
-        self.get_logger().warn('E-STOP latched: braking to rest, holding until ~/reset')
+        self.get_logger().warning('E-STOP latched: braking to rest, holding until ~/reset')
         res.success, res.message = True, 'e-stop latched'
         return res
 
@@ -230,14 +232,12 @@ class PolicyServer(LifecycleNode):
     @_locked
     def _publish_diagnostics(self) -> None:
         level, message, hardware, values = diag.report(
-            self.loop, bool(self._timers), self.configure_error, self.p.robot,
+            self.loop, bool(self._control_timers), self.configure_error, self.p.robot,
             self._latency, self._now(), time.monotonic())
-        values['bundle'] = self.bundle_path
-        arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
-        arr.status = [conv.diagnostic_status(f'{self.get_fully_qualified_name()}: policy',
-                                             level, message, hardware, values)]
-        self._diag_pub.publish(arr)
+        values.update(bundle=self.bundle_path, late_messages=self._late)
+        self._diag_pub.publish(conv.diagnostic_array(
+            f'{self.get_fully_qualified_name()}: policy', level, message, hardware, values,
+            self.get_clock().now().to_msg()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,20 +7,31 @@ violation, and a MuJoCo arm that tracks the reference. `fidelity: ideal` is the 
 the checks (quick experiments). The robot profile (`robot: panda|fr3`) sets joint names, limits
 and the base frame.
 
-Clocks. Real time: a steady timer steps the 1 ms grid in batches of `step_period_s`; every
-command is stamped with its arrival time on the grid, so a late Python loop never changes what
-is checked; joint states are published for every millisecond (or decimated to
-`publish_rate_hz`), stamped with the time they represent. Lockstep (`publish_clock`): the node
-publishes /clock and advances one control period per received command (run the server with
-use_sim_time and trigger: state).
+Clocks. Real time: the arm's 1 ms grid is tied to ROS time once, at start (grid time t is ROS
+time `epoch + t`, the steady clock measures it), and a steady timer steps the grid up to now in
+batches of `step_period_s`; every command is stamped with its arrival time on that grid and
+trajectory stamps are mapped through the same epoch, so neither a late Python loop nor a slow
+batch changes what is checked (a sim that falls behind publishes its states late, stamped
+with the time they represent, as a loaded robot PC would). Joint states go out for every
+millisecond (or decimated to `publish_rate_hz`), the gripper's at `gripper_rate_hz`.
+Lockstep (`publish_clock`): the node publishes /clock before every state and advances one
+control period per received command (run the server with use_sim_time and trigger: state), or
+after `lockstep_republish_s` of wall time without one (a server at rest sends nothing).
 
 Episodes: each starts at rest (profile home, or the goals file's start) with a goal (the goals
 file in order, or sampled in the reach region), published on the policy server's goal topic;
 after `episode_s` the result goes to `~/episode_result` (JSON: success at 1/2/5 cm and at
 `success_threshold`, time to goal, final distance, path length, reflex, rejected messages).
-`~/robot_state` (JSON: mode idle|move|reflex, reflex, rejected, ...) and /diagnostics (ERROR on
-a reflex) report the arm; `~/recover` (std_srvs/Trigger) is franka_ros2's error recovery;
-`~/reset_episode` starts a new episode now.
+A reset moves the arm home at once, which no real arm does, so commands still in flight for
+the previous episode would jump it: until the first command that starts at the new pose
+(within `reset_tolerance`: a trajectory whose reference at arrival is there, a velocity of ~0)
+commands are not delivered, as an evaluation harness that deactivates the server across the
+reset would (counted as `reset_ignored`; after `reset_guard_s` everything is delivered again).
+`~/robot_state` (JSON at `robot_state_rate_hz`: mode idle|move|reflex, reflex, rejected, time,
+max_abs_qd, ...) and /diagnostics (ERROR on a reflex) report the arm; `~/recover`
+(std_srvs/Trigger) is franka_ros2's error recovery; `~/reset_episode` starts a new episode now;
+`~/mute_joint_states` (std_srvs/SetBool) stops the joint states while the arm runs on (fault
+injection: a dead driver or network).
 """
 from __future__ import annotations
 
@@ -35,11 +46,12 @@ import rclpy
 from rclpy.clock import Clock, ClockType
 import rclpy.executors
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from rl_control.envs.reach_metrics import EpisodeTrace, load_goals
@@ -49,7 +61,7 @@ from rl_control.robots.physics import mujoco_physics
 from rl_control.robots.profiles import get_profile
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
-from rl_control.ros.hosting import print_help_if_asked
+from rl_control.ros.hosting import flush, print_help_if_asked
 from rl_control.ros.params import SimParams, declare
 from rl_control.ros.signals import spin_until_signal
 
@@ -78,14 +90,21 @@ class SimRobot(Node):
         self.goals = load_goals(p.goals_file) if p.goals_file else None
         self.episode, self.done, self._last_cmd_wall = 0, False, -1e9
         self._awaiting = False
-        self._wall0 = time.monotonic()
-        self._epoch = 0.0 if p.publish_clock else self.get_clock().now().nanoseconds * 1e-9
         self._publish_every = max(1, round(1.0 / (p.publish_rate_hz * self.arm.dt)))
+        self._grip_every = max(1, round(1.0 / (p.gripper_rate_hz * self.arm.dt)))
+        self.reset_ignored, self.max_lag_s = 0, 0.0
+        self.muted_at: float | None = None  # fault injection: joint states stopped (grid time)
+        self._diag_wall, self._diag_mode = 0.0, ''
         topic = p.command_topic or (f'{p.robot}_arm_controller/joint_trajectory'
                                     if p.command_type == 'trajectory'
                                     else f'{p.command_type}_controller/commands')
         msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
-        self.create_subscription(msg_type, topic, self._on_command, qos.COMMAND)
+        # Deeper than the publisher's depth 1: while this process steps a batch (up to 0.1 s
+        # of a 1 kHz stream), later commands must not overwrite earlier ones in the reader's
+        # cache (a controller's subscription thread takes each one as it comes; each keeps
+        # its receive time).
+        self.create_subscription(msg_type, topic, self._on_command,
+                                 QoSProfile(**{**_qos_fields(qos.COMMAND), 'depth': 200}))
         self._js_pub = self.create_publisher(JointState, p.joint_state_topic, qos.SENSOR)
         self._grip_pub = self.create_publisher(JointState, p.gripper_state_topic, qos.SENSOR)
         self._goal_pub = self.create_publisher(PointStamped, p.goal_topic, qos.GOAL)
@@ -96,13 +115,18 @@ class SimRobot(Node):
             else None
         self.create_service(Trigger, '~/reset_episode', self._on_reset_episode)
         self.create_service(Trigger, '~/recover', self._on_recover)
+        self.create_service(SetBool, '~/mute_joint_states', self._on_mute)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if p.publish_clock:
             self.create_timer(p.lockstep_republish_s, self._republish, clock=steady)
         else:
             self.create_timer(p.step_period_s, self._realtime_step, clock=steady)
         self.create_timer(0.5, self._publish_goal, clock=steady)  # late joiners get the goal
-        self.create_timer(0.1, self._publish_robot_state, clock=steady)
+        self.create_timer(1.0 / p.robot_state_rate_hz, self._publish_robot_state,
+                          clock=steady)
+        # grid time 0 = ROS time epoch, measured on the steady clock from here on
+        self._mono0 = time.monotonic()
+        self._epoch = 0.0 if p.publish_clock else self.get_clock().now().nanoseconds * 1e-9
         self._start_episode()
         self.get_logger().info(
             f'sim_robot: {p.robot} ({p.fidelity} fidelity), {p.command_type} commands on '
@@ -113,11 +137,19 @@ class SimRobot(Node):
     def _ros_time(self, t_arm: float) -> float:
         return self._epoch + t_arm
 
-    def _arrival(self) -> float:
-        """A command's arrival on the arm's grid: the last batch end + wall time since."""
+    def _arrival(self, received_ns: int = 0) -> float:
+        """A command's arrival on the arm's grid: when DDS received it (else now).
+
+        The middleware's receive time, not this callback's: a command must not count as late
+        because this process was busy stepping (a real controller's subscription thread takes
+        messages while its 1 kHz loop runs).
+        """
         if self.p.publish_clock:
             return self.arm.time
-        return self.arm.time + max(0.0, time.monotonic() - self._batch_wall)
+        now = time.monotonic() - self._mono0
+        if received_ns > 0:
+            now = min(now, received_ns * 1e-9 - self._epoch)
+        return max(self.arm.time, now)
 
     # -- episodes ---------------------------------------------------------------------------
     def _start_episode(self) -> None:
@@ -137,7 +169,9 @@ class SimRobot(Node):
         self._ep_start, self._ep_reflexes = self.arm.time, self.arm.reflex_count
         self._ep_rejected = self.arm.state()['rejected']
         self._next_sample = self.arm.time
-        self._batch_wall = time.monotonic()
+        self._reset_q, self._reset_t = self.arm.state()['q'], self.arm.time
+        self._reset_pose = self._reset_q
+        self._ep_ignored = self.reset_ignored
         self._publish_goal()
         self._publish_state()
 
@@ -152,7 +186,10 @@ class SimRobot(Node):
                   'reflex_violation': (None if st['reflex_count'] == self._ep_reflexes
                                        else str(st['reflex_violation'])),
                   'rejected': st['rejected'] - self._ep_rejected,
-                  'start_q': [float(v) for v in self.arm.state()['q']],
+                  'reset_ignored': self.reset_ignored - self._ep_ignored,
+                  'distances': [round(d, 5) for d in self.trace.distances],
+                  'start_q': [float(v) for v in self._reset_pose],
+                  'final_q': [float(v) for v in st['q']],
                   'sim_time': self.arm.time, 'wall_time': time.time()}
         self._result_pub.publish(conv.json_string(result))
         self.get_logger().info(f"episode {self.episode}: success={result['success']} "
@@ -175,20 +212,32 @@ class SimRobot(Node):
         self._publish_robot_state()
         return res
 
+    def _on_mute(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        """Fault injection: stop (true) or resume (false) publishing joint states."""
+        self.muted_at = self.arm.time if req.data else None
+        res.success, res.message = True, f'joint states muted at {self.arm.time:.3f}' \
+            if req.data else 'joint states resumed'
+        return res
+
     # -- commands and stepping --------------------------------------------------------------
-    def _on_command(self, msg: Any) -> None:
-        t = self._arrival()
+    def _on_command(self, msg: Any, info: Any) -> None:
+        t = self._arrival(int((info or {}).get('received_timestamp') or 0))
         if self.p.command_type == 'trajectory':
             traj = conv.msg_to_trajectory(msg)
             if traj.stamp:  # ROS time -> the arm's grid
                 traj = type(traj)(traj.joint_names, traj.points, traj.stamp - self._epoch)
                 if traj.stamp < self._reset_time - 1e-9:
                     return  # planned for the previous episode
+            if self._from_old_episode(t, traj):
+                return
             self.arm.submit_trajectory(t, traj)
-        elif not self.p.publish_clock and t < self._reset_time + RESET_GRACE_S:
-            return
+        elif (self.p.command_type == 'effort' and not self.p.publish_clock
+              and t < self._reset_time + RESET_GRACE_S):
+            return  # effort commands carry no state to tell the episodes apart
         else:
             data = conv.multiarray_values(msg)
+            if self._from_old_episode(t, data):
+                return
             (self.arm.submit_velocity if self.p.command_type == 'velocity'
              else self.arm.submit_effort)(t, data.tolist())
         self._last_cmd_wall = time.monotonic()
@@ -196,25 +245,43 @@ class SimRobot(Node):
             self._awaiting = False
             self._advance(round(self.p.control_period_s / self.arm.dt))
 
+    def _from_old_episode(self, t: float, cmd: Any) -> bool:
+        """Whether a command right after a reset belongs to the previous episode (docstring)."""
+        if self._reset_q is None:
+            return False
+        if t - self._reset_t > self.p.reset_guard_s or self.p.command_type == 'effort':
+            self._reset_q = None
+            return False
+        if self.p.command_type == 'velocity':
+            fresh = len(cmd) != 7 or float(np.max(np.abs(cmd))) <= 1e-3  # malformed: deliver
+        else:
+            fresh = _reference_at(cmd, t, self.profile.joint_names, self._reset_q,
+                                  self.p.reset_tolerance)
+        if fresh:
+            self._reset_q = None
+        else:
+            self.reset_ignored += 1
+        return not fresh
+
     def _realtime_step(self) -> None:
         now = time.monotonic()
-        n = int(round((now - self._batch_wall) / self.arm.dt))
+        n = int((now - self._mono0) / self.arm.dt + 1e-6) - round(self.arm.time / self.arm.dt)
+        self.max_lag_s = max(self.max_lag_s, n * self.arm.dt)
         if (self.p.fidelity == 'ideal' and self.p.command_type == 'velocity'
                 and self.p.command_timeout_s > 0
                 and now - self._last_cmd_wall > self.p.command_timeout_s):
             self.arm.submit_velocity(self.arm.time, [0.0] * 7)  # ideal: a dead server stops
         if n > 0:
-            self._advance(n)
-            self._batch_wall += n * self.arm.dt
+            self._advance(min(n, 100))  # at most 0.1 s per call: keep taking commands
 
     def _advance(self, n: int) -> None:
         """Step n ms, publishing states and sampling the episode on their schedules."""
         period = self.p.control_period_s
         for _ in range(n):
             self.arm.step(1)
-            if not self.p.publish_clock and \
-                    round(self.arm.time / self.arm.dt) % self._publish_every == 0:
-                self._publish_state()
+            k = round(self.arm.time / self.arm.dt)
+            if not self.p.publish_clock and k % self._publish_every == 0:
+                self._publish_state(gripper=k % self._grip_every == 0)
             if self.arm.time >= self._next_sample - 1e-9:
                 self._next_sample += period
                 q = self.arm.state()['q']
@@ -223,21 +290,32 @@ class SimRobot(Node):
                 self._finish_episode()
                 return
         if self.p.publish_clock:
-            self._clock_pub.publish(ClockMsg(clock=conv.sec_to_stamp(self.arm.time)))
             self._publish_state()
 
     def _republish(self) -> None:
+        """Lockstep, no command for a while: time passes anyway (the controller holds).
+
+        A server with nothing to send (no goal yet, at rest) answers no state, and re-sending
+        the same state would not make it answer: the clock would stand still for good.
+        """
         if time.monotonic() - self._last_cmd_wall >= self.p.lockstep_republish_s:
-            self._clock_pub.publish(ClockMsg(clock=conv.sec_to_stamp(self.arm.time)))
-            self._publish_state()
+            self._last_cmd_wall = time.monotonic()
+            self._awaiting = False
+            self._advance(round(self.p.control_period_s / self.arm.dt))
 
     # -- output -----------------------------------------------------------------------------
-    def _publish_state(self) -> None:
+    def _publish_state(self, gripper: bool = True) -> None:
+        """The arm's (and the gripper's) joint state; lockstep: /clock first, then the state."""
         stamp = conv.sec_to_stamp(self._ros_time(self.arm.time))
+        if self._clock_pub is not None:
+            self._clock_pub.publish(ClockMsg(clock=stamp))
+        if self.muted_at is not None:
+            return
         names, q, qd, tau = self.arm.joint_state()
         self._js_pub.publish(conv.make_joint_state(names, q, qd, tau, stamp=stamp))
-        names, q, qd, eff = self.arm.gripper_state()
-        self._grip_pub.publish(conv.make_joint_state(names, q, qd, eff, stamp=stamp))
+        if gripper:
+            names, q, qd, eff = self.arm.gripper_state()
+            self._grip_pub.publish(conv.make_joint_state(names, q, qd, eff, stamp=stamp))
         self._awaiting = True
 
     def _publish_goal(self) -> None:
@@ -253,14 +331,40 @@ class SimRobot(Node):
         report['reflex_errors'] = list(report['reflex_errors'])
         report['last_rejection'] = st['rejections'][-1][1] if st['rejections'] else None
         report['max_abs_qd'] = float(np.abs(st['qd']).max())
+        report['reset_ignored'], report['max_lag_ms'] = self.reset_ignored, self.max_lag_s * 1e3
+        report.update(episode=self.episode, ros_time=self._ros_time(st['time']),
+                      muted_at=self.muted_at, qd=[float(v) for v in st['qd']])
         self._state_pub.publish(conv.json_string(report))
+        now = time.monotonic()
+        if now - self._diag_wall < 0.1 and st['mode'] == self._diag_mode:
+            return  # /diagnostics at most 10 Hz, at once on a mode change
+        self._diag_wall, self._diag_mode = now, st['mode']
         level = 2 if st['mode'] == 'reflex' else 0
         message = f'reflex: {st["reflex"]}' if level else f'{st["mode"]} ({self.p.fidelity})'
-        arr = DiagnosticArray()
-        arr.status = [conv.diagnostic_status(f'{self.get_fully_qualified_name()}: robot', level,
-                                             message, self.profile.name,
-                                             {k: v for k, v in report.items()})]
-        self._diag_pub.publish(arr)
+        self._diag_pub.publish(conv.diagnostic_array(
+            f'{self.get_fully_qualified_name()}: robot', level, message, self.profile.name,
+            report, self.get_clock().now().to_msg()))
+
+
+def _qos_fields(profile: QoSProfile) -> dict[str, Any]:
+    return {'history': profile.history, 'reliability': profile.reliability,
+            'durability': profile.durability}
+
+
+def _reference_at(traj: Any, t: float, joints: tuple[str, ...], q: np.ndarray,
+                  tolerance: float) -> bool:
+    """Whether trajectory `traj` (on the arm's grid) commands ~`q` at its arrival `t`."""
+    if set(traj.joint_names) != set(joints) or not traj.points:
+        return True  # malformed: deliver, the controller rejects it and counts that
+    start = traj.stamp or t
+    point = traj.points[-1]
+    for p in traj.points:
+        if start + p.time_from_start >= t - 5e-4:
+            point = p
+            break
+    order = [list(traj.joint_names).index(n) for n in joints]
+    pos = np.asarray(point.positions, np.float64)
+    return pos.shape == (len(joints),) and float(np.max(np.abs(pos[order] - q))) <= tolerance
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     executor = rclpy.executors.SingleThreadedExecutor()
     try:
         spin_until_signal(node, executor, done=lambda: node.done)
+        flush(node._result_pub)  # the last episode's result must not die in the queue
     finally:
         node.destroy_node()
         if rclpy.ok():

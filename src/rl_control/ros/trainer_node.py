@@ -35,17 +35,17 @@ from std_srvs.srv import Trigger
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.params import declare
-from rl_control.serve.settings import param as _help
+from rl_control.serve.settings import param
 
 
 @dataclass
 class TrainerParams:
     """Parameters of `trainer`."""
 
-    config: str = _help('', 'training config YAML (config/*.yaml)')
-    out: str = _help('', 'run directory (checkpoints/, bundle/, progress.csv, tb/)')
-    resume: bool = _help(False, 'continue from out/checkpoints/latest')
-    set: list[str] = _help([], 'KEY=VALUE config overrides (as `rl-control train --set`)')
+    config: str = param('', 'training config YAML (config/*.yaml)')
+    out: str = param('', 'run directory (checkpoints/, bundle/, progress.csv, tb/)')
+    resume: bool = param(False, 'continue from out/checkpoints/latest')
+    set: list[str] = param([], 'KEY=VALUE config overrides (as `rl-control train --set`)')
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +82,7 @@ class TrainerNode(Node):
         try:
             self._progress.publish(conv.json_string(_plain(obj)))
         except Exception as exc:  # noqa: BLE001 - never let reporting break training
-            self.get_logger().warn(f'progress not published: {exc}', throttle_duration_sec=5)
+            self.get_logger().warning(f'progress not published: {exc}', throttle_duration_sec=5)
 
     def callbacks(self) -> Any:
         """The `core.loop.Callback` that reports into this node."""
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def on_signal(signum: int, frame: Any) -> None:
-        log.warn(f'signal {signum}: stopping; a final checkpoint is being written')
+        log.warning(f'signal {signum}: stopping; a final checkpoint is being written')
         node.control.request_stop()
 
     for s in (signal.SIGINT, signal.SIGTERM):

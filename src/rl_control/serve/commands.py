@@ -17,10 +17,21 @@ How a message joins the one before, so that no arrival time makes a step in any 
   spline from the controller's "state before the trajectory", which JTC records one control
   period off (it stores the next cycle's setpoint under the current cycle's time: #1306 and
   #780): a double step at every re-plan, a jerk reflex on a Franka.
-- the arm is at rest (first message, after a stop): no prefix; the message is stamped with the
-  plan start and the controller splines from the position it holds, over the lead time.
+- the arm is at rest after a message of ours: the prefix is the point the controller holds
+  (that message's last), stamped at the tick, so the controller again samples inside the message
+  and never splines from the measured state (which lags the held one while the arm settles);
+- the arm is at rest with no message of ours yet (first message, after a re-anchor): no
+  prefix; the message is stamped with the plan start and the controller splines from the
+  position it holds (measured: it has been at rest), over the lead time.
 Late messages (arriving after the plan start) make a step in the reference: `lead_s` must
 exceed the worst message latency.
+The prefix is taken from the previous MESSAGE (`last`), the one the controller runs or is
+about to run, until it has ended: a tick sooner than `lead_s` after the previous one (a
+watchdog or e-stop brake, a deactivate, a state-triggered tick) finds the previous plan not
+yet started, and the controller is then still in that message's own prefix (or, from rest,
+before its start: the new message then starts where it starts). Its waypoints are on the same
+sample grid and join the previous plan at its start. Whether the arm moves is judged by that
+message, not by the previous plan's (not yet started) state.
 """
 from __future__ import annotations
 
@@ -47,15 +58,37 @@ def moving(plan: Plan | None, t: float) -> bool:
     return bool(np.any(s.qd != 0.0) or np.any(s.qdd != 0.0))
 
 
+def _prefix_of(last: JointTrajectory, now: float, t0: float
+               ) -> tuple[float, list[JointTrajectoryPoint]]:
+    """(stamp, points) of `last`'s own waypoints from the last one at or before `now` to `t0`."""
+    times = [last.stamp + p.time_from_start for p in last.points]
+    i = max((k for k, t in enumerate(times) if t <= now + 1e-9), default=0)
+    stamp = times[i]
+    return stamp, [JointTrajectoryPoint(round((t - stamp) / GRID_S * 1e6) * GRID_S / 1e6,
+                                        p.positions, p.velocities, p.accelerations)
+                   for t, p in zip(times[i:], last.points[i:], strict=True)
+                   if t < t0 - 0.5 * GRID_S]
+
+
 def trajectory_message(plan: Plan, previous: Plan | None, now: float, sample_s: float,
-                       joint_names: Sequence[str], perm: np.ndarray) -> JointTrajectory:
+                       joint_names: Sequence[str], perm: np.ndarray,
+                       last: JointTrajectory | None = None) -> JointTrajectory:
     """The JointTrajectory for `plan`, computed at `now` (see the module docstring).
 
     `perm` maps controller order to plan order: command slot k carries plan joint perm[k].
+    `last` is the message sent before (for `previous`; None after a re-anchor).
     """
     points: list[JointTrajectoryPoint] = []
     stamp = plan.t0
-    if previous is not None and moving(previous, now) and previous.t0 <= now:
+    if last is not None:
+        if now < last.stamp + last.points[-1].time_from_start - 0.5 * GRID_S:
+            stamp, points = _prefix_of(last, now, plan.t0)  # the controller runs `last`
+        else:  # it holds `last`'s final point: restate it, stamped in the past on arrival
+            stamp = math.floor(now / GRID_S + 1e-9) * GRID_S
+            held = last.points[-1]
+            zero = [0.0] * len(held.positions)
+            points = [JointTrajectoryPoint(0.0, held.positions, zero, zero)]
+    elif previous is not None and moving(previous, now) and previous.t0 <= now:
         k = math.floor((now - previous.t0) / sample_s + 1e-9)
         stamp = previous.t0 + k * sample_s
         t = stamp

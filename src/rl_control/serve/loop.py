@@ -105,7 +105,7 @@ class ServingLoop:
         self._build_gates(spec)
         self._dry_run(where)
         self.last_tick: float | None = None
-        self.answered_stamp = 0.0
+        self.answered_stamp = self.due_time = 0.0
         self.reason = safety.INACTIVE
         self.failure: str | None = None
         self.reanchors = 0
@@ -113,6 +113,7 @@ class ServingLoop:
         self.last_braking_s = 0.0
         self._tau_target: np.ndarray | None = None
         self._stream_t: float | None = None
+        self._sent: JointTrajectory | None = None  # the controller's message (commands.py)
         self.ticks, self._rate_window = 0, (0, None)
         self.actions: list[np.ndarray] = []  # shaped targets as actions, newest first
 
@@ -217,7 +218,7 @@ class ServingLoop:
     def activate(self, now: float) -> None:
         """Start serving (the ramp-in starts now); the reference anchors on the next state."""
         self.safety.activate(now)
-        self.shaper.plan = None
+        self.shaper.plan, self._sent = None, None
         self.actions = []
         self.answered_stamp = 0.0
         self.last_tick = None
@@ -241,17 +242,22 @@ class ServingLoop:
         the last one (states at 1 kHz are decimated to the policy's rate). A state stamped no
         later than the last one answered (re-sent, reordered) is not answered again: a
         lockstep simulator advances one step per command. Stamps that jump back by more than a
-        period mean the source restarted: start over.
+        period mean the source restarted: start over. The tick is due at `due_time`: the
+        state's stamp when it is up to a period ahead of `now` (under sim time the /clock
+        message that precedes a state may be processed after it), else `now`.
         """
         refused = self.cache.update(now, wall, names, pos, vel, stamp)
+        self.due_time = now
         if refused is not None or self.settings.trigger != 'state' or not self.safety.active:
             return refused in (state.BAD_STATE, state.DUPLICATE_JOINTS), refused
         if stamp:
             if stamp < self.answered_stamp - self.period_s:
-                self.answered_stamp = 0.0
+                self.answered_stamp, self.last_tick = 0.0, None  # restarted: due at once
             elif stamp <= self.answered_stamp:
                 return False, None
-        due = self.last_tick is None or now - self.last_tick >= self.tick_s - 5e-4
+            # a state up to a period ahead of the clock is its time (its /clock is not in yet)
+            self.due_time = max(now, min(stamp, now + self.period_s))
+        due = self.last_tick is None or self.due_time - self.last_tick >= self.tick_s - 5e-4
         if due and stamp:
             self.answered_stamp = stamp
         return due, None
@@ -274,6 +280,8 @@ class ServingLoop:
 
     def tick(self, now: float, wall: float) -> TickOutput:
         """One policy tick at `now` (control clock) / `wall` (steady clock)."""
+        if self.shaper.anchored and self.shaper.plan.t0 > now + 1.0:
+            self.shaper.plan, self._sent = None, None  # the clock stepped back: start over
         self.last_tick = now
         self.ticks += 1
         problem = self.input_problem(now, wall)
@@ -282,6 +290,7 @@ class ServingLoop:
                 self.reason = problem or state.NO_STATE
                 return TickOutput(None, self.reason)  # nothing measured yet: nothing to hold
             self.shaper.anchor(now, self.cache.q, self.cache.qd)
+            self._sent = None
         elif self.cache.problem(now, wall) is None:
             self._reanchor_if_elsewhere(now)
         target = None
@@ -308,8 +317,9 @@ class ServingLoop:
                 self.last_braking_s = plan.end - now
         msg = None
         if self.settings.command_type == 'trajectory':
-            msg = trajectory_message(plan, previous, now, self.shaper_cfg.sample_s,
-                                     self.cmd_joints, self.perm)
+            msg = self._sent = trajectory_message(plan, previous, now,
+                                                  self.shaper_cfg.sample_s, self.cmd_joints,
+                                                  self.perm, self._sent)
         return TickOutput(msg, result.reason, plan)
 
     def _policy_target(self) -> np.ndarray | None:
@@ -326,6 +336,7 @@ class ServingLoop:
         ref = self.shaper.reference(t)
         if np.max(np.abs(self.cache.q - ref.q)) > self.settings.reanchor_tolerance:
             self.shaper.anchor(now, self.cache.q, self.cache.qd)
+            self._sent = None
             self.reanchors += 1
 
     # -- the output stream (velocity / effort) ------------------------------------------------
@@ -341,10 +352,15 @@ class ServingLoop:
         self._stream_t = now
         if self._tau_target is not None:
             tau = self.torque.step(dt, self._tau_target, self.cache.qd, self.cache.q)
-        elif self.cache.received:
-            tau = self.torque.brake(dt, self.cache.qd, self.cache.q)
-        else:
+        elif not self.cache.received:
             return None
+        elif now - float(self.cache.arrival.min()) > self.cache.limits.stale_s \
+                or self.cache.bad.any():
+            # no measured velocity to damp: damping the last one would push on forever
+            # (the arm decelerates, then accelerates back); ramp to zero torque and float
+            tau = self.torque.step(dt, np.zeros_like(self.torque.tau))
+        else:
+            tau = self.torque.brake(dt, self.cache.qd, self.cache.q)
         return tau[self.perm]
 
     def take_rate(self, wall: float) -> float:

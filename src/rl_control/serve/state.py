@@ -55,6 +55,7 @@ class JointStateCache:
         self.bad = np.zeros(n, bool)         # last value for that joint was NaN/Inf
         self.counts: Counter = Counter()
         self.last_error: str | None = None
+        self.refusing: str | None = None  # why the newest arm message was refused, until one fits
         self._index_cache: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         self.received = False
 
@@ -107,16 +108,21 @@ class JointStateCache:
         self.stamp[dst] = stamp
         self.bad[dst] = False
         self.received = True
+        self.refusing = None
         return None
 
     def _refuse(self, reason: str, text: str) -> str:
         self.counts[reason] += 1
         self.last_error = text
+        if reason in (DUPLICATE_JOINTS, BAD_STATE):
+            self.refusing = reason  # whole messages refused: say so, not just 'no state'
         return reason
 
     def problem(self, now: float, wall: float) -> str | None:
         """Why the merged state must not be used at `now` (None when every joint is fresh)."""
         lim = self.limits
+        if self.refusing is not None:
+            return self.refusing
         if not self.received:
             return NO_STATE
         if self.bad.any():
@@ -131,7 +137,7 @@ class JointStateCache:
             return STALE_STATE
         # The clock stepped back (an NTP step, a restarted /clock): arrival times no longer
         # measure anything; one period of slack for a tick that read the clock just before.
-        if now < float(self.arrival.max()) - lim.period_s:
+        if now < float(self.arrival.max()) - lim.period_s - 1e-6:  # 1 us: float round-off
             return STALE_STATE
         if lim.max_state_age_s > 0 and self.stamp.min() > 0 and \
                 now - float(self.stamp.min()) > lim.max_state_age_s:
