@@ -28,19 +28,28 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_child(args: list[str], cpu: int | None = 0, timeout: float = 1800) -> dict:
+def run_child(args: list[str], cpu: int | None = 0, timeout: float | None = 1800,
+              log: Path | None = None) -> dict:
     """Run `python bench/<script> args` on one core; return the JSON of its last stdout line.
 
     The child sees BENCH_T0, the wall-clock time just before it was spawned, so "time from
     process start" includes interpreter start and imports, as a user would wait for them.
+    `log`: also write the child's stdout and stderr there (to follow a long run).
     """
     cmd = [sys.executable, *args]
     if cpu is not None and shutil.which('taskset'):
         cmd = ['taskset', '-c', str(cpu), *cmd]
     env = child_env()
     env['BENCH_T0'] = repr(time.time())
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    if log is None:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    else:  # the child writes straight into the log, which can be followed while it runs
+        with log.open('w') as f:
+            rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                timeout=timeout, check=False).returncode
+        text = log.read_text()
+        proc = subprocess.CompletedProcess(cmd, rc, text, text)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f'child failed ({proc.returncode}): {" ".join(cmd)}\n'
