@@ -57,6 +57,24 @@ def run_child(args: list[str], cpu: int | None = 0, timeout: float | None = 1800
     return json.loads(lines[-1])
 
 
+def run_timed(args: list[str], cpu: int | None = 0, timeout: float | None = 1800) -> tuple[
+        float, str]:
+    """Run `python args` on one core; (wall seconds from just before spawn to exit, stdout)."""
+    cmd = [sys.executable, *args]
+    if cpu is not None and shutil.which('taskset'):
+        cmd = ['taskset', '-c', str(cpu), *cmd]
+    env = child_env()
+    t0 = time.time()
+    env['BENCH_T0'] = repr(t0)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f'child failed ({proc.returncode}): {" ".join(cmd)}\n'
+                           f'{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}')
+    return wall, proc.stdout
+
+
 def median(xs: list[float]) -> float:
     """Median that tolerates an empty list (returns nan)."""
     return statistics.median(xs) if xs else float('nan')

@@ -1,12 +1,12 @@
 """Child process: Stable-Baselines3 SAC on Pendulum-v1, the peer rl_control is measured against.
 
 Modes:
-  throughput  SB3's SAC defaults (256x256, batch 256, lr 3e-4, learning_starts 100, 1 gradient
-              step per env step) for `--steps` env steps, doing what `rl-control train` does
-              with config/bench/pendulum_sac_sb3_defaults.yaml: 10 deterministic evaluation
-              episodes every 1000 steps (EvalCallback), TensorBoard logging, and the model
-              saved at the end. Prints the loop's env steps/s; the whole process is timed by
-              the parent (bench/sac_throughput.py).
+  throughput  `--preset defaults`: SB3's SAC defaults (256x256, batch 256, lr 3e-4,
+              learning_starts 100, 1 gradient step per env step), or `--preset ours` (below),
+              for `--steps` env steps, doing what `rl-control train` does with the matching
+              config: 10 deterministic evaluation episodes every `--eval-every` steps
+              (EvalCallback), TensorBoard logging, and the model saved at the end. Prints the
+              loop's time; the whole process is timed by the parent (bench/sac_throughput.py).
   solve       `--preset ours`: SB3 with config/pendulum_sac.yaml's hyperparameters (64x64, lr
               1e-3, tau 0.05, batch 256, learning_starts 500, the rest SB3 defaults as in that
               config); `--preset zoo`: the RL-Zoo's Pendulum-v1 SAC (lr 1e-3, the rest SB3
@@ -51,7 +51,8 @@ class _Solve(BaseCallback):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument('mode', choices=['throughput', 'solve'])
-    p.add_argument('--preset', choices=sorted(PRESETS), default='ours')
+    p.add_argument('--preset', choices=[*sorted(PRESETS), 'defaults'], default='ours',
+                   help="hyperparameters ('defaults': SB3's own, throughput mode only)")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--steps', type=int, default=1000)
     p.add_argument('--eval-every', type=int, default=250)
@@ -63,10 +64,11 @@ def main() -> None:
     if a.mode == 'throughput':
         with tempfile.TemporaryDirectory() as out:
             t = time.perf_counter()
+            kwargs = {} if a.preset == 'defaults' else PRESETS[a.preset]
             model = SAC('MlpPolicy', env, seed=a.seed, device='cpu', verbose=0,
-                        tensorboard_log=out)
+                        tensorboard_log=out, **kwargs)
             cb = EvalCallback(Monitor(gym.make('Pendulum-v1')), n_eval_episodes=10,
-                              eval_freq=1000, deterministic=True, verbose=0)
+                              eval_freq=a.eval_every, deterministic=True, verbose=0)
             model.learn(total_timesteps=a.steps, callback=cb)
             dt = time.perf_counter() - t
             model.save(os.path.join(out, 'model'))
