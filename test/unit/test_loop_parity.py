@@ -10,7 +10,7 @@ actions, our replay indices and our Gaussian draws (acting and updating). What m
   (the float64 parity tests in test_algorithms.py check single updates to 1e-16).
 After the first update the two runs separate by rounding (a fused ensemble matmul sums in
 another order than two nn.Linear stacks), and HalfCheetah's dynamics amplify a 1-ulp action
-difference into a different trajectory within tens of steps (last test): a seed names
+difference into a different trajectory within tens of steps (test below): a seed names
 unrelated runs in the two libraries, so their returns compare only as distributions.
 """
 import copy
@@ -247,3 +247,32 @@ def test_halfcheetah_amplifies_a_one_ulp_action_difference():
         oa = a.step(act)[0]
         ob = b.step(np.nextafter(act, np.float32(2)) if t == 0 else act)[0]
     assert np.abs(oa - ob).max() > 1e-2
+
+
+def test_critic_and_actor_initialization_match_sb3_layers():
+    """Each ensemble head and the actor are initialized as SB3's nn.Linear layers are.
+
+    nn.Linear's default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Compared by
+    the bounds and the standard deviation (1/sqrt(3 fan_in)) of every layer, for HalfCheetah's
+    sizes at SB3's 256x256, against SB3's own freshly built critic and actor.
+    """
+    env = gym.make('HalfCheetah-v5')
+    model = sb3.SAC('MlpPolicy', env, device='cpu', seed=0)
+    ours = SAC(17, 6, SACConfig(), seed=0)
+    for i, qf in enumerate(model.critic.q_networks):
+        for layer_i, layer in enumerate(_linears(qf)):
+            for mine, theirs in ((ours.critic.weights[layer_i][i].T, layer.weight),
+                                 (ours.critic.biases[layer_i][i, 0], layer.bias)):
+                fan_in = layer.weight.shape[1]
+                bound = 1 / np.sqrt(fan_in)
+                assert mine.shape == theirs.shape
+                assert mine.abs().max() <= bound and theirs.abs().max() <= bound
+                if mine.numel() > 1000:
+                    for w in (mine, theirs):
+                        assert abs(w.std().item() * np.sqrt(3 * fan_in) - 1) < 0.05
+    head = _linears(ours.actor.net)[-1]
+    for mine, theirs in ((head.weight[:6], model.actor.mu.weight),
+                         (head.weight[6:], model.actor.log_std.weight)):
+        assert mine.shape == theirs.shape
+        assert mine.abs().max() <= 1 / 16 and theirs.abs().max() <= 1 / 16
+        assert abs(mine.std().item() / theirs.std().item() - 1) < 0.1
