@@ -276,3 +276,34 @@ def test_critic_and_actor_initialization_match_sb3_layers():
         assert mine.shape == theirs.shape
         assert mine.abs().max() <= 1 / 16 and theirs.abs().max() <= 1 / 16
         assert abs(mine.std().item() / theirs.std().item() - 1) < 0.1
+
+
+@pytest.mark.parametrize('algo', ['sac', 'td3'])
+@pytest.mark.parametrize('stem', ['hopper', 'halfcheetah'])
+def test_mujoco_configs_are_sb3_defaults_with_the_zoo_settings(algo, stem):
+    """config/{hopper,halfcheetah}_{sac,td3}.yaml = SB3's constructor defaults + RL-Zoo3's
+    MuJoCo settings (learning_starts 10000; TD3: Gaussian noise 0.1), read off SB3 itself."""
+    import inspect
+
+    from rl_control.train.config import load_config
+    cfg = load_config(f'config/{stem}_{algo}.yaml').algo_config
+    cls = {'sac': sb3.SAC, 'td3': sb3.TD3}[algo]
+    default = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()}
+    zoo = {'learning_starts': 10000}
+    for ours, theirs in (('lr', 'learning_rate'), ('buffer_size', 'buffer_size'),
+                         ('batch_size', 'batch_size'), ('tau', 'tau'), ('gamma', 'gamma'),
+                         ('train_freq', 'train_freq'), ('gradient_steps', 'gradient_steps'),
+                         ('learning_starts', 'learning_starts')):
+        assert getattr(cfg, ours) == zoo.get(theirs, default[theirs]), ours
+    policy = {'sac': sb3.sac.policies.SACPolicy, 'td3': sb3.td3.policies.TD3Policy}[algo]
+    env = gym.make('Hopper-v5')
+    net = policy(env.observation_space, env.action_space, lambda _: 1e-3)
+    assert list(cfg.hidden_sizes) == [m.out_features for m in _linears(net.actor)][:-1 - (
+        algo == 'sac')]
+    if algo == 'sac':
+        assert (cfg.ent_coef, cfg.target_entropy, cfg.n_critics) == (
+            default['ent_coef'], default['target_entropy'], 2)
+    else:
+        assert (cfg.policy_delay, cfg.target_noise, cfg.target_noise_clip) == (
+            default['policy_delay'], default['target_policy_noise'], default['target_noise_clip'])
+        assert (cfg.action_noise, cfg.noise_sigma) == ('gaussian', 0.1)  # zoo: normal, 0.1
