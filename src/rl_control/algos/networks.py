@@ -101,9 +101,12 @@ class SquashedGaussianActor(nn.Module):
             eps = noise
         else:
             eps = standard_normal(mu.shape, generator, mu)
-        u = mu + log_std.exp() * eps
-        logp = (-0.5 * eps.square() - log_std).sum(-1) - 0.5 * LOG_2PI * self.act_dim
-        logp = logp - (2.0 * (LOG_2 - u - nn.functional.softplus(-2.0 * u))).sum(-1)
+        u = torch.addcmul(mu, log_std.exp(), eps)
+        # Per dimension: -eps^2 / 2 - log_std - 2 (log 2 - u - softplus(-2u)), the constants
+        # summed once: 4 ops fewer than term by term (on a CPU each op costs ~3-10 us).
+        per_dim = torch.addcmul(-log_std, eps, eps, value=-0.5)
+        per_dim = per_dim + 2.0 * (u + nn.functional.softplus(-2.0 * u))
+        logp = per_dim.sum(-1) - (0.5 * LOG_2PI + 2.0 * LOG_2) * self.act_dim
         return torch.tanh(u), logp
 
     def action(self, obs: torch.Tensor, deterministic: bool = False,
@@ -390,11 +393,7 @@ class ForeachAdam:
             if not params:
                 continue
             if _fusable(params):
-                # The kernel reads each parameter's step from a float32 scalar tensor, kept
-                # beside the integer step (the checkpointed one) and advanced with it.
-                step_t = self._step_tensors(index - len(group['params']), group['params'],
-                                            steps, params)
-                torch._foreach_add_(step_t, 1.0)
+                step_t = self._step_tensors(index - len(group['params']), steps, params)
                 torch._fused_adam_(params, grads, avgs, sqs, [], step_t, lr=group['lr'],
                                    beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
                                    amsgrad=False, maximize=False)
@@ -409,20 +408,24 @@ class ForeachAdam:
             torch._foreach_add_(denom, self.eps)
             torch._foreach_addcdiv_(params, avgs, denom, step_sizes)
 
-    def _step_tensors(self, first: int, group_params: list[torch.Tensor], steps: list[int],
+    def _step_tensors(self, first: int, steps: list[int],
                       params: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The float32 step tensors of the stepped parameters, each equal to its step - 1."""
+        """The step of each stepped parameter as the float32 scalar tensor the kernel reads.
+
+        The integer steps stay the state (and the checkpoint); a group whose parameters share
+        one step count (the usual case) shares one tensor, updated in place with one op.
+        """
         cache = self.__dict__.setdefault('_steps', {})
-        out = []
-        j = 0
-        for i, p in enumerate(group_params):
-            if j < len(params) and p is params[j]:
-                t = cache.get(first + i)
-                if t is None or t.device != p.device:
-                    t = cache[first + i] = torch.tensor(float(steps[j] - 1), device=p.device)
-                out.append(t)
-                j += 1
-        return out
+        key = (first, len(params))
+        if all(k == steps[0] for k in steps):
+            held = cache.get(key)
+            if held is None or held[1] != steps[0] - 1 or held[0].device != params[0].device:
+                held = (torch.tensor(float(steps[0] - 1), device=params[0].device), steps[0] - 1)
+            held[0].add_(1.0)
+            cache[key] = (held[0], steps[0])
+            return [held[0]] * len(params)
+        return [torch.tensor(float(k), device=p.device) for k, p in zip(steps, params,
+                                                                        strict=True)]
 
     def state_dict(self) -> dict[str, Any]:
         """Moments and step counts (by parameter position) and the group learning rates."""
