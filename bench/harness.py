@@ -21,8 +21,14 @@ RESULTS = ROOT / 'bench' / 'results'
 
 
 def child_env() -> dict[str, str]:
-    """Environment for a child peer: one thread everywhere, headless plotting."""
+    """Environment for a child peer: one thread everywhere, headless plotting.
+
+    PYTHONDONTWRITEBYTECODE is dropped: with it set (as some sandboxes do) every import of the
+    editable rl_control source is compiled again in every process (~10 ms a module), while
+    SB3's site-packages come precompiled; a normal Python caches the bytecode of both.
+    """
     env = dict(os.environ)
+    env.pop('PYTHONDONTWRITEBYTECODE', None)
     env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', MPLBACKEND='Agg',
                PYTHONPATH=str(ROOT / 'src') + os.pathsep + env.get('PYTHONPATH', ''))
     return env
