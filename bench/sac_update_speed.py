@@ -6,7 +6,9 @@ the project's Pendulum config, and 256x256, SB3's default). Both run in one proc
 interleaved rounds of `--steps` gradient steps (order alternating), so drift on a shared
 machine hits both alike; the minimum over rounds is the floor (the median is printed too).
 `--clock cpu` measures process CPU time instead of wall time: on a loaded machine it does not
-count the time the process waits for a core (it still sees cache contention).
+count the time the process waits for a core (it still sees cache contention). `--ops` also
+counts the ATen operators one gradient step dispatches, and how many are matrix products (the
+torch profiler, load-independent): on a CPU, small nets cost per operator, not per FLOP.
 
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python bench/sac_update_speed.py --rounds 20
 """
@@ -69,6 +71,17 @@ def sb3(obs_dim: int, act_dim: int, bs: int, hidden: list[int]) -> Callable[[int
     return run
 
 
+def count_ops(run: Callable[[int], None], steps: int = 10) -> dict:
+    """ATen operators per gradient step (all, and matrix products), from the torch profiler."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run(steps)
+    events = prof.key_averages()
+    mm = ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm')
+    return {'aten_ops': sum(e.count for e in events if e.key.startswith('aten::')) / steps,
+            'matmuls': sum(e.count for e in events if e.key in mm) / steps}
+
+
 def measure(a: argparse.Namespace, hidden: list[int]) -> dict:
     clock = time.process_time if a.clock == 'cpu' else time.perf_counter
     runs = {'rl_control': ours(a.obs_dim, a.act_dim, a.batch, hidden),
@@ -83,6 +96,9 @@ def measure(a: argparse.Namespace, hidden: list[int]) -> dict:
             runs[name](a.steps)
             times[name].append((clock() - t0) / a.steps * 1e3)
     out = {k: {'min_ms': min(v), 'median_ms': statistics.median(v)} for k, v in times.items()}
+    if a.ops:
+        for name, run in runs.items():
+            out[name].update(count_ops(run))
     out['speedup_min'] = out['sb3']['min_ms'] / out['rl_control']['min_ms']
     out['speedup_median'] = out['sb3']['median_ms'] / out['rl_control']['median_ms']
     return out
@@ -97,6 +113,7 @@ def main() -> None:
     p.add_argument('--steps', type=int, default=20, help='gradient steps per round')
     p.add_argument('--batch', type=int, default=256)
     p.add_argument('--clock', choices=['wall', 'cpu'], default='wall')
+    p.add_argument('--ops', action='store_true', help='also count ATen operators per step')
     a = p.parse_args()
     torch.set_num_threads(1)
     results = {}
@@ -111,6 +128,10 @@ def main() -> None:
               f'{res["sb3"]["min_ms"]:6.3f} (median {res["sb3"]["median_ms"]:6.3f}) ms per '
               f'gradient step: {res["speedup_min"]:.2f}x (median {res["speedup_median"]:.2f}x); '
               f'{a.clock} clock, load {load:.1f}-{res["load1_after"]:.1f}', flush=True)
+        if a.ops:
+            print(f'{"":>8}  ATen ops per step: rl_control {res["rl_control"]["aten_ops"]:.0f} '
+                  f'({res["rl_control"]["matmuls"]:.0f} matmuls), SB3 '
+                  f'{res["sb3"]["aten_ops"]:.0f} ({res["sb3"]["matmuls"]:.0f} matmuls)')
     from harness import save
     save('sac_update_speed', {'args': vars(a), 'results': results})
 
