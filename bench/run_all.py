@@ -1,8 +1,10 @@
 """Run the benchmarks one after another (`make bench`): each alone, the machine otherwise idle.
 
-`--list` prints them with the command each runs; `--only NAME ...` picks some; `--quick` runs
-each at a small budget (a smoke run of the harness, not a figure to report). Every figure in
-bench/README.md names the command that produced it: run that command for the full budget.
+`--list` prints them with the command each runs; `--only NAME ...` picks some (mujoco_robots,
+hours long, runs only when named); `--quick` runs each at a small budget (a smoke run of the
+harness, not a figure to report). Every figure in bench/README.md names the command that
+produced it: run that command for the full budget. Timing figures need a quiet machine: each
+benchmark records the load average beside its numbers.
 """
 from __future__ import annotations
 
@@ -15,20 +17,34 @@ import time
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
-# name -> (full command, quick command), run from the repository root
+# name -> (full command, quick command), run from the repository root. Every figure in
+# bench/README.md names one of these commands.
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     'env_speed': (['bench/env_speed.py', '--steps', '3000', '--repeats', '5'],
                   ['bench/env_speed.py', '--steps', '200', '--repeats', '1']),
     'sac_update_speed': (['bench/sac_update_speed.py', '--rounds', '20'],
-                         ['bench/sac_update_speed.py', '--rounds', '2']),
-    'time_to_solve': (['bench/time_to_solve.py'], ['bench/time_to_solve.py', '--help']),
+                         ['bench/sac_update_speed.py', '--rounds', '2', '--steps', '3']),
+    'sac_throughput': (['bench/sac_throughput.py', '--steps', '3000', '--repeats', '3'],
+                       ['bench/sac_throughput.py', '--steps', '150', '--repeats', '1']),
+    'sac_throughput_pendulum': (['bench/sac_throughput.py', '--settings', 'pendulum', '--steps',
+                                 '3000', '--repeats', '3'],
+                                ['bench/sac_throughput.py', '--settings', 'pendulum', '--steps',
+                                 '300', '--repeats', '1']),
+    'time_to_solve': (['bench/time_to_solve.py', '--seeds', '100', '101', '102', '103', '104'],
+                      ['bench/time_to_solve.py', '--seeds', '100', '--max-steps', '600',
+                       '--check-episodes', '5']),
     'learning_pendulum': (['bench/learning.py', 'pendulum', '--jobs', '1'],
                           ['bench/learning.py', '--help']),
+    'learning_ppo': (['bench/learning.py', 'ppo', '--jobs', '1'], ['bench/learning.py', '--help']),
     'serve_latency': (['bench/serve_latency.py', '--n', '5000'],
                       ['bench/serve_latency.py', '--n', '200']),
     'hot_path_micro': (['bench/hot_path_micro.py', '--rounds', '5', '--number', '5000'],
                        ['bench/hot_path_micro.py', '--rounds', '1', '--number', '200']),
+    # Hours on a 2-core machine (24 runs of 100k steps): only with --only mujoco_robots.
+    'mujoco_robots': (['bench/mujoco_robots.py', '--jobs', '2'],
+                      ['bench/mujoco_robots.py', '--help']),
 }
+ON_DEMAND = {'mujoco_robots'}  # not in a plain `make bench`
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--only', nargs='+', choices=sorted(BENCHMARKS), help='run only these')
     ap.add_argument('--quick', action='store_true', help='small budgets (smoke run)')
     args = ap.parse_args(argv)
-    names = args.only or list(BENCHMARKS)
+    names = args.only or [n for n in BENCHMARKS if n not in ON_DEMAND]
     if args.list:
         for name in names:
             print(f'{name:20s} {PY} {" ".join(BENCHMARKS[name][0])}')

@@ -36,14 +36,20 @@ def test_polyak_update_math():
     torch.testing.assert_close(target[1], torch.zeros(2, 2))
 
 
-def test_foreach_adam_equals_torch_adam():
+@pytest.mark.parametrize('path', ['fused', 'foreach'])
+def test_foreach_adam_equals_torch_adam(monkeypatch, path):
+    """Bit for bit torch.optim.Adam(fused=True) (the fused kernel), or torch's foreach Adam
+    when the tensors cannot be fused."""
+    if path == 'foreach':
+        from rl_control.algos import networks
+        monkeypatch.setattr(networks, '_fusable', lambda params: False)
     torch.manual_seed(0)
     ours = [torch.randn(4, 3, requires_grad=True), torch.randn(3, requires_grad=True),
             torch.randn(2, requires_grad=True)]
     ref = [p.detach().clone().requires_grad_(True) for p in ours]
     opt = ForeachAdam([{'params': ours[:2], 'lr': 1e-2}, {'params': ours[2:], 'lr': 3e-3}])
     ref_opt = torch.optim.Adam([{'params': ref[:2], 'lr': 1e-2}, {'params': ref[2:], 'lr': 3e-3}],
-                               foreach=True)
+                               **{path: True})
     for i in range(5):
         for params, o in ((ours, opt), (ref, ref_opt)):
             o.zero_grad(set_to_none=True)

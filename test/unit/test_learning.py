@@ -119,18 +119,20 @@ def run_pendulum(tmp_path, algo: str, steps: int, **algo_kwargs) -> float:
 # Pendulum-v1, deterministic eval over 10 episodes: a random policy scores about -1200..-1500,
 # a solved one about -150; a policy that has not learned to swing up stays below about -700.
 def test_sac_learns_pendulum(tmp_path):
-    # Measured at 4000 steps, seeds 0-4: -145, -169, -274, -194, -189.
+    # Measured at 4000 steps, seeds 0-4: -145, -168, -182, -192, -189.
     assert run_pendulum(tmp_path, 'sac', 4000) > -400
 
 
 def test_td3_learns_pendulum(tmp_path):
-    # Measured at 5000 steps, seeds 0-4: -151, -173, -190, -192, -194.
-    assert run_pendulum(tmp_path, 'td3', 5000, gamma=0.98) > -350
+    # Measured at 5000 steps, seeds 0-9: -449, -172, -189, -196, -186, -620, -159, -147, -146,
+    # -155 (before the fused Adam kernel rounded differently: -151, -173, -190, -192, -194,
+    # -615, -165, -154, -146, -144: one seed in five or ten is slower either way).
+    assert run_pendulum(tmp_path, 'td3', 5000, gamma=0.98) > -500
 
 
 def test_ddpg_learns_pendulum_with_ou_noise(tmp_path):
     # DDPG's defaults: one critic, no delay or smoothing, OU noise (sigma 0.2, theta 0.15,
-    # dt 1e-2). Measured at 5000 steps, seeds 0-4: -148, -170, -181, -194, -195.
+    # dt 1e-2). Measured at 5000 steps, seeds 0-4: -151, -170, -181, -189, -195.
     assert run_pendulum(tmp_path, 'ddpg', 5000, gamma=0.98) > -350
 
 

@@ -39,7 +39,7 @@ from rl_control.algos.networks import (
 )
 from rl_control.algos.polyak import polyak_update
 from rl_control.algos.seeding import seeded_init, standard_normal, torch_generator
-from rl_control.algos.types import Batch
+from rl_control.algos.types import Batch, Metrics
 
 
 @dataclass
@@ -171,7 +171,7 @@ class SAC:
         return standard_normal((obs.shape[0], self.act_dim), self.generator, obs)
 
     # -- learning -----------------------------------------------------------------------------
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> Metrics:
         """One update of alpha, the critics and the actor, then Polyak (module docstring)."""
         cfg = self.cfg
         pi, logp = self.actor(batch.obs, noise=self.reparam_noise(batch.obs))
@@ -209,10 +209,10 @@ class SAC:
         if self.n_updates % cfg.target_update_interval == 0:
             polyak_update(self._target, self._online, cfg.tau)
 
-        vals = torch.stack([critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(),
-                            alpha, q.detach().mean(), -logp.detach().mean()]).tolist()
-        return dict(zip(('critic_loss', 'actor_loss', 'alpha_loss', 'alpha', 'q_mean',
-                         'entropy'), vals, strict=True))
+        # Read back only if someone looks (types.Metrics); detached, so no graph is held.
+        return Metrics(('critic_loss', 'actor_loss', 'alpha_loss', 'alpha', 'q_mean', 'entropy'),
+                       (critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(), alpha,
+                        q.detach().mean(), -logp.detach().mean()))
 
     # -- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from rl_control.algos.networks import (
 from rl_control.algos.noise import GaussianNoise, make_noise
 from rl_control.algos.polyak import polyak_update
 from rl_control.algos.seeding import seeded_init, standard_normal, stream_seed, torch_generator
-from rl_control.algos.types import Batch
+from rl_control.algos.types import Batch, Metrics
 
 
 @dataclass
@@ -179,7 +179,7 @@ class TD3:
         return standard_normal(like.shape, self.generator, like)
 
     # -- learning -----------------------------------------------------------------------------
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> Metrics:
         """One critic update; every `policy_delay`-th call also the actor and Polyak."""
         cfg = self.cfg
         self.n_updates += 1
@@ -210,11 +210,8 @@ class TD3:
             polyak_update(self._target, self._online, cfg.tau)
             metrics.append(actor_loss.detach())
 
-        vals = torch.stack(metrics).tolist()
-        out = {'critic_loss': vals[0], 'q_mean': vals[1]}
-        if delayed:
-            out['actor_loss'] = vals[2]
-        return out
+        names = ('critic_loss', 'q_mean', 'actor_loss')[:len(metrics)]
+        return Metrics(names, metrics)  # read back only if someone looks (types.Metrics)
 
     # -- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ of units is what lets one bundle drive a simulator or a robot.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -62,14 +63,50 @@ class Rollout:
         return _to(self, device)
 
 
+class Metrics(Mapping[str, float]):
+    """An update's scalar metrics, read back from their tensors only when first accessed.
+
+    Off-policy agents update once per env step and the loop keeps only the latest metrics for
+    the next progress row, so converting them every update (a stack and a `.tolist()`, ~30 ATen
+    ops, a device sync on a GPU) would be wasted almost every time. A read-only mapping of
+    floats: `dict(metrics)`, `metrics['critic_loss']`, `float(v)` work as on a dict.
+    """
+
+    __slots__ = ('_names', '_tensors', '_values')
+
+    def __init__(self, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
+        self._names = tuple(names)
+        self._tensors: Sequence[torch.Tensor] | None = tensors
+        self._values: dict[str, float] | None = None
+
+    def _read(self) -> dict[str, float]:
+        if self._values is None:
+            vals = torch.stack([t.detach() for t in self._tensors]).tolist()
+            self._values = dict(zip(self._names, vals, strict=True))
+            self._tensors = None  # no graph or buffer is kept alive once read
+        return self._values
+
+    def __getitem__(self, key: str) -> float:
+        return self._read()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f'Metrics({self._read()!r})'
+
+
 class Agent(Protocol):
     """What the training loop, checkpoints and bundles need from an algorithm."""
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Map a batch of (normalized) observations (n, obs_dim) to actions in [-1, 1]."""
 
-    def update(self, batch: Any) -> dict[str, float]:
-        """One learning step on a Batch (off-policy) or a Rollout (on-policy); return metrics."""
+    def update(self, batch: Any) -> Mapping[str, float]:
+        """One learning step on a Batch or a Rollout; its metrics (a dict or a `Metrics`)."""
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: networks, targets, optimizers, counters."""
