@@ -45,6 +45,19 @@ def first_success(progress: Path, target: float = 0.95) -> float | None:
     return None
 
 
+def bench(a: argparse.Namespace, run_dir: Path, result: Path, engine: str) -> dict:
+    """`rl-control bench-reach` on one engine; its summary ({} when it failed)."""
+    if a.reuse and result.exists():
+        return json.loads(result.read_text())['summary']
+    bcmd = [*CLI, 'bench-reach', str(run_dir), '--engine', engine, '--json', '--out',
+            str(result)]
+    if a.robot:
+        bcmd += ['--robot', a.robot]
+    res = run(bcmd, result.with_suffix('.log'))
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith('{')]
+    return json.loads(lines[-1]) if res.returncode == 0 and lines else {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--config', required=True)
@@ -55,33 +68,36 @@ def main() -> None:
     ap.add_argument('--engines', nargs='+', default=['mujoco', 'pybullet', 'ros'])
     ap.add_argument('--out', default='runs/reach_bundles')
     ap.add_argument('--ship', default=None, help='copy the median seed bundle here')
+    ap.add_argument('--reuse', action='store_true',
+                    help='keep what an earlier run of the same name left: a trained seed is '
+                         'not retrained, an engine with its JSON is not rerun')
     a = ap.parse_args()
     out = ROOT / a.out / a.name
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in a.seeds:
         run_dir = out / f'seed_{seed}'
-        t0 = time.time()
+        row_file = out / f'seed_{seed}_row.json'
         cmd = [*CLI, 'train', '--config', a.config, '--set', f'seed={seed}', '--out',
                str(run_dir), '--no-progress'] + [x for s in a.set for x in ('--set', s)]
-        train = run(cmd, out / f'seed_{seed}_train.log')
-        row = {'seed': seed, 'train_rc': train.returncode, 'train_wall_s': time.time() - t0,
-               'time_to_0.95_s': None, 'command': ' '.join(cmd[2:])}
-        if train.returncode == 0:
+        if a.reuse and row_file.exists() and (run_dir / 'bundle').exists():
+            row = json.loads(row_file.read_text())
+        else:
+            t0 = time.time()
+            train = run(cmd, out / f'seed_{seed}_train.log')
+            row = {'seed': seed, 'train_rc': train.returncode,
+                   'train_wall_s': time.time() - t0, 'time_to_0.95_s': None,
+                   'command': ' '.join(cmd[2:])}
+        if row['train_rc'] == 0:
             row['time_to_0.95_s'] = first_success(run_dir / 'progress.csv')
             for engine in a.engines:
-                bcmd = [*CLI, 'bench-reach', str(run_dir), '--engine', engine, '--json',
-                        '--out', str(out / f'seed_{seed}_{engine}.json')]
-                if a.robot:
-                    bcmd += ['--robot', a.robot]
-                res = run(bcmd, out / f'seed_{seed}_{engine}.log')
-                lines = [ln for ln in res.stdout.splitlines() if ln.startswith('{')]
-                s = json.loads(lines[-1]) if res.returncode == 0 and lines else {}
+                summary = bench(a, run_dir, out / f'seed_{seed}_{engine}.json', engine)
                 for k in ('success_1cm', 'success_2cm', 'success_5cm', 'reflexes',
                           'final_distance_median', 'time_to_goal_s_median'):
-                    row[f'{engine}_{k}'] = s.get(k)
+                    row[f'{engine}_{k}'] = summary.get(k)
                 if engine == 'ros':
-                    row['ros_rejected'] = s.get('rejected')
+                    row['ros_rejected'] = summary.get('rejected')
+        row_file.write_text(json.dumps(row))
         rows.append(row)
         print(json.dumps(row), flush=True)
     results = ROOT / 'bench' / 'results'

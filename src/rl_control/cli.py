@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='per-joint RMS tracking error allowed [rad] (default 0.02)')
     p.add_argument('--success-gap', type=float, default=0.05,
                    help='--sim2sim: success difference allowed (default 0.05 = 5 points)')
+    p.add_argument('--json', action='store_true', help='last stdout line: the report as JSON')
 
     for name, (_module, text) in _ROS_COMMANDS.items():
         p = sub.add_parser(name, help=f'{text} (needs ROS 2 Python packages)',
@@ -482,6 +483,8 @@ def _gap(args: argparse.Namespace) -> int:
     for note in report['notes']:
         print(f'  note: {note}')
     print(f'{"OK" if report["ok"] else "PAST THRESHOLD"}: report {out / "gap.json"}, plot {png}')
+    if args.json:
+        print(json.dumps(report), flush=True)
     return 0 if report['ok'] else 1
 
 

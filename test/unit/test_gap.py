@@ -20,8 +20,11 @@ def _messages():
     return store, store.types
 
 
-def record_session(root, delay_s=0.0, seconds=2.0):
-    """A served session on the Franka model, recorded as the policy server would."""
+def record_session(root, delay_s=0.0, seconds=2.0, reset_k=None):
+    """A served session on the Franka model, recorded as the policy server would.
+
+    `reset_k`: at that tick the arm is put back at home (an episode reset), its state goes
+    out, and the shaper starts over there."""
     store, T = _messages()
     arm = FrankaArm(PANDA, 'trajectory', physics=mujoco_physics(PANDA))
     shaper = Shaper(Limits.from_profile(PANDA), ShaperConfig())
@@ -41,6 +44,11 @@ def record_session(root, delay_s=0.0, seconds=2.0):
         prev = shaper.plan
         if k % 10 == 0:
             v = rng.uniform(-0.4, 0.4, 7)
+        if k == reset_k:  # the new state goes out, then the server plans from it
+            arm.reset(PANDA.home)
+            history.append((now, arm.state()['q']))
+            shaper.anchor(now, PANDA.home)
+            prev = shaper.plan
         plan = shaper.step(now, v)
         msg = trajectory_message(plan, prev, now, 0.004, PANDA.joint_names, np.arange(7))
         arm.submit_trajectory(now, msg)
@@ -58,8 +66,8 @@ def record_session(root, delay_s=0.0, seconds=2.0):
         for _ in range(10):
             arm.step(4)
             history.append((arm.time, arm.state()['q']))
-    for t, _q in history:  # the state at t is recorded delay_s later
-        q = _at(history, t - delay_s)
+    for t, q_now in history:  # the state at t is recorded delay_s later
+        q = q_now if delay_s == 0 else _at(history, t - delay_s)
         js = T['sensor_msgs/msg/JointState'](
             header=T['std_msgs/msg/Header'](stamp=stamp(t), frame_id=''),
             name=list(PANDA.joint_names), position=q, velocity=np.zeros(7), effort=np.zeros(7))
@@ -86,3 +94,11 @@ def test_a_late_arm_shows_as_latency_and_tracking_error(tmp_path):
     report = from_recording(tmp_path).report(rms_threshold=0.002)
     assert report['latency_s'] == pytest.approx(0.03, abs=0.004)
     assert not report['ok']
+
+
+def test_an_episode_reset_restarts_the_twin_instead_of_counting_as_a_gap(tmp_path):
+    record_session(tmp_path, reset_k=25)
+    trace = from_recording(tmp_path)
+    report = trace.report()
+    assert any('1 jumps' in n for n in report['notes']), report['notes']
+    assert report['ok'] and max(report['rms_rad']) < 2e-3 and report['twin_reflexes'] == 0

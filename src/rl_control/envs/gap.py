@@ -29,6 +29,9 @@ from rl_control.robots.profiles import get_profile
 RMS_THRESHOLD = 0.02
 SUCCESS_GAP_THRESHOLD = 0.05
 MAX_LAG_S = 0.2
+RESET_TOLERANCE = 1e-3  # rad: a message "starts at the reset pose" (sim_robot's rule, noisier)
+SETTLE_TICKS = 100  # 0.1 s idle before the replay starts
+RESET_GUARD_S = 1.0  # s: after a jump, messages that do not start there are dropped this long
 
 
 @dataclass
@@ -86,7 +89,7 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     from rl_control.robots.franka import FrankaArm
     from rl_control.robots.physics import mujoco_physics
     from rl_control.robots.recording import read_recording
-    from rl_control.robots.trajectory import JointTrajectory, JointTrajectoryPoint
+    from rl_control.robots.trajectory import JointTrajectory, JointTrajectoryPoint, starts_at
 
     states: list[tuple[int, list[str], np.ndarray]] = []
     commands: list[tuple[int, str, Any]] = []
@@ -110,29 +113,59 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
                      'recording is not compared)')
     t0 = min(arm_states[0][0], commands[0][0])  # the twin starts at the first state's q
     twin = FrankaArm(prof, kind, physics=mujoco_physics(prof), q0=arm_states[0][1])
-    for t_ns, _ty, msg in commands:
-        t = (t_ns - t0) * 1e-9
-        if kind == 'trajectory':
-            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            pts = [JointTrajectoryPoint(p.time_from_start.sec + p.time_from_start.nanosec
-                                        * 1e-9, list(p.positions), list(p.velocities),
-                                        list(p.accelerations)) for p in msg.points]
-            twin.submit_trajectory(t, JointTrajectory(list(msg.joint_names), pts,
-                                                      stamp - t0 * 1e-9 if stamp else 0.0))
-        else:
-            twin.submit_velocity(t, list(np.asarray(msg.data, np.float64)))
+    # A freshly built arm is not yet settled at rest (its first ticks move the measured
+    # velocity, which a JTC message from rest samples): idle it as a sim_robot has been.
+    twin.step(SETTLE_TICKS)
+    base = twin.time
+    # states and commands in time order (a state first at equal times)
+    events = sorted([(t_ns, 0, q) for t_ns, q in arm_states]
+                    + [(t_ns, 1, msg) for t_ns, _ty, msg in commands], key=lambda e: e[:2])
     ts, real, sim = [], [], []
-    for t_ns, q in arm_states:
-        t = (t_ns - t0) * 1e-9
+    prev: tuple[float, np.ndarray] | None = None
+    reset_at, reset_q, resyncs = -np.inf, None, 0
+    for t_ns, kind_i, item in events:
+        t = base + (t_ns - t0) * 1e-9
         n = int(round(t / twin.dt)) - round(twin.time / twin.dt)
         if n > 0:
             twin.step(n)
-        ts.append(t)
-        real.append(q)
-        sim.append(twin.state()['q'])
+        if kind_i == 0:
+            if prev is not None and _jumped(prof, prev, (t, item)):
+                # the arm was put elsewhere (an episode reset, a recovery): not the commands'
+                # doing, so the twin restarts there, and commands planned before are dropped
+                twin.reset(item)
+                reset_at, reset_q, resyncs = t, item, resyncs + 1
+            prev = (t, item)
+            ts.append(t - base)
+            real.append(item)
+            sim.append(twin.state()['q'])
+        elif kind == 'trajectory':
+            stamp = item.header.stamp.sec + item.header.stamp.nanosec * 1e-9
+            stamp = stamp and base + stamp - t0 * 1e-9
+            if stamp and stamp < reset_at - 1e-9:
+                continue
+            pts = [JointTrajectoryPoint(p.time_from_start.sec + p.time_from_start.nanosec
+                                        * 1e-9, list(p.positions), list(p.velocities),
+                                        list(p.accelerations)) for p in item.points]
+            traj = JointTrajectory(list(item.joint_names), pts, stamp)
+            if reset_q is not None and t - reset_at < RESET_GUARD_S:
+                if not starts_at(traj, t, prof.joint_names, reset_q, RESET_TOLERANCE):
+                    continue  # planned before the server saw the reset (sim_robot drops it)
+                reset_q = None
+            twin.submit_trajectory(t, traj)
+        else:
+            twin.submit_velocity(t, list(np.asarray(item.data, np.float64)))
+    if resyncs:
+        notes.append(f'{resyncs} jumps in the recorded positions (episode resets): the twin '
+                     'restarted at each')
     trace = Trace(np.array(ts), np.array(real), np.array(sim), prof.joint_names, notes,
                   twin.reflex_count)
     return trace
+
+
+def _jumped(prof: Any, prev: tuple[float, np.ndarray], cur: tuple[float, np.ndarray]) -> bool:
+    """Whether the arm moved between two states faster than its velocity limits allow."""
+    dt = max(cur[0] - prev[0], 1e-3)
+    return bool(np.any(np.abs(cur[1] - prev[1]) > prof.qd_max * dt * 1.5 + 0.01))
 
 
 def sim_to_sim(spec: dict[str, Any], policy: Any, goals: np.ndarray, robot: str,

@@ -110,4 +110,20 @@ def read_recording(root: str | Path, topics: set[str] | None = None, distro: str
         with Reader(bag) as reader:
             conns = [c for c in reader.connections if topics is None or c.topic in topics]
             for conn, t_ns, raw in reader.messages(connections=conns):
-                yield conn.topic, conn.msgtype, t_ns, store.deserialize_cdr(raw, conn.msgtype)
+                yield conn.topic, conn.msgtype, t_ns, _deserialize(store, raw, conn.msgtype)
+
+
+def _deserialize(store: Any, raw: bytes, msgtype: str) -> Any:
+    """CDR bytes -> message, ignoring trailing bytes.
+
+    rosbags refuses more than 3 bytes after the message; rmw_fastrtps_cpp (the Kilted wheels)
+    serializes a JointTrajectory with 12 (ROS's own deserializer, as `ros2 bag play` uses,
+    ignores them).
+    """
+    from rosbags.serde import SerdeError
+
+    if len(raw) < 4 or bytes(raw[:2]) not in {b'\x00\x00', b'\x00\x01'}:
+        raise SerdeError(f'{msgtype}: invalid or unsupported CDR encapsulation')
+    msgdef = store.get_msgdef(msgtype)
+    func = msgdef.deserialize_cdr_le if raw[1] else msgdef.deserialize_cdr_be
+    return func(raw[4:], 0, msgdef.cls, store)[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -234,3 +235,23 @@ class Trajectory:
         out.accelerations = out.accelerations or [0.0] * dim
         out.effort = out.effort or [0.0] * dim
         return out, last_idx + 1
+
+
+def starts_at(traj: Any, t: float, joints: tuple[str, ...], q: np.ndarray,
+              tolerance: float) -> bool:
+    """Whether trajectory `traj` (on the arm's grid) commands ~`q` at its arrival `t`.
+
+    After an episode reset, a message planned before the server saw the new state does not:
+    sim_robot and the gap replay drop those (a real robot would have rejected or reflexed).
+    """
+    if set(traj.joint_names) != set(joints) or not traj.points:
+        return True  # malformed: deliver, the controller rejects it and counts that
+    start = traj.stamp or t
+    point = traj.points[-1]
+    for p in traj.points:
+        if start + p.time_from_start >= t - 5e-4:
+            point = p
+            break
+    order = [list(traj.joint_names).index(n) for n in joints]
+    pos = np.asarray(point.positions, np.float64)
+    return pos.shape == (len(joints),) and float(np.max(np.abs(pos[order] - q))) <= tolerance

@@ -14,6 +14,10 @@ object), writes `demo_episodes.png` and `demo_results.json` into `--out`, and st
 everything: SIGINT to the children (the server brakes to rest first), then SIGKILL after a
 timeout. Children also get SIGTERM from the kernel if this process dies (PR_SET_PDEATHSIG), so
 no node outlives the demo, even on SIGKILL.
+
+`--namespace /robot1` runs the pair under that namespace (`-r __ns:=`, and in lockstep its own
+/clock, `-r /clock:=/robot1/clock`), so several demos can share a domain as several robots;
+`--record DIR` makes the server record the session (`record_dir`) for `rl-control gap DIR`.
 """
 from __future__ import annotations
 
@@ -161,7 +165,7 @@ def plot_episodes(results: list[dict[str, Any]], threshold: float, period_s: flo
 class _Monitor:
     """The demo's own rclpy node: episode results, diagnostics, the episode-reset client."""
 
-    def __init__(self) -> None:
+    def __init__(self, ns: str = '') -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         import rclpy
         from rclpy.node import Node
@@ -174,15 +178,16 @@ class _Monitor:
 
         self.rclpy = rclpy
         rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
-        self.node = Node('rl_control_demo')
+        self.node = Node('rl_control_demo', namespace=ns or '/')
+        self.server_status = f'{ns}/policy_server: policy'
         self.results: list[dict[str, Any]] = []
         self.diag: dict[str, str] = {}
         self._values = diagnostic_values
-        self.node.create_subscription(String, '/sim_robot/episode_result', self._on_result,
+        self.node.create_subscription(String, f'{ns}/sim_robot/episode_result', self._on_result,
                                       qos.RESULTS)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag,
                                       qos.DIAGNOSTICS)
-        self.reset_client = self.node.create_client(Trigger, '/sim_robot/reset_episode')
+        self.reset_client = self.node.create_client(Trigger, f'{ns}/sim_robot/reset_episode')
         self.Trigger = Trigger
 
     def _on_result(self, msg: Any) -> None:
@@ -190,7 +195,7 @@ class _Monitor:
 
     def _on_diag(self, msg: Any) -> None:
         for st in msg.status:
-            if st.name.endswith('policy_server: policy'):
+            if st.name == self.server_status:
                 self.diag = self._values(st)
 
     def spin_until(self, pred: Any, timeout: float, procs: Sequence[subprocess.Popen] = ()
@@ -210,11 +215,11 @@ class _Monitor:
     def reset_episode(self, timeout: float = 10.0) -> int:
         """Ask the sim for a fresh episode; returns its episode number."""
         if not self.reset_client.wait_for_service(timeout_sec=timeout):
-            raise RuntimeError('/sim_robot/reset_episode not available')
+            raise RuntimeError(f'{self.reset_client.srv_name} not available')
         fut = self.reset_client.call_async(self.Trigger.Request())
         self.rclpy.spin_until_future_complete(self.node, fut, timeout_sec=timeout)
         if not fut.done():
-            raise RuntimeError('/sim_robot/reset_episode did not answer')
+            raise RuntimeError(f'{self.reset_client.srv_name} did not answer')
         m = re.search(r'episode (\d+)', fut.result().message)
         return int(m.group(1)) if m else 0
 
@@ -244,6 +249,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     'random private one in 101..199)')
     ap.add_argument('--timeout', type=float, default=0.0, help='give up after this many '
                     'seconds (default: 60 + 6 s per episode)')
+    ap.add_argument('--namespace', default='', help='run sim_robot and policy_server under '
+                    'this namespace (e.g. /robot1): several robots on one domain')
+    ap.add_argument('--record', default='', metavar='DIR', help='the server records the '
+                    'session here (record_dir) for `rl-control gap DIR`')
     ap.add_argument('--server-param', action='append', default=[], metavar='NAME:=VALUE',
                     help='extra policy_server parameter (repeatable)')
     ap.add_argument('--sim-param', action='append', default=[], metavar='NAME:=VALUE',
@@ -313,13 +322,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.lockstep:
         sim_params['publish_clock'] = True
         srv_params.update({'use_sim_time': True, 'trigger': 'state'})
-    extra_srv = [x for item in args.server_param for x in ('-p', item)]
-    extra_sim = [x for item in args.sim_param for x in ('-p', item)]
+    if args.record:
+        srv_params['record_dir'] = os.path.abspath(args.record)
+    ns = '/' + args.namespace.strip('/') if args.namespace.strip('/') else ''
+    extra = ['-r', f'__ns:={ns}'] if ns else []
+    if ns and args.lockstep:
+        extra += ['-r', f'/clock:={ns}/clock']
+    extra_srv = extra + [x for item in args.server_param for x in ('-p', item)]
+    extra_sim = extra + [x for item in args.sim_param for x in ('-p', item)]
     timeout = args.timeout or 60.0 + 6.0 * args.episodes
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     say(f'demo: ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, {args.robot} (franka fidelity, '
         f'trajectory commands), bundle {bundle}, {args.episodes} episodes'
-        f'{" (lockstep)" if args.lockstep else ""}; logs in {out}/')
+        f'{" (lockstep)" if args.lockstep else ""}{f" under {ns}" if ns else ""}; logs in '
+        f'{out}/')
 
     procs: list[subprocess.Popen] = []
     monitor: _Monitor | None = None
@@ -336,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         srv = start_node('rl_control.ros.policy_server', srv_params,
                          out / 'policy_server.log', env, extra_srv, params_file=params_file)
         procs.append(srv)
-        monitor = _Monitor()
+        monitor = _Monitor(ns)
         if not monitor.spin_until(lambda: monitor.diag.get('active') == 'true', 60.0, procs):
             raise RuntimeError(f'policy_server did not become active; see {srv.log_path}')
         # a fresh episode once the ramp-in is over, so every counted episode is a full one
@@ -384,7 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     threshold = float(results[0].get('success_distance') or 0.02)
     summary = {**summarize_episodes(results, diag), 'robot': args.robot, 'bundle': bundle,
-               'lockstep': bool(args.lockstep), 'plot': str(out / 'demo_episodes.png'),
+               'lockstep': bool(args.lockstep), 'namespace': ns,
+               'plot': str(out / 'demo_episodes.png'),
                'wall_s': round(time.monotonic() - t0, 2)}
     plot_episodes(results, threshold, period, out / 'demo_episodes.png')
     (out / 'demo_results.json').write_text(json.dumps(

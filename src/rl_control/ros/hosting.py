@@ -32,14 +32,18 @@ def control_node(node: Any) -> Any:
     rclpy's Python executors walk every entity of a node on every wake-up, and a lifecycle
     node has ~30 (services, parameters); at 1 kHz that walk, not the policy, dominated the
     state->command latency. The bare node takes no global ROS arguments (no duplicate node name
-    from `-r __node:=`); topic remaps reach it because the host resolves the topic names.
+    from `-r __node:=`); topic remaps reach it because the host resolves the topic names, and
+    the host's remap of /clock (two lockstep robots under namespaces: `-r /clock:=/robot1/clock`)
+    is given to it explicitly, since its time source subscribes by itself.
     """
     from rclpy.node import Node
     from rclpy.parameter import Parameter
 
     sim_time = bool(node.get_parameter('use_sim_time').value)
+    clock = node.resolve_topic_name('/clock')
+    remap = [] if clock == '/clock' else ['--ros-args', '-r', f'/clock:={clock}']
     return Node(f'{node.get_name()}_state_input', namespace=node.get_namespace(),
-                context=node.context, use_global_arguments=False,
+                context=node.context, use_global_arguments=False, cli_args=remap,
                 start_parameter_services=False, enable_rosout=False,
                 parameter_overrides=[Parameter('start_type_description_service', value=False),
                                      Parameter('use_sim_time', value=sim_time)])

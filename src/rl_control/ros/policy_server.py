@@ -6,6 +6,11 @@ tick, the velocity/effort stream and the watchdog; deactivate, shutdown, SIGINT,
 every bad input brake to rest within the robot's limits. The control path runs on a bare node
 in the main thread, services and /diagnostics on this node in a background thread (one lock
 orders them); if that thread dies, the loop latches an internal error and brakes.
+
+`record_dir` records what the server heard and said (joint states, goals, commands,
+/diagnostics) as a segmented rosbag2 for `rl-control gap`; `shadow` publishes the commands on
+`~/shadow_command` instead of the controller's topic, to watch a policy on a real arm that
+something else drives.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from rl_control.ros.hosting import control_node, flush, run_lifecycle_node
 from rl_control.ros.hosting import locked as _locked
 from rl_control.ros.params import declare, guard, read
 from rl_control.ros.paths import default_bundle
+from rl_control.ros.recorder import TopicRecorder
 from rl_control.serve import diagnostics as diag
 from rl_control.serve.loop import ServeError, ServingLoop
 from rl_control.serve.settings import ServeSettings
@@ -49,6 +55,8 @@ class PolicyServer(LifecycleNode):
         self._ents, self._control_timers, self._cmd_pub, self._state_recv = [], [], None, 0.0
         self._latency = diag.LatencyStats()
         self._estop, self._late = False, 0
+        self._rec: TopicRecorder | None = None
+        self._topics: dict[str, str] = {}
         self.failure: str | None = None
         self.pump: Any = time.sleep
         guard(self, ServeSettings, lambda: self.loop is not None, self._apply_live)
@@ -91,14 +99,25 @@ class PolicyServer(LifecycleNode):
         self.configure_error = ''
         for w in self.loop.warnings:
             self.get_logger().warning(w)
+        if p.record_dir:
+            try:
+                self._rec = TopicRecorder(p.record_dir, p.record_segment_s)
+            except (OSError, ValueError) as exc:
+                self.configure_error, self.loop = f'record_dir {p.record_dir!r}: {exc}', None
+                self.get_logger().error(f'configure failed: {self.configure_error}')
+                self._publish_diagnostics()
+                return TransitionCallbackReturn.FAILURE
         msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
-        topic = p.default_command_topic()
+        topic = '~/shadow_command' if p.shadow else p.default_command_topic()
         self._cmd_pub = self.create_lifecycle_publisher(msg_type, topic, qos.COMMAND)
+        self._topics = {'goal': self.resolve_topic_name(p.goal_topic),
+                        'state': self.resolve_topic_name(p.joint_state_topic),
+                        'command': self._cmd_pub.topic_name}
         sn = self.state_node  # goal first: a new episode's goal is taken before its state
-        self._ents = [sn.create_subscription(PointStamped, self.resolve_topic_name(
-                          p.goal_topic), self._on_goal, qos.GOAL),
-                      sn.create_subscription(JointState, self.resolve_topic_name(
-                          p.joint_state_topic), self._on_state, qos.SENSOR)]
+        self._ents = [sn.create_subscription(PointStamped, self._topics['goal'], self._on_goal,
+                                             qos.GOAL),
+                      sn.create_subscription(JointState, self._topics['state'], self._on_state,
+                                             qos.SENSOR)]
         self.get_logger().info(f'configured: {self.loop.summary()} on {self._cmd_pub.topic_name}')
         return super().on_configure(state)
 
@@ -135,6 +154,9 @@ class PolicyServer(LifecycleNode):
             if self._cmd_pub is not None:
                 self.destroy_lifecycle_publisher(self._cmd_pub)
             self._ents, self._cmd_pub, self.loop = [], None, None
+            if self._rec is not None:
+                self._rec.close()
+                self._rec = None
         return super().on_cleanup(state)
 
     on_shutdown = on_cleanup
@@ -145,6 +167,8 @@ class PolicyServer(LifecycleNode):
         if self.loop is None:
             return
         self._state_recv, now = time.perf_counter(), self._now()
+        if self._rec is not None:
+            self._rec.record(self._topics['state'], msg, round(now * 1e9))
         names, pos, vel, stamp = conv.joint_state_arrays(msg)
         due, refused = self.loop.on_state(now, time.monotonic(), names, pos, vel, stamp)
         if refused is not None:
@@ -155,6 +179,8 @@ class PolicyServer(LifecycleNode):
 
     @_locked
     def _on_goal(self, msg: PointStamped) -> None:
+        if self._rec is not None:
+            self._rec.record(self._topics['goal'], msg, round(self._now() * 1e9))
         if self.loop is not None and self.loop.on_goal(*conv.point_array(msg)) is not None:
             self.get_logger().warning(self.loop.goals.last_refused, throttle_duration_sec=1.0)
 
@@ -164,7 +190,7 @@ class PolicyServer(LifecycleNode):
             return
         out = self.loop.tick(self._now() if now is None else now, time.monotonic())
         if out.trajectory is not None and self._cmd_pub is not None:
-            self._cmd_pub.publish(conv.trajectory_to_msg(out.trajectory))
+            self._publish(conv.trajectory_to_msg(out.trajectory))
             self._late += self._now() > out.plan.t0  # the controller steps: lead_s too short
         if out.reason == 'ok' and self.p.command_type == 'trajectory':
             self._latency.add(time.perf_counter() - self._state_recv)
@@ -183,7 +209,12 @@ class PolicyServer(LifecycleNode):
     def _stream(self) -> None:
         cmd = None if self.loop is None else self.loop.stream(self._now())
         if cmd is not None and self._cmd_pub is not None:
-            self._cmd_pub.publish(conv.float64_multiarray(cmd))
+            self._publish(conv.float64_multiarray(cmd))
+
+    def _publish(self, msg: Any) -> None:
+        self._cmd_pub.publish(msg)
+        if self._rec is not None:
+            self._rec.record(self._topics['command'], msg, round(self._now() * 1e9))
 
     def stop_robot(self, why: str, wait_s: float = 2.0) -> None:
         """Brake to rest now (trajectory: one message; velocity/effort: stream until rest).
@@ -234,10 +265,19 @@ class PolicyServer(LifecycleNode):
         level, message, hardware, values = diag.report(
             self.loop, bool(self._control_timers), self.configure_error, self.p.robot,
             self._latency, self._now(), time.monotonic())
-        values.update(bundle=self.bundle_path, late_messages=self._late)
-        self._diag_pub.publish(conv.diagnostic_array(
-            f'{self.get_fully_qualified_name()}: policy', level, message, hardware, values,
-            self.get_clock().now().to_msg()))
+        values.update(bundle=self.bundle_path, late_messages=self._late, shadow=self.p.shadow)
+        if self.p.shadow:
+            message = f'SHADOW (commands on ~/shadow_command only): {message}'
+        if self._rec is not None:
+            values.update(record_dir=self.p.record_dir, recorded=self._rec.bag.messages)
+            if self._rec.error:
+                level = max(level, diag.WARN)
+                message = f'{message}; recording stopped: {self._rec.error}'
+        msg = conv.diagnostic_array(f'{self.get_fully_qualified_name()}: policy', level,
+                                    message, hardware, values, self.get_clock().now().to_msg())
+        self._diag_pub.publish(msg)
+        if self._rec is not None:
+            self._rec.record('/diagnostics', msg, round(self._now() * 1e9))
 
 
 def main(argv: list[str] | None = None) -> int:

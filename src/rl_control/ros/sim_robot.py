@@ -59,6 +59,7 @@ from rl_control.robots.franka import FrankaArm
 from rl_control.robots.kinematics import fk_single
 from rl_control.robots.physics import mujoco_physics
 from rl_control.robots.profiles import get_profile
+from rl_control.robots.trajectory import starts_at
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.hosting import flush, print_help_if_asked
@@ -255,7 +256,7 @@ class SimRobot(Node):
         if self.p.command_type == 'velocity':
             fresh = len(cmd) != 7 or float(np.max(np.abs(cmd))) <= 1e-3  # malformed: deliver
         else:
-            fresh = _reference_at(cmd, t, self.profile.joint_names, self._reset_q,
+            fresh = starts_at(cmd, t, self.profile.joint_names, self._reset_q,
                                   self.p.reset_tolerance)
         if fresh:
             self._reset_q = None
@@ -349,22 +350,6 @@ class SimRobot(Node):
 def _qos_fields(profile: QoSProfile) -> dict[str, Any]:
     return {'history': profile.history, 'reliability': profile.reliability,
             'durability': profile.durability}
-
-
-def _reference_at(traj: Any, t: float, joints: tuple[str, ...], q: np.ndarray,
-                  tolerance: float) -> bool:
-    """Whether trajectory `traj` (on the arm's grid) commands ~`q` at its arrival `t`."""
-    if set(traj.joint_names) != set(joints) or not traj.points:
-        return True  # malformed: deliver, the controller rejects it and counts that
-    start = traj.stamp or t
-    point = traj.points[-1]
-    for p in traj.points:
-        if start + p.time_from_start >= t - 5e-4:
-            point = p
-            break
-    order = [list(traj.joint_names).index(n) for n in joints]
-    pos = np.asarray(point.positions, np.float64)
-    return pos.shape == (len(joints),) and float(np.max(np.abs(pos[order] - q))) <= tolerance
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,6 +85,12 @@ class ServeSettings:
     effort_damping: float = param(5.0, 'effort: the stop torque is -effort_damping x joint '
                                   'velocity [Nm s/rad], ramped in within the torque-rate limit',
                                   range=(0.0, 100.0))
+    record_dir: str = param('', 'record joint states, goals, commands and /diagnostics here as '
+                            'a rosbag2 (MCAP) in segments (robots/recording.py); empty: off')
+    record_segment_s: float = param(1.0, 'recording segment length: a crash loses at most the '
+                                    'segment being written', range=(0.1, 3600.0))
+    shadow: bool = param(False, 'shadow mode: compute (and record) commands but publish them '
+                         'only on ~/shadow_command; nothing reaches the controller')
     autostart: bool = param(False, 'configure and activate on start (no lifecycle manager '
                             'needed)')
     diagnostics_period_s: float = param(1.0, '/diagnostics period (steady clock)',
