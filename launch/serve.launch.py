@@ -62,6 +62,8 @@ _OVERRIDES = {
     'trigger': ('trigger', str),
     'lead_s': ('lead_s', float),
     'clamp_scale': ('clamp_scale', float),
+    'record_dir': ('record_dir', str),
+    'shadow': ('shadow', truthy),
 }
 
 
@@ -186,6 +188,14 @@ def generate_launch_description() -> LaunchDescription:
             'clamp_scale', default_value='',
             description="Speed scaling 0.01..1 ('' = params_file value); live: "
                         '`ros2 param set /policy_server clamp_scale 0.5`.'),
+        DeclareLaunchArgument(
+            'record_dir', default_value='',
+            description="Record joint states, goals, commands and /diagnostics here (rosbag2, "
+                        "MCAP segments) for `rl-control gap` ('' = params_file value: off)."),
+        DeclareLaunchArgument(
+            'shadow', default_value='', choices=['', 'true', 'false'],
+            description="true: publish commands only on ~/shadow_command (nothing reaches the "
+                        "controller: the bring-up's first step) ('' = params_file value)."),
         DeclareLaunchArgument(
             'namespace', default_value='', description='ROS namespace for the node.'),
         DeclareLaunchArgument(
