@@ -79,7 +79,42 @@ def compute_gae(rew: torch.Tensor, values: torch.Tensor, last_value: torch.Tenso
     return adv, adv + values
 
 
-class A2C:
+class GaussianActing:
+    """Acting and the lr schedule shared by the on-policy agents (A2C, PPO).
+
+    Needs `_obs`, `actor` (a GaussianActor), `critic`, `generator`, `optimizer`, `base_lrs`
+    and `cfg.lr_schedule` on the agent.
+    """
+
+    _obs: Any
+    actor: Any
+    critic: Any
+    generator: Any
+    optimizer: Any
+    base_lrs: Any
+    cfg: Any
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Actions in [-1, 1]: the clipped mean, or a clipped sample (batch or one obs)."""
+        x = self._obs(obs)
+        single = x.ndim == 1
+        x = x[None] if single else x
+        a = self.actor(x) if deterministic else self.actor.sample(x, self.generator)
+        out = a.clamp(-1.0, 1.0).cpu().numpy()
+        return out[0] if single else out
+
+    @torch.inference_mode()
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """V(obs) for a batch of observations, shaped (n,)."""
+        return self.critic(self._obs(obs)).cpu().numpy()
+
+    def set_progress(self, progress_remaining: float) -> None:
+        """Apply the learning-rate schedule; progress_remaining goes 1 -> 0 over training."""
+        set_progress_lrs(self.optimizer, self.base_lrs, self.cfg.lr_schedule, progress_remaining)
+
+
+class A2C(GaussianActing):
     """Synchronous advantage actor-critic; the loop collects `Rollout`s of n_steps x n_envs.
 
     Random streams (see seeding.py): network init from `seed`'s 'init' stream, action sampling
@@ -119,27 +154,8 @@ class A2C:
         a = self.actor.sample(x, self.generator).cpu().numpy()
         return a, np.clip(a, -1.0, 1.0), self.critic(x).cpu().numpy()
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Actions in [-1, 1]: the clipped mean, or a clipped sample (batch or one obs)."""
-        x = self._obs(obs)
-        single = x.ndim == 1
-        x = x[None] if single else x
-        a = self.actor(x) if deterministic else self.actor.sample(x, self.generator)
-        out = a.clamp(-1.0, 1.0).cpu().numpy()
-        return out[0] if single else out
-
-    @torch.inference_mode()
-    def value(self, obs: np.ndarray) -> np.ndarray:
-        """V(obs) for a batch of observations, shaped (n,)."""
-        return self.critic(self._obs(obs)).cpu().numpy()
-
     def reset_noise(self, env_indices: Any = None) -> None:
         """No noise state (the Gaussian policy explores); kept so every agent has it."""
-
-    def set_progress(self, progress_remaining: float) -> None:
-        """Apply the learning-rate schedule; progress_remaining goes 1 -> 0 over training."""
-        set_progress_lrs(self.optimizer, self.base_lrs, self.cfg.lr_schedule, progress_remaining)
 
     # -- learning -----------------------------------------------------------------------------
     def update(self, rollout: Rollout) -> dict[str, float]:

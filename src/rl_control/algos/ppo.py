@@ -54,12 +54,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from rl_control.algos.a2c import compute_gae
+from rl_control.algos.a2c import GaussianActing, compute_gae
 from rl_control.algos.networks import (
     GaussianActor,
     ValueNet,
     seeded_init,
-    set_progress_lrs,
     torch_generator,
 )
 from rl_control.algos.types import Rollout
@@ -135,7 +134,7 @@ def flatten_env_major(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).reshape(-1, *x.shape[2:])
 
 
-class PPO:
+class PPO(GaussianActing):
     """PPO-clip; the loop collects `Rollout`s of n_steps x n_envs, then calls `update`."""
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: PPOConfig | None = None,
@@ -179,27 +178,8 @@ class PPO:
         a = self.actor.sample(x, self.generator).cpu().numpy()
         return a, np.clip(a, -1.0, 1.0), self.critic(x).cpu().numpy()
 
-    @torch.inference_mode()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Actions in [-1, 1]: the clipped mean, or a clipped sample (batch or one obs)."""
-        x = self._obs(obs)
-        single = x.ndim == 1
-        x = x[None] if single else x
-        a = self.actor(x) if deterministic else self.actor.sample(x, self.generator)
-        out = a.clamp(-1.0, 1.0).cpu().numpy()
-        return out[0] if single else out
-
-    @torch.inference_mode()
-    def value(self, obs: np.ndarray) -> np.ndarray:
-        """V(obs) for a batch of observations, shaped (n,)."""
-        return self.critic(self._obs(obs)).cpu().numpy()
-
     def reset_noise(self, env_indices: Any = None) -> None:
         """No per-episode noise state (gSDE resamples on its own schedule); kept for the loop."""
-
-    def set_progress(self, progress_remaining: float) -> None:
-        """Apply the learning-rate schedule; progress_remaining goes 1 -> 0 over training."""
-        set_progress_lrs(self.optimizer, self.base_lrs, self.cfg.lr_schedule, progress_remaining)
 
     # -- learning -----------------------------------------------------------------------------
     def _permutation(self, n: int) -> torch.Tensor:

@@ -162,6 +162,23 @@ def plot_episodes(results: list[dict[str, Any]], threshold: float, period_s: flo
     plt.close(fig)
 
 
+def spin_until(node: Any, pred: Any, timeout: float, procs: Sequence[subprocess.Popen] = ()
+               ) -> bool:
+    """Spin `node` until pred() or timeout; RuntimeError early if a child process died."""
+    import rclpy
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f'{p.args[3]} exited with {p.returncode}; log: '
+                                   f'{getattr(p, "log_path", None)}')
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return pred()
+
+
 class _Monitor:
     """The demo's own rclpy node: episode results, diagnostics, the episode-reset client."""
 
@@ -200,17 +217,8 @@ class _Monitor:
 
     def spin_until(self, pred: Any, timeout: float, procs: Sequence[subprocess.Popen] = ()
                    ) -> bool:
-        """Spin until pred() or timeout; False early if a child process died."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return True
-            for p in procs:
-                if p.poll() is not None:
-                    raise RuntimeError(f'{p.args[3]} exited with {p.returncode}; log: '
-                                       f'{getattr(p, "log_path", None)}')
-            self.rclpy.spin_once(self.node, timeout_sec=0.05)
-        return pred()
+        """Spin until pred() or timeout; RuntimeError early if a child process died."""
+        return spin_until(self.node, pred, timeout, procs)
 
     def reset_episode(self, timeout: float = 10.0) -> int:
         """Ask the sim for a fresh episode; returns its episode number."""

@@ -16,13 +16,12 @@ import os
 from pathlib import Path
 import random
 import tempfile
-import time
 from typing import Any
 
 import numpy as np
 
 from rl_control.envs.reach_metrics import summarize
-from rl_control.ros.demo import private_env, start_node, stop_process
+from rl_control.ros.demo import private_env, spin_until, start_node, stop_process
 
 
 def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarray,
@@ -89,10 +88,10 @@ def _collect(n: int, procs: list[Any], realtime: bool, say: Callable[..., None]
         first = 0
         if realtime:  # the server is active once commands flow; then a fresh episode
             client = node.create_client(Trigger, '/sim_robot/reset_episode')
-            _spin(node, lambda: client.wait_for_service(timeout_sec=0.0), 60, procs)
-            _spin(node, lambda: False, 3.0, procs)
+            spin_until(node, lambda: client.wait_for_service(timeout_sec=0.0), 60, procs)
+            spin_until(node, lambda: False, 3.0, procs)
             fut = client.call_async(Trigger.Request())
-            _spin(node, fut.done, 10, procs)
+            spin_until(node, fut.done, 10, procs)
             first = int(fut.result().message.split()[1])
         deadline = 120 + n * (8.0 if realtime else 4.0)
 
@@ -104,24 +103,9 @@ def _collect(n: int, procs: list[Any], realtime: bool, say: Callable[..., None]
                 say(f'  {len(counted)}/{n} episodes')
             return len(counted) >= n
 
-        if not _spin(node, done, deadline, procs):
+        if not spin_until(node, done, deadline, procs):
             raise RuntimeError(f'only {len(got)} of {n} episodes in {deadline:.0f} s')
         return [r for r in got if r['episode'] >= first][:n]
     finally:
         node.destroy_node()
         rclpy.shutdown()
-
-
-def _spin(node: Any, pred: Callable[[], bool], timeout: float, procs: list[Any]) -> bool:
-    import rclpy
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        for p in procs:
-            if p.poll() is not None:
-                raise RuntimeError(f'{p.args[3]} exited with {p.returncode}; log: '
-                                   f'{getattr(p, "log_path", None)}')
-        rclpy.spin_once(node, timeout_sec=0.05)
-    return pred()
