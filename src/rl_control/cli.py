@@ -22,7 +22,7 @@ EXIT_USAGE = 2
 
 _ROS_COMMANDS = {
     'demo': ('rl_control.ros.demo', 'sim robot + policy server over DDS, shipped bundle'),
-    'sim': ('rl_control.ros.sim_robot', 'the simulated Panda node (ros2_control topics)'),
+    'sim': ('rl_control.ros.sim_robot', 'the Franka-faithful simulated Panda/FR3 node'),
     'serve': ('rl_control.ros.policy_server', 'the policy server node for a bundle'),
 }
 
@@ -265,7 +265,8 @@ def _train_seeds(args: argparse.Namespace, argv: list[str], cfg: TrainConfig, ou
 def _sweep(args: argparse.Namespace, argv: list[str]) -> int:
     from rl_control.train.cluster import MissingExtra
     from rl_control.train.config import ConfigError
-    from rl_control.train.sweep import format_table, run_sweep
+    from rl_control.train.sweep import run_sweep
+    from rl_control.train.sweep_report import format_table
 
     out = Path(args.out) if args.out else Path('runs') / f'sweep_{Path(args.config).stem}'
     command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)

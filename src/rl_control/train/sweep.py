@@ -48,29 +48,21 @@ searched key), best_config.yaml (the base config with the best trial's values: a
 """
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 from dataclasses import dataclass, field
-import difflib
 import io
 import json
 import math
 from pathlib import Path
 import traceback
-import types
-import typing
-from typing import Any, Union
+from typing import Any
 
 import yaml
 
-from rl_control.algos.registry import get_algorithm
 from rl_control.train.cluster import cpus_per_run, ray_session, require
 from rl_control.train.config import (
-    _NOT_YAML,
     ConfigError,
-    EvalConfig,
-    HerConfig,
     TrainConfig,
     apply_override,
     config_from_dict,
@@ -78,232 +70,12 @@ from rl_control.train.config import (
 )
 from rl_control.train.control import Callback
 from rl_control.train.solve import DEFAULT_BUDGET_S, SolveTracker, run_to_solve
+from rl_control.train.space import Param, apply_values, base_point, load_space
+from rl_control.train.sweep_report import plot_sweep
 
-SPACE_TYPES = ('loguniform', 'uniform', 'int', 'choice')
-_SPEC_FIELDS = {'loguniform': ('low', 'high'), 'uniform': ('low', 'high'),
-                'int': ('low', 'high', 'log'), 'choice': ('values',)}
-_SECTIONS = {'eval': EvalConfig, 'her': HerConfig}
 # ASHA: progress is measured in seeds (seed index + fraction of total_steps).
 ASHA_GRACE = 0.25
 ASHA_REDUCTION = 2
-
-
-# -- the search space ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Param:
-    """One searched key of the space.
-
-    Choices are searched by index (Optuna's categoricals must be scalars; values such as
-    [64, 64] are not) and decoded back to the value in the trial.
-    """
-
-    key: str
-    type: str
-    low: float | None = None
-    high: float | None = None
-    values: tuple[Any, ...] = ()
-    log: bool = False
-
-    def domain(self) -> Any:
-        """The Ray Tune search domain."""
-        from ray import tune
-
-        if self.type == 'loguniform':
-            return tune.loguniform(self.low, self.high)
-        if self.type == 'uniform':
-            return tune.uniform(self.low, self.high)
-        if self.type == 'int':  # tune's randint excludes its upper bound; ours includes it
-            sampler = tune.lograndint if self.log else tune.randint
-            return sampler(int(self.low), int(self.high) + 1)
-        return tune.choice(list(range(len(self.values))))
-
-    def decode(self, sampled: Any) -> Any:
-        """The config value for a sampled point (plain Python types, YAML-dumpable)."""
-        if self.type == 'choice':
-            return copy.deepcopy(self.values[int(sampled)])
-        if self.type == 'int':
-            return int(sampled)
-        return float(sampled)
-
-    def encode(self, value: Any) -> Any | None:
-        """The point that decodes to `value`, or None where `value` lies outside the space."""
-        if self.type == 'choice':
-            plain = _plain(value)
-            for i, v in enumerate(self.values):
-                if _plain(v) == plain:
-                    return i
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        if not self.low <= value <= self.high:
-            return None
-        if self.type == 'int':
-            return int(value) if float(value).is_integer() else None
-        return float(value)
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, recursively (a config's (64, 64) is the YAML [64, 64])."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def load_space(path: str | Path, base: TrainConfig) -> list[Param]:
-    """Read and validate a SPACE file against the base config; see the module docstring."""
-    source = str(path)
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f'{source}: no such space file')
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'{source}: not valid YAML: {exc}') from None
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(f'{source}: the top level must be a mapping of dotted config keys to '
-                          "{type: ..., ...}, e.g. 'algo_kwargs.lr: {type: loguniform, low: "
-                          "1.0e-4, high: 1.0e-2}'")
-    return [_param(source, str(key), spec, base) for key, spec in raw.items()]
-
-
-def _param(source: str, key: str, spec: Any, base: TrainConfig) -> Param:
-    where = f'{source}: {key}'
-    hint = _key_hint(where, key, base)
-    if not isinstance(spec, dict):
-        raise ConfigError(f'{where}: expected a mapping such as {{type: uniform, low: 0.0, '
-                          f'high: 1.0}}, got {spec!r}')
-    kind = spec.get('type')
-    if kind not in SPACE_TYPES:
-        raise ConfigError(f'{where}: type: {kind!r} is not one of {list(SPACE_TYPES)}'
-                          + _suggest(str(kind), list(SPACE_TYPES)))
-    allowed = _SPEC_FIELDS[kind]
-    for name in spec:
-        if name != 'type' and name not in allowed:
-            raise ConfigError(f'{where}: {name}: not a field of a {kind} distribution '
-                              f'(fields: {", ".join(allowed)})' + _suggest(str(name), allowed))
-    if kind == 'choice':
-        values = spec.get('values')
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f'{where}: values: expected a non-empty list, got {values!r}')
-        return Param(key, kind, values=tuple(values))
-    for name in ('low', 'high'):
-        if name not in spec:
-            raise ConfigError(f'{where}: {name}: required for a {kind} distribution')
-        value = spec[name]
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind == 'int':
-            ok = ok and float(value).is_integer()
-        if not ok or not math.isfinite(value):
-            expected = 'an integer' if kind == 'int' else 'a number'
-            raise ConfigError(f'{where}: {name}: expected {expected}, got {spec[name]!r}')
-        spec = {**spec, name: value}
-    low, high = spec['low'], spec['high']
-    log = spec.get('log', False)
-    if not isinstance(log, bool):
-        raise ConfigError(f'{where}: log: expected true or false, got {log!r}')
-    if (low >= high) if kind != 'int' else (low > high):
-        raise ConfigError(f'{where}: low ({low}) must be below high ({high})')
-    if (kind == 'loguniform' or log) and low <= 0:
-        raise ConfigError(f'{where}: low: a log scale needs low > 0, got {low}')
-    _check_numeric(where, key, kind, hint)
-    return Param(key, kind, low=low, high=high, log=log)
-
-
-def _key_hint(where: str, key: str, base: TrainConfig) -> Any:
-    """The type hint of a dotted config key, or a ConfigError naming what is wrong with it."""
-    parts = key.split('.')
-    if any(not p for p in parts):
-        raise ConfigError(f'{where}: not a dotted config key')
-    top_hints = typing.get_type_hints(TrainConfig)
-    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _NOT_YAML]
-    top = parts[0]
-    if top not in fields:
-        raise ConfigError(f'{where}: unknown config key {top!r}' + _suggest(top, fields))
-    if top == 'seed':
-        raise ConfigError(f'{where}: the seeds are not searched: a trial trains seeds '
-                          f'{base.seed} .. {base.seed} + K - 1 (--seeds-per-trial K)')
-    if top == 'env_kwargs':
-        if len(parts) < 2:
-            raise ConfigError(f'{where}: name one env keyword, e.g. env_kwargs.robot')
-        return Any  # the env decides; a bad value is that trial's error
-    if top == 'algo_kwargs':
-        cls = get_algorithm(base.algo).config_cls
-    elif top in _SECTIONS:
-        cls = _SECTIONS[top]
-    else:
-        if len(parts) > 1:
-            raise ConfigError(f'{where}: {top} is a single value, not a section')
-        return top_hints[top]
-    if len(parts) != 2:
-        raise ConfigError(f'{where}: name one key of the {top} section, e.g. {top}.'
-                          f'{dataclasses.fields(cls)[0].name}')
-    names = [f.name for f in dataclasses.fields(cls)]
-    if parts[1] not in names:
-        what = f'{base.algo} has no hyperparameter' if top == 'algo_kwargs' else \
-            f'{top} has no key'
-        raise ConfigError(f'{where}: {what} {parts[1]!r}' + _suggest(parts[1], names))
-    return typing.get_type_hints(cls)[parts[1]]
-
-
-def _check_numeric(where: str, key: str, kind: str, hint: Any) -> None:
-    """A numeric distribution must produce values the key's type accepts."""
-    if hint is Any:
-        return
-    args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) \
-        else (hint,)
-    if float in args:
-        return
-    if int in args:
-        if kind == 'int':
-            return
-        raise ConfigError(f'{where}: takes an integer: use type int (or choice), not {kind}')
-    names = ' | '.join(getattr(a, '__name__', str(a)) for a in args if a is not type(None))
-    raise ConfigError(f'{where}: takes {names}, not a number: use type choice')
-
-
-def _suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    return f'; did you mean {close[0]!r}?' if close else ''
-
-
-def base_point(params: list[Param], cfg: TrainConfig) -> dict[str, Any] | None:
-    """The base config's values as an encoded point, or None if one lies outside the space."""
-    point = {}
-    for p in params:
-        encoded = p.encode(_config_value(cfg, p.key))
-        if encoded is None:
-            return None
-        point[p.key] = encoded
-    return point
-
-
-def _config_value(cfg: TrainConfig, key: str) -> Any:
-    """The effective value of a dotted key in a built config (algorithm defaults included)."""
-    top, _, rest = key.partition('.')
-    if top == 'algo_kwargs':
-        return getattr(cfg.algo_config, rest)
-    if top == 'env_kwargs':
-        node: Any = cfg.env_kwargs
-        for part in rest.split('.'):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
-    value = getattr(cfg, top)
-    return getattr(value, rest) if rest and value is not None else value
-
-
-def apply_values(raw: dict[str, Any], values: dict[str, Any], source: str) -> dict[str, Any]:
-    """A copy of the raw config with dotted `values` set exactly as `--set KEY=VALUE` sets them."""
-    out = copy.deepcopy(raw)
-    for key, value in values.items():
-        apply_override(out, f'{key}={json.dumps(value)}', source)
-    return out
 
 
 # -- one trial (runs in a Ray worker) ------------------------------------------------------------
@@ -627,93 +399,3 @@ def _write_best_config(best: dict[str, Any], spec: _TrialSpec, mode: str, out: P
     path.write_text('\n'.join(header) + '\n' + yaml.safe_dump(raw, sort_keys=False))
     load_config(path)  # what `rl-control train --config` will do: must accept it
     return path
-
-
-def plot_sweep(rows: list[dict[str, Any]], params: list[Param], mode: str, png: Path,
-               best: dict[str, Any] | None, label: str) -> Path:
-    """Metric per trial, then metric against each searched key (errors marked, not plotted)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    n = 1 + len(params)
-    cols = min(n, 3)
-    nrows = math.ceil(n / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), dpi=110,
-                             squeeze=False)
-    styles = {'solved': ('#2ca02c', 'o'), 'done': ('#1f6fb4', 'o'),
-              'unsolved': ('#ff7f0e', 's'), 'stopped': ('#7f7f7f', 'v')}
-    ok = [r for r in rows if r['metric'] is not None and r['status'] != 'error']
-    errors = [r for r in rows if r['status'] == 'error']
-    ax = axes[0][0]
-    for status, (color, marker) in styles.items():
-        pts = [r for r in ok if r['status'] == status]
-        if pts:
-            ax.scatter([r['trial'] for r in pts], [r['metric'] for r in pts], color=color,
-                       marker=marker, label=status, zorder=3)
-    if errors:
-        y = min((r['metric'] for r in ok), default=0.0)
-        ax.scatter([r['trial'] for r in errors], [y] * len(errors), color='#d62728',
-                   marker='x', label='error', zorder=3)
-    if best is not None:
-        ax.scatter([best['trial']], [best['metric']], s=160, facecolors='none',
-                   edgecolors='k', label='best', zorder=4)
-    ax.set_xlabel('trial')
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    short, _, detail = label.partition(' (')
-    ax.set_ylabel(short)
-    ax.set_title(f'{len(rows)} trials ({"lower" if mode == "min" else "higher"} is better)\n'
-                 f'({detail}', fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    for k, p in enumerate(params, start=1):
-        ax = axes[k // cols][k % cols]
-        if p.type == 'choice':
-            labels = [json.dumps(v) for v in p.values]
-            xs = [labels.index(json.dumps(r[p.key])) for r in ok]
-            ax.set_xticks(range(len(labels)), labels, fontsize=7, rotation=20)
-            ax.set_xlim(-0.5, len(labels) - 0.5)
-        else:
-            xs = [r[p.key] for r in ok]
-            if p.type == 'loguniform' or p.log:
-                ax.set_xscale('log')
-                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        colors = [styles.get(r['status'], ('#1f6fb4', 'o'))[0] for r in ok]
-        ax.scatter(xs, [r['metric'] for r in ok], c=colors, zorder=3)
-        if best is not None:
-            bx = (labels.index(json.dumps(best[p.key])) if p.type == 'choice'
-                  else best[p.key])
-            ax.scatter([bx], [best['metric']], s=160, facecolors='none', edgecolors='k',
-                       zorder=4)
-        ax.set_xlabel(p.key, fontsize=9)
-        ax.set_ylabel(short)
-        ax.grid(True, alpha=0.3)
-    for k in range(n, nrows * cols):
-        axes[k // cols][k % cols].axis('off')
-    axes[0][0].grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png)
-    plt.close(fig)
-    return png
-
-
-def format_table(result: SweepResult) -> str:
-    """The results table as aligned text (what the CLI prints)."""
-    keys = [p.key for p in result.params]
-    head = ['trial', 'status', 'metric', *keys]
-    lines = [head]
-    for r in result.rows:
-        metric = '' if r['metric'] is None else f'{r["metric"]:.4g}'
-        cells = [str(r['trial']), r['status'], metric]
-        cells += [_short(r[k]) for k in keys]
-        if r['message']:
-            cells.append(r['message'][:120])
-        lines.append(cells)
-    widths = [max(len(line[i]) for line in lines if i < len(line)) for i in range(len(head))]
-    return '\n'.join('  '.join(c.ljust(widths[i]) if i < len(widths) else c
-                               for i, c in enumerate(line)).rstrip() for line in lines)
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f'{value:.4g}'
-    return json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
