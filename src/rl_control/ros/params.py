@@ -216,6 +216,11 @@ class SimParams:
     lockstep_republish_s: float = param(1.0, 'lockstep: advance one control period anyway '
                                         'after this wall time without a command (the '
                                         'controller holds)', range=(0.01, 60.0))
+    lockstep_stall_s: float = param(10.0, 'lockstep: a server that answered the previous '
+                                    'state is waited for this long before time passes '
+                                    'without its command (on a loaded host it can stall for '
+                                    'a second; advancing would make its message late)',
+                                    range=(0.01, 600.0))
     reset_tolerance: float = param(1e-5, 'after an episode reset, commands are delivered from '
                                    'the first one that starts within this of the reset pose '
                                    '[rad] (older ones were meant for the previous episode; a '

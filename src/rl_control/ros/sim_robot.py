@@ -91,6 +91,8 @@ class SimRobot(Node):
         self.goals = load_goals(p.goals_file) if p.goals_file else None
         self.episode, self.done, self._last_cmd_wall = 0, False, -1e9
         self._awaiting = False
+        self._answering = False  # lockstep: the server answered the last state
+        self.silent_steps = 0  # lockstep: periods advanced without a command
         self._publish_every = max(1, round(1.0 / (p.publish_rate_hz * self.arm.dt)))
         self._grip_every = max(1, round(1.0 / (p.gripper_rate_hz * self.arm.dt)))
         self.reset_ignored, self.max_lag_s = 0, 0.0
@@ -172,7 +174,7 @@ class SimRobot(Node):
         self._next_sample = self.arm.time
         self._reset_q, self._reset_t = self.arm.state()['q'], self.arm.time
         self._reset_pose = self._reset_q
-        self._ep_ignored = self.reset_ignored
+        self._ep_ignored, self._ep_silent = self.reset_ignored, self.silent_steps
         self._publish_goal()
         self._publish_state()
 
@@ -188,6 +190,7 @@ class SimRobot(Node):
                                        else str(st['reflex_violation'])),
                   'rejected': st['rejected'] - self._ep_rejected,
                   'reset_ignored': self.reset_ignored - self._ep_ignored,
+                  'silent_steps': self.silent_steps - self._ep_silent,
                   'distances': [round(d, 5) for d in self.trace.distances],
                   'start_q': [float(v) for v in self._reset_pose],
                   'final_q': [float(v) for v in st['q']],
@@ -243,7 +246,7 @@ class SimRobot(Node):
              else self.arm.submit_effort)(t, data.tolist())
         self._last_cmd_wall = time.monotonic()
         if self.p.publish_clock and self._awaiting:
-            self._awaiting = False
+            self._awaiting, self._answering = False, True
             self._advance(round(self.p.control_period_s / self.arm.dt))
 
     def _from_old_episode(self, t: float, cmd: Any) -> bool:
@@ -297,11 +300,15 @@ class SimRobot(Node):
         """Lockstep, no command for a while: time passes anyway (the controller holds).
 
         A server with nothing to send (no goal yet, at rest) answers no state, and re-sending
-        the same state would not make it answer: the clock would stand still for good.
+        the same state would not make it answer: the clock would stand still for good. A
+        server that answered the previous state is waited for longer (`lockstep_stall_s`):
+        its command, applied a period late, would start after its plan and step the reference.
         """
-        if time.monotonic() - self._last_cmd_wall >= self.p.lockstep_republish_s:
+        wait = self.p.lockstep_stall_s if self._answering else self.p.lockstep_republish_s
+        if time.monotonic() - self._last_cmd_wall >= wait:
             self._last_cmd_wall = time.monotonic()
-            self._awaiting = False
+            self._awaiting, self._answering = False, False
+            self.silent_steps += 1
             self._advance(round(self.p.control_period_s / self.arm.dt))
 
     # -- output -----------------------------------------------------------------------------
