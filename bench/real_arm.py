@@ -194,7 +194,7 @@ def reach(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Path
     sim = {'robot': robot, 'fidelity': 'franka', 'command_type': 'trajectory',
            'goals_file': 'config/reach_goals.yaml', 'episodes': args.episodes}
     if args.lockstep:
-        srv.update({'use_sim_time': True, 'trigger': 'state'})
+        srv.update({'use_sim_time': True, 'trigger': 'state', 'backstop_s': 30.0})  # demo.py
         sim['publish_clock'] = True
     if args.lead_s:
         srv['lead_s'] = args.lead_s

@@ -62,6 +62,7 @@ def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, st
         'bundle': cfg.get('bundle', ''),
         'command_type': 'trajectory',
         'trigger': 'state' if sim_time else '',
+        'backstop_s': '30.0' if sim_time else '',  # a computing lockstep sim is no dead clock
         'autostart': 'true',
     }
     return sim, serve

@@ -61,6 +61,7 @@ _OVERRIDES = {
     'control_rate_hz': ('control_rate_hz', float),
     'trigger': ('trigger', str),
     'lead_s': ('lead_s', float),
+    'backstop_s': ('backstop_s', float),
     'clamp_scale': ('clamp_scale', float),
     'record_dir': ('record_dir', str),
     'shadow': ('shadow', truthy),
@@ -184,6 +185,10 @@ def generate_launch_description() -> LaunchDescription:
             'lead_s', default_value='',
             description="Trajectory plans start this long after the tick; must exceed the "
                         "worst message latency ('' = params_file value / the bundle's)."),
+        DeclareLaunchArgument(
+            'backstop_s', default_value='',
+            description="Brake when no joint state came for this long on the steady clock "
+                        "(a dead /clock); lockstep sims want 30 ('' = params_file value)."),
         DeclareLaunchArgument(
             'clamp_scale', default_value='',
             description="Speed scaling 0.01..1 ('' = params_file value); live: "

@@ -329,7 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   'command_type': 'trajectory'}
     if args.lockstep:
         sim_params['publish_clock'] = True
-        srv_params.update({'use_sim_time': True, 'trigger': 'state'})
+        # the steady-clock backstop would take a slow step of a loaded host for a dead /clock
+        # and brake; that extra message reaches the sim after it moved on: late (a reflex)
+        srv_params.update({'use_sim_time': True, 'trigger': 'state', 'backstop_s': 30.0})
     if args.record:
         srv_params['record_dir'] = os.path.abspath(args.record)
     ns = '/' + args.namespace.strip('/') if args.namespace.strip('/') else ''
