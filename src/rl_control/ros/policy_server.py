@@ -1,16 +1,12 @@
 """policy_server: a lifecycle node hosting `serve.loop.ServingLoop` on a robot's topics.
 
-Messages in, the pure loop decides (serve/loop.py), messages out. configure loads the bundle
+Messages in, the pure loop decides (serve/loop.py), messages out (ros/endpoints.py: the topics,
+shadow mode's `~/shadow_command`, the `record_dir` recording). configure loads the bundle
 (a failure fails the transition and shows as ERROR on /diagnostics); activate starts the policy
 tick, the velocity/effort stream and the watchdog; deactivate, shutdown, SIGINT, an e-stop and
 every bad input brake to rest within the robot's limits. The control path runs on a bare node
 in the main thread, services and /diagnostics on this node in a background thread (one lock
 orders them); if that thread dies, the loop latches an internal error and brakes.
-
-`record_dir` records what the server heard and said (joint states, goals, commands,
-/diagnostics) as a segmented rosbag2 for `rl-control gap`; `shadow` publishes the commands on
-`~/shadow_command` instead of the controller's topic, to watch a policy on a real arm that
-something else drives.
 """
 from __future__ import annotations
 
@@ -25,17 +21,16 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory
 
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
+from rl_control.ros.endpoints import Endpoints
 from rl_control.ros.hosting import control_node, flush, run_lifecycle_node
 from rl_control.ros.hosting import locked as _locked
 from rl_control.ros.params import declare, guard, read
 from rl_control.ros.paths import default_bundle
-from rl_control.ros.recorder import TopicRecorder
 from rl_control.serve import diagnostics as diag
 from rl_control.serve.loop import ServeError, ServingLoop
 from rl_control.serve.settings import ServeSettings
@@ -52,12 +47,10 @@ class PolicyServer(LifecycleNode):
         self._ctrl_clock = self.state_node.get_clock()
         self.loop: ServingLoop | None = None
         self.bundle_path, self.configure_error = '', ''
-        self._ents, self._control_timers, self._cmd_pub, self._state_recv = [], [], None, 0.0
+        self._control_timers, self._state_recv = [], 0.0
+        self.io: Endpoints | None = None
         self._latency = diag.LatencyStats()
-        self._estop, self._late = False, 0
-        self._rec: TopicRecorder | None = None
-        self._topics: dict[str, str] = {}
-        self.failure: str | None = None
+        self._estop, self._late, self.failure = False, 0, None
         self.pump: Any = time.sleep
         guard(self, ServeSettings, lambda: self.loop is not None, self._apply_live)
         self.create_service(Trigger, '~/estop', self._on_estop)
@@ -99,26 +92,14 @@ class PolicyServer(LifecycleNode):
         self.configure_error = ''
         for w in self.loop.warnings:
             self.get_logger().warning(w)
-        if p.record_dir:
-            try:
-                self._rec = TopicRecorder(p.record_dir, p.record_segment_s)
-            except (OSError, ValueError) as exc:
-                self.configure_error, self.loop = f'record_dir {p.record_dir!r}: {exc}', None
-                self.get_logger().error(f'configure failed: {self.configure_error}')
-                self._publish_diagnostics()
-                return TransitionCallbackReturn.FAILURE
-        msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
-        topic = '~/shadow_command' if p.shadow else p.default_command_topic()
-        self._cmd_pub = self.create_lifecycle_publisher(msg_type, topic, qos.COMMAND)
-        self._topics = {'goal': self.resolve_topic_name(p.goal_topic),
-                        'state': self.resolve_topic_name(p.joint_state_topic),
-                        'command': self._cmd_pub.topic_name}
-        sn = self.state_node  # goal first: a new episode's goal is taken before its state
-        self._ents = [sn.create_subscription(PointStamped, self._topics['goal'], self._on_goal,
-                                             qos.GOAL),
-                      sn.create_subscription(JointState, self._topics['state'], self._on_state,
-                                             qos.SENSOR)]
-        self.get_logger().info(f'configured: {self.loop.summary()} on {self._cmd_pub.topic_name}')
+        try:
+            self.io = Endpoints(self, self.state_node, p, self._on_goal, self._on_state)
+        except (OSError, ValueError) as exc:
+            self.configure_error, self.loop = f'record_dir {p.record_dir!r}: {exc}', None
+            self.get_logger().error(f'configure failed: {self.configure_error}')
+            self._publish_diagnostics()
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f'configured: {self.loop.summary()} on {self.io.pub.topic_name}')
         return super().on_configure(state)
 
     @_locked
@@ -149,14 +130,9 @@ class PolicyServer(LifecycleNode):
         if self._control_timers:
             self.on_deactivate(state)
         with self._lock:
-            for sub in self._ents:
-                self.state_node.destroy_subscription(sub)
-            if self._cmd_pub is not None:
-                self.destroy_lifecycle_publisher(self._cmd_pub)
-            self._ents, self._cmd_pub, self.loop = [], None, None
-            if self._rec is not None:
-                self._rec.close()
-                self._rec = None
+            if self.io is not None:
+                self.io.close()
+            self.io, self.loop = None, None
         return super().on_cleanup(state)
 
     on_shutdown = on_cleanup
@@ -167,8 +143,7 @@ class PolicyServer(LifecycleNode):
         if self.loop is None:
             return
         self._state_recv, now = time.perf_counter(), self._now()
-        if self._rec is not None:
-            self._rec.record(self._topics['state'], msg, round(now * 1e9))
+        self.io.record('state', msg)
         names, pos, vel, stamp = conv.joint_state_arrays(msg)
         due, refused = self.loop.on_state(now, time.monotonic(), names, pos, vel, stamp)
         if refused is not None:
@@ -179,8 +154,7 @@ class PolicyServer(LifecycleNode):
 
     @_locked
     def _on_goal(self, msg: PointStamped) -> None:
-        if self._rec is not None:
-            self._rec.record(self._topics['goal'], msg, round(self._now() * 1e9))
+        self.io.record('goal', msg)  # (subscribed only while self.io exists)
         if self.loop is not None and self.loop.on_goal(*conv.point_array(msg)) is not None:
             self.get_logger().warning(self.loop.goals.last_refused, throttle_duration_sec=1.0)
 
@@ -189,8 +163,8 @@ class PolicyServer(LifecycleNode):
         if self.loop is None or not self._control_timers:
             return
         out = self.loop.tick(self._now() if now is None else now, time.monotonic())
-        if out.trajectory is not None and self._cmd_pub is not None:
-            self._publish(conv.trajectory_to_msg(out.trajectory))
+        if out.trajectory is not None and self.io is not None:
+            self.io.publish(conv.trajectory_to_msg(out.trajectory))
             self._late += self._now() > out.plan.t0  # the controller steps: lead_s too short
         if out.reason == 'ok' and self.p.command_type == 'trajectory':
             self._latency.add(time.perf_counter() - self._state_recv)
@@ -208,21 +182,11 @@ class PolicyServer(LifecycleNode):
     @_locked
     def _stream(self) -> None:
         cmd = None if self.loop is None else self.loop.stream(self._now())
-        if cmd is not None and self._cmd_pub is not None:
-            self._publish(conv.float64_multiarray(cmd))
-
-    def _publish(self, msg: Any) -> None:
-        self._cmd_pub.publish(msg)
-        if self._rec is not None:
-            self._rec.record(self._topics['command'], msg, round(self._now() * 1e9))
+        if cmd is not None and self.io is not None:
+            self.io.publish(conv.float64_multiarray(cmd))
 
     def stop_robot(self, why: str, wait_s: float = 2.0) -> None:
-        """Brake to rest now (trajectory: one message; velocity/effort: stream until rest).
-
-        Not under the lock while it waits, so that joint states keep arriving (the effort
-        stop damps the measured velocity); `self.pump(dt)` waits (spins the control executor
-        on the way out, when nothing else does).
-        """
+        """Brake to rest (one message, or a stream); waits unlocked: states keep arriving."""
         with self._lock:
             loop = self.loop
             if loop is None or not self._control_timers:
@@ -233,7 +197,7 @@ class PolicyServer(LifecycleNode):
         while not loop.stopped(self._now()) and time.monotonic() < end:
             self._stream()
             self.pump(1.0 / self.p.stream_rate_hz)
-        flush(self._cmd_pub)
+        flush(self.io.pub if self.io is not None else None)
         self.get_logger().info(f'{why}: braking to rest ({loop.last_braking_s:.3f} s)')
 
     def fail(self, why: str) -> None:
@@ -265,19 +229,14 @@ class PolicyServer(LifecycleNode):
         level, message, hardware, values = diag.report(
             self.loop, bool(self._control_timers), self.configure_error, self.p.robot,
             self._latency, self._now(), time.monotonic())
-        values.update(bundle=self.bundle_path, late_messages=self._late, shadow=self.p.shadow)
-        if self.p.shadow:
-            message = f'SHADOW (commands on ~/shadow_command only): {message}'
-        if self._rec is not None:
-            values.update(record_dir=self.p.record_dir, recorded=self._rec.bag.messages)
-            if self._rec.error:
-                level = max(level, diag.WARN)
-                message = f'{message}; recording stopped: {self._rec.error}'
+        values.update(bundle=self.bundle_path, late_messages=self._late)
+        level, message = diag.bring_up(level, message, values, self.p.shadow,
+                                       self.io.rec if self.io is not None else None)
         msg = conv.diagnostic_array(f'{self.get_fully_qualified_name()}: policy', level,
                                     message, hardware, values, self.get_clock().now().to_msg())
         self._diag_pub.publish(msg)
-        if self._rec is not None:
-            self._rec.record('/diagnostics', msg, round(self._now() * 1e9))
+        if self.io is not None:
+            self.io.record('/diagnostics', msg)
 
 
 def main(argv: list[str] | None = None) -> int:

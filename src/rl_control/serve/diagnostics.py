@@ -79,3 +79,21 @@ def report(loop: Any, active: bool, configure_error: str, robot: str, latency: L
     detail = loop.cache.last_error if 'joint' in loop.reason else None
     level, message = level_and_message(active, loop.reason, rate_hz, 1.0 / loop.tick_s, detail)
     return level, message, loop.profile.name, values
+
+
+def bring_up(level: int, message: str, values: dict[str, Any], shadow: bool,
+             recorder: Any) -> tuple[int, str]:
+    """Shadow mode and recording on the status: an operator must see both at a glance.
+
+    `recorder` has `.bag.messages` and `.error` (ros/recorder.py), or is None (not recording).
+    A recording that failed (disk full) is WARN: serving goes on, the record is incomplete.
+    """
+    values['shadow'] = shadow
+    if shadow:
+        message = f'SHADOW (commands on ~/shadow_command only): {message}'
+    if recorder is not None:
+        values['recorded'] = recorder.bag.messages
+        if recorder.error:
+            level = max(level, WARN)
+            message = f'{message}; recording stopped: {recorder.error}'
+    return level, message

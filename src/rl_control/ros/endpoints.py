@@ -1,0 +1,59 @@
+"""The policy server's topics: commands out, goals and joint states in, their recording.
+
+Kept apart from the node so that `policy_server.py` reads as lifecycle and callbacks. The
+subscriptions live on the bare control node (`hosting.control_node`); the command publisher is
+a lifecycle publisher of the host, on `~/shadow_command` in shadow mode whatever
+`command_topic` says, so a shadow server can never reach a controller.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from geometry_msgs.msg import PointStamped
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from rl_control.ros import qos
+from rl_control.ros.recorder import TopicRecorder
+from rl_control.serve.settings import ServeSettings
+
+
+class Endpoints:
+    """Command publisher, goal and joint-state subscriptions, recorder; `close()` undoes all."""
+
+    def __init__(self, host: Any, control: Any, p: ServeSettings,
+                 on_goal: Callable[[Any], None], on_state: Callable[[Any], None]) -> None:
+        # the recorder first: a bad record_dir fails configure before anything is created
+        self.rec = TopicRecorder(p.record_dir, p.record_segment_s) if p.record_dir else None
+        self.host, self.control, self.clock = host, control, control.get_clock()
+        msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
+        topic = '~/shadow_command' if p.shadow else p.default_command_topic()
+        self.pub = host.create_lifecycle_publisher(msg_type, topic, qos.COMMAND)
+        self.topics = {'goal': host.resolve_topic_name(p.goal_topic),
+                       'state': host.resolve_topic_name(p.joint_state_topic),
+                       'command': self.pub.topic_name}
+        # goal first: a new episode's goal is taken before its state
+        self.subs = [control.create_subscription(PointStamped, self.topics['goal'], on_goal,
+                                                 qos.GOAL),
+                     control.create_subscription(JointState, self.topics['state'], on_state,
+                                                 qos.SENSOR)]
+
+    def publish(self, msg: Any) -> None:
+        """Send a command (and record it)."""
+        self.pub.publish(msg)
+        self.record('command', msg)
+
+    def record(self, what: str, msg: Any) -> None:
+        """Record `msg` on topic `what` ('state', 'goal', 'command' or a topic name)."""
+        if self.rec is not None:
+            self.rec.record(self.topics.get(what, what), msg, self.clock.now().nanoseconds)
+
+    def close(self) -> None:
+        """Destroy the subscriptions and the publisher; close the recording."""
+        for sub in self.subs:
+            self.control.destroy_subscription(sub)
+        self.host.destroy_lifecycle_publisher(self.pub)
+        if self.rec is not None:
+            self.rec.close()
