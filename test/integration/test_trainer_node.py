@@ -46,5 +46,5 @@ def test_trainer_save_service_progress_and_sigint_checkpoint(
     assert isinstance(state, dict) and state
     spec, policy = load_bundle(out / 'bundle')
     assert spec['task']['env_id'] == 'Pendulum-v1'
-    wait_for(lambda: any(e.get('event') == 'end' and e.get('stopped') for e in events()), 5,
-             'end event')
+    wait_for(lambda: any(e.get('event') == 'end' and e.get('stopped') for e in events()), 30,
+             'end event')  # (the last message of a process that is exiting: slow when loaded)

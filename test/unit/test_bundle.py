@@ -186,10 +186,9 @@ def test_v1_bundles_load_with_their_old_meaning():
 
     from rl_control.bundle import load_bundle_spec
 
-    shipped = Path(__file__).resolve().parents[2] / 'models' / 'panda_reach_sac'
-    spec, _ = load_bundle_spec(shipped)
-    if spec['format'] != 'rl_control.policy/1':
-        pytest.skip('the shipped bundle is no longer a /1 bundle')
+    v1 = Path(__file__).resolve().parents[1] / 'fixtures' / 'v1_panda_reach'  # the 0.1 bundle
+    spec, _ = load_bundle_spec(v1)
+    assert spec['format'] == 'rl_control.policy/1'
     assert spec['robot'] == 'panda' and spec['shaper'] is None
     assert spec['goal_region']['low'] == [0.45, -0.15, 0.0]
     assert spec['success_distance'] == 0.05

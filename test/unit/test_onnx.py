@@ -190,16 +190,19 @@ def test_nan_observations_give_nan_actions_like_numpy(tmp_path, meta):
         rt.act(np.zeros(OBS + 1, np.float32))
 
 
-def test_shipped_v1_bundle_exports_and_agrees(tmp_path):
-    path = shutil.copytree(REPO / 'models' / 'panda_reach_sac', tmp_path / 'shipped')
+@pytest.mark.parametrize('bundle', ['tests:v1_panda_reach', *sorted(
+    p.name for p in (REPO / 'models').iterdir() if (p / 'policy.yaml').is_file())])
+def test_shipped_and_v1_bundles_export_and_agree(tmp_path, bundle):
+    src = (REPO / 'test' / 'fixtures' / bundle.split(':')[1] if bundle.startswith('tests:')
+           else REPO / 'models' / bundle)
+    path = shutil.copytree(src, tmp_path / 'shipped')
     assert main(['export', str(path), '--format', 'onnx']) == 0
-    assert yaml.safe_load((path / 'policy.yaml').read_text())['format'] == 'rl_control.policy/1'
     spec, ref = load_bundle(path)
     _, rt = load_bundle(path, backend='onnx')
     norm = spec['observation']['normalization']
     rng = np.random.default_rng(0)
-    obs = (np.asarray(norm['mean']) + np.sqrt(norm['var']) * rng.normal(size=(1000, 20))
-           ).astype(np.float32)
+    obs = (np.asarray(norm['mean']) + np.sqrt(norm['var'])
+           * rng.normal(size=(1000, len(norm['mean'])))).astype(np.float32)
     np.testing.assert_allclose(rt.act(obs), ref.act(obs), atol=1e-5, rtol=0)
 
 
