@@ -223,6 +223,10 @@ def reach(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Path
             'reflexes': sum(r['reflexes'] for r in results),
             'episodes_with_reflex': sum(1 for r in results if r['reflex']),
             'reflex_names': sorted({r['reflex'] for r in results if r['reflex']}),
+            'reflex_episodes': [{k: r.get(k) for k in ('episode', 'reflex', 'reflex_at_s',
+                                                       'reflex_violation', 'rejected',
+                                                       'reset_ignored', 'silent_steps')}
+                                for r in results if r['reflex'] or r.get('rejected')],
             'rejected': sum(r['rejected'] for r in results),
             'reset_ignored': sum(r.get('reset_ignored', 0) for r in results),
             'late_messages': int(float(diag.get('late_messages', 'nan'))),
