@@ -95,7 +95,9 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     commands: list[tuple[int, str, Any]] = []
     for _topic, msgtype, t_ns, msg in read_recording(root):
         if msgtype == 'sensor_msgs/msg/JointState':
-            states.append((t_ns, list(msg.name), np.asarray(msg.position, np.float64)))
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            states.append((t_ns, list(msg.name), np.asarray(msg.position, np.float64),
+                           (stamp, np.asarray(msg.velocity, np.float64))))
         elif msgtype in ('trajectory_msgs/msg/JointTrajectory', 'std_msgs/msg/Float64MultiArray'):
             commands.append((t_ns, msgtype, msg))
     if not states or not commands:
@@ -104,8 +106,10 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     names = states[0][1]
     prof = get_profile(robot or ('fr3' if any(n.startswith('fr3_') for n in names)
                                  else 'panda'))
-    arm_states = [(t, np.array([p[n.index(j)] for j in prof.joint_names]))
-                  for t, n, p in states if all(j in n for j in prof.joint_names)]
+    arm_states = [(t, np.array([p[n.index(j)] for j in prof.joint_names]),
+                   (st, np.array([v[n.index(j)] for j in prof.joint_names]) if len(v) == len(n)
+                    else None))
+                  for t, n, p, (st, v) in states if all(j in n for j in prof.joint_names)]
     kind = 'trajectory' if commands[0][1].startswith('trajectory') else 'velocity'
     notes = []
     if kind == 'velocity':
@@ -118,10 +122,10 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     twin.step(SETTLE_TICKS)
     base = twin.time
     # states and commands in time order (a state first at equal times)
-    events = sorted([(t_ns, 0, q) for t_ns, q in arm_states]
+    events = sorted([(t_ns, 0, (q, qd)) for t_ns, q, qd in arm_states]
                     + [(t_ns, 1, msg) for t_ns, _ty, msg in commands], key=lambda e: e[:2])
     ts, real, sim = [], [], []
-    prev: tuple[float, np.ndarray] | None = None
+    prev: tuple[float, np.ndarray, np.ndarray | None] | None = None
     reset_at, reset_q, resyncs = -np.inf, None, 0
     for t_ns, kind_i, item in events:
         t = base + (t_ns - t0) * 1e-9
@@ -129,12 +133,13 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
         if n > 0:
             twin.step(n)
         if kind_i == 0:
-            if prev is not None and _jumped(prof, prev, (t, item)):
+            item, (stamp, qd) = item
+            if prev is not None and _jumped(prof, prev, (stamp or t, item, qd)):
                 # the arm was put elsewhere (an episode reset, a recovery): not the commands'
                 # doing, so the twin restarts there, and commands planned before are dropped
                 twin.reset(item)
                 reset_at, reset_q, resyncs = t, item, resyncs + 1
-            prev = (t, item)
+            prev = (stamp or t, item, qd)
             ts.append(t - base)
             real.append(item)
             sim.append(twin.state()['q'])
@@ -162,10 +167,19 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     return trace
 
 
-def _jumped(prof: Any, prev: tuple[float, np.ndarray], cur: tuple[float, np.ndarray]) -> bool:
-    """Whether the arm moved between two states faster than its velocity limits allow."""
-    dt = max(cur[0] - prev[0], 1e-3)
-    return bool(np.any(np.abs(cur[1] - prev[1]) > prof.qd_max * dt * 1.5 + 0.01))
+def _jumped(prof: Any, prev: tuple, cur: tuple) -> bool:
+    """Whether the arm moved between two states in a way no motion explains (a teleport).
+
+    With velocities: the position change must match the mean measured velocity over the gap,
+    within what the acceleration limit allows (a small reset near the old pose is caught even
+    when states are 40 ms apart). Without: faster than the velocity limits allow.
+    """
+    (t0, q0, qd0), (t1, q1, qd1) = prev, cur  # times: the states' own stamps where set
+    dt = max(t1 - t0, 1e-3)
+    if qd0 is None or qd1 is None:
+        return bool(np.any(np.abs(q1 - q0) > prof.qd_max * dt * 1.5 + 0.01))
+    residual = np.abs(q1 - q0 - 0.5 * (qd0 + qd1) * dt)
+    return bool(np.any(residual > 0.5 * prof.qdd_max * dt**2 + 2e-3))
 
 
 def sim_to_sim(spec: dict[str, Any], policy: Any, goals: np.ndarray, robot: str,
