@@ -22,6 +22,7 @@ T0 = float(os.environ.get('BENCH_T0', time.time()))
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+from solve_check import episode_returns  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,22 +38,7 @@ def evaluate(act, env_id: str, episodes: int, k: int) -> list[float]:
 
     `act` maps a batch of raw observations (n, obs_dim) to actions in the env's own bounds.
     """
-    envs = [gym.make(env_id) for _ in range(episodes)]
-    obs = [env.reset(seed=EVAL_SEED + 1000 * k + i)[0] for i, env in enumerate(envs)]
-    rets = np.zeros(episodes)
-    active = list(range(episodes))
-    while active:
-        actions = np.asarray(act(np.stack([obs[i] for i in active])))
-        still = []
-        for row, i in enumerate(active):
-            obs[i], r, term, trunc, _ = envs[i].step(actions[row])
-            rets[i] += float(r)
-            if not (term or trunc):
-                still.append(i)
-        active = still
-    for env in envs:
-        env.close()
-    return rets.tolist()
+    return episode_returns(act, env_id, [EVAL_SEED + 1000 * k + i for i in range(episodes)])
 
 
 class Recorder:

@@ -19,16 +19,17 @@ import numpy as np
 CHECK_SEED = 7_000_000  # episode i of a check starts from reset(seed=CHECK_SEED + i)
 
 
-def check_return(act: Callable[[np.ndarray], np.ndarray], env_id: str = 'Pendulum-v1',
-                 episodes: int = 100) -> float:
-    """Mean return of `episodes` deterministic episodes stepped side by side.
+def episode_returns(act: Callable[[np.ndarray], np.ndarray], env_id: str,
+                    seeds: list[int]) -> list[float]:
+    """Returns of deterministic episodes from reset(seed=s) for each s, stepped side by side.
 
-    `act` maps a batch of raw observations (n, obs_dim) to actions in the env's own bounds.
+    `act` maps a batch of raw observations (n, obs_dim) to actions in the env's own bounds;
+    one call per step for every episode still running (the same for both libraries).
     """
-    envs = [gym.make(env_id) for _ in range(episodes)]
-    obs = [env.reset(seed=CHECK_SEED + i)[0] for i, env in enumerate(envs)]
-    rets = np.zeros(episodes)
-    active = list(range(episodes))
+    envs = [gym.make(env_id) for _ in seeds]
+    obs = [env.reset(seed=s)[0] for s, env in zip(seeds, envs, strict=True)]
+    rets = np.zeros(len(seeds))
+    active = list(range(len(seeds)))
     while active:
         actions = np.asarray(act(np.stack([obs[i] for i in active])))
         still = []
@@ -40,7 +41,14 @@ def check_return(act: Callable[[np.ndarray], np.ndarray], env_id: str = 'Pendulu
         active = still
     for env in envs:
         env.close()
-    return float(rets.mean())
+    return rets.tolist()
+
+
+def check_return(act: Callable[[np.ndarray], np.ndarray], env_id: str = 'Pendulum-v1',
+                 episodes: int = 100) -> float:
+    """Mean return of `episodes` deterministic episodes stepped side by side."""
+    return float(np.mean(episode_returns(act, env_id, [CHECK_SEED + i
+                                                        for i in range(episodes)])))
 
 
 class SolveClock:
