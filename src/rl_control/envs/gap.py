@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -91,41 +91,36 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     from rl_control.robots.recording import read_recording
     from rl_control.robots.trajectory import JointTrajectory, JointTrajectoryPoint, starts_at
 
-    states: list[tuple[int, list[str], np.ndarray]] = []
+    states: list[Any] = []  # JointState messages with their recording time
     commands: list[tuple[int, str, Any]] = []
     for _topic, msgtype, t_ns, msg in read_recording(root):
         if msgtype == 'sensor_msgs/msg/JointState':
-            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-            states.append((t_ns, list(msg.name), np.asarray(msg.position, np.float64),
-                           (stamp, np.asarray(msg.velocity, np.float64))))
+            states.append((t_ns, msg))
         elif msgtype in ('trajectory_msgs/msg/JointTrajectory', 'std_msgs/msg/Float64MultiArray'):
             commands.append((t_ns, msgtype, msg))
     if not states or not commands:
         raise ValueError(f'{root}: the recording needs joint states and commands (found '
                          f'{len(states)} states, {len(commands)} commands)')
-    names = states[0][1]
+    names = list(states[0][1].name)
     prof = get_profile(robot or ('fr3' if any(n.startswith('fr3_') for n in names)
                                  else 'panda'))
-    arm_states = [(t, np.array([p[n.index(j)] for j in prof.joint_names]),
-                   (st, np.array([v[n.index(j)] for j in prof.joint_names]) if len(v) == len(n)
-                    else None))
-                  for t, n, p, (st, v) in states if all(j in n for j in prof.joint_names)]
+    arm_states = [s for s in (_arm_state(t, m, prof.joint_names) for t, m in states) if s]
     kind = 'trajectory' if commands[0][1].startswith('trajectory') else 'velocity'
     notes = []
     if kind == 'velocity':
         notes.append('Float64MultiArray commands are replayed as velocities (an effort '
                      'recording is not compared)')
-    t0 = min(arm_states[0][0], commands[0][0])  # the twin starts at the first state's q
-    twin = FrankaArm(prof, kind, physics=mujoco_physics(prof), q0=arm_states[0][1])
+    t0 = min(arm_states[0].t_ns, commands[0][0])  # the twin starts at the first state's q
+    twin = FrankaArm(prof, kind, physics=mujoco_physics(prof), q0=arm_states[0].q)
     # A freshly built arm is not yet settled at rest (its first ticks move the measured
     # velocity, which a JTC message from rest samples): idle it as a sim_robot has been.
     twin.step(SETTLE_TICKS)
     base = twin.time
     # states and commands in time order (a state first at equal times)
-    events = sorted([(t_ns, 0, (q, qd)) for t_ns, q, qd in arm_states]
+    events = sorted([(st.t_ns, 0, st) for st in arm_states]
                     + [(t_ns, 1, msg) for t_ns, _ty, msg in commands], key=lambda e: e[:2])
     ts, real, sim = [], [], []
-    prev: tuple[float, np.ndarray, np.ndarray | None] | None = None
+    prev: ArmState | None = None
     reset_at, reset_q, resyncs = -np.inf, None, 0
     for t_ns, kind_i, item in events:
         t = base + (t_ns - t0) * 1e-9
@@ -133,15 +128,14 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
         if n > 0:
             twin.step(n)
         if kind_i == 0:
-            item, (stamp, qd) = item
-            if prev is not None and _jumped(prof, prev, (stamp or t, item, qd)):
+            if prev is not None and _jumped(prof, prev, item):
                 # the arm was put elsewhere (an episode reset, a recovery): not the commands'
                 # doing, so the twin restarts there, and commands planned before are dropped
-                twin.reset(item)
-                reset_at, reset_q, resyncs = t, item, resyncs + 1
-            prev = (stamp or t, item, qd)
+                twin.reset(item.q)
+                reset_at, reset_q, resyncs = t, item.q, resyncs + 1
+            prev = item
             ts.append(t - base)
-            real.append(item)
+            real.append(item.q)
             sim.append(twin.state()['q'])
         elif kind == 'trajectory':
             stamp = item.header.stamp.sec + item.header.stamp.nanosec * 1e-9
@@ -167,18 +161,37 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     return trace
 
 
-def _jumped(prof: Any, prev: tuple, cur: tuple) -> bool:
+class ArmState(NamedTuple):
+    """A recorded joint state of the arm's joints, in profile order."""
+
+    t_ns: int  # recording time
+    t: float  # the message's own stamp [s] (the recording time where it has none)
+    q: np.ndarray
+    qd: np.ndarray | None  # None: the message carried no velocities
+
+
+def _arm_state(t_ns: int, msg: Any, joints: tuple[str, ...]) -> ArmState | None:
+    names = list(msg.name)
+    if not all(j in names for j in joints):
+        return None  # e.g. the gripper's own message
+    idx = [names.index(j) for j in joints]
+    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    vel = np.asarray(msg.velocity, np.float64)
+    return ArmState(t_ns, stamp or t_ns * 1e-9, np.asarray(msg.position, np.float64)[idx],
+                    vel[idx] if len(vel) == len(names) else None)
+
+
+def _jumped(prof: Any, prev: ArmState, cur: ArmState) -> bool:
     """Whether the arm moved between two states in a way no motion explains (a teleport).
 
     With velocities: the position change must match the mean measured velocity over the gap,
     within what the acceleration limit allows (a small reset near the old pose is caught even
     when states are 40 ms apart). Without: faster than the velocity limits allow.
     """
-    (t0, q0, qd0), (t1, q1, qd1) = prev, cur  # times: the states' own stamps where set
-    dt = max(t1 - t0, 1e-3)
-    if qd0 is None or qd1 is None:
-        return bool(np.any(np.abs(q1 - q0) > prof.qd_max * dt * 1.5 + 0.01))
-    residual = np.abs(q1 - q0 - 0.5 * (qd0 + qd1) * dt)
+    dt = max(cur.t - prev.t, 1e-3)
+    if prev.qd is None or cur.qd is None:
+        return bool(np.any(np.abs(cur.q - prev.q) > prof.qd_max * dt * 1.5 + 0.01))
+    residual = np.abs(cur.q - prev.q - 0.5 * (prev.qd + cur.qd) * dt)
     return bool(np.any(residual > 0.5 * prof.qdd_max * dt**2 + 2e-3))
 
 
