@@ -30,7 +30,6 @@ RMS_THRESHOLD = 0.02
 SUCCESS_GAP_THRESHOLD = 0.05
 MAX_LAG_S = 0.2
 RESET_TOLERANCE = 1e-3  # rad: a message "starts at the reset pose" (sim_robot's rule, noisier)
-SETTLE_TICKS = 100  # 0.1 s idle before the replay starts
 RESET_GUARD_S = 1.0  # s: after a jump, messages that do not start there are dropped this long
 
 
@@ -112,9 +111,7 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
                      'recording is not compared)')
     t0 = min(arm_states[0].t_ns, commands[0][0])  # the twin starts at the first state's q
     twin = FrankaArm(prof, kind, physics=mujoco_physics(prof), q0=arm_states[0].q)
-    # A freshly built arm is not yet settled at rest (its first ticks move the measured
-    # velocity, which a JTC message from rest samples): idle it as a sim_robot has been.
-    twin.step(SETTLE_TICKS)
+    twin.settle()  # as sim_robot's arm was before its first state
     base = twin.time
     # states and commands in time order (a state first at equal times)
     events = sorted([(st.t_ns, 0, st) for st in arm_states]

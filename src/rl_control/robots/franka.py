@@ -56,6 +56,8 @@ def brake_time_bound(profile: RobotProfile, qd: np.ndarray | None = None,
     return float(np.max(v / (brake_factor * profile.qdd_max))) + 2 * dt
 
 
+SETTLE_S = 0.1  # a fresh arm idles this long before it is commanded (FrankaArm.settle)
+
 class FrankaArm:
     """A Franka under ros2_control: one controller, the 1 kHz check, a physics backend."""
 
@@ -126,6 +128,15 @@ class FrankaArm:
         self._seq += 1
 
     # -- the 1 kHz loop ----------------------------------------------------------------------
+    def settle(self, seconds: float = SETTLE_S) -> None:
+        """Idle at rest for `seconds` (ticks run, nothing commanded).
+
+        A freshly built MuJoCo arm is not yet settled in its first ticks: its measured velocity
+        moves, and the first JTC message from rest splines from that measured state. sim_robot
+        and the gap replay's twin call this before anything is commanded.
+        """
+        self.step(round(seconds / self.dt))
+
     def step(self, n: int = 1) -> None:
         """Run `n` ticks of the virtual 1 ms loop."""
         for _ in range(int(n)):

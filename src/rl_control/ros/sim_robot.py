@@ -68,7 +68,6 @@ from rl_control.ros.signals import spin_until_signal
 
 GOAL_LOW, GOAL_HIGH = np.array([0.45, -0.15, 0.0]), np.array([0.75, 0.15, 0.3])
 INIT_NOISE = 0.1  # the reach task's start noise around home (envs/panda_reach.py)
-SETTLE_TICKS = 100  # 0.1 s at rest before the first state (envs/gap.py does the same)
 RESET_GRACE_S = 0.02  # real time: forward commands this soon after a reset were sent before it
 
 
@@ -88,9 +87,7 @@ class SimRobot(Node):
                              physics=mujoco_physics(self.profile),
                              torque_rate_limiter=p.torque_rate_limiter,
                              check_limits=p.fidelity == 'franka', **jtc)
-        # A freshly built MuJoCo arm is not settled in its first ticks (its measured velocity
-        # moves, and a JTC message from rest splines from it): idle it before anyone sees it.
-        self.arm.step(SETTLE_TICKS)
+        self.arm.settle()  # before anyone sees it (FrankaArm.settle says why)
         self.rng = np.random.default_rng(None if p.seed < 0 else p.seed)
         self.goals = load_goals(p.goals_file) if p.goals_file else None
         self.episode, self.done, self._last_cmd_wall = 0, False, -1e9
