@@ -225,7 +225,8 @@ def reach(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Path
             'reflex_names': sorted({r['reflex'] for r in results if r['reflex']}),
             'reflex_episodes': [{k: r.get(k) for k in ('episode', 'reflex', 'reflex_at_s',
                                                        'reflex_violation', 'rejected',
-                                                       'reset_ignored', 'silent_steps')}
+                                                       'reset_ignored', 'silent_steps',
+                                                       'reflex_log')}
                                 for r in results if r['reflex'] or r.get('rejected')],
             'rejected': sum(r['rejected'] for r in results),
             'reset_ignored': sum(r.get('reset_ignored', 0) for r in results),

@@ -191,3 +191,43 @@ def test_after_a_reset_commands_for_the_previous_episode_are_not_delivered(
         time.sleep(0.002)
     wait_for(lambda: robot_states(probe)[-1]['max_abs_qd'] > 1e-3, 3, 'moving', [proc])
     assert robot_states(probe)[-1]['reflex'] is None
+
+
+def test_a_sim_that_stalls_applies_the_commands_it_missed_at_their_own_times(
+        nodes: Nodes, probe: Probe) -> None:
+    """A robot's controller takes every command when it arrives; this sim process can stall
+    (a busy host). After a 0.2 s stop it must replay the missed commands at their send times,
+    not all at once at the tick it resumes on: that would be one velocity jump of every step
+    the stream made meanwhile (here ~0.05 rad/s in 1 ms, 50 rad/s^2), a reflex."""
+    import os
+    import signal
+
+    from std_msgs.msg import Float64MultiArray
+
+    from rl_control.ros import qos
+    from rl_control.ros.conversions import float64_multiarray
+
+    record_robot(probe)
+    cmd = probe.publisher(Float64MultiArray, '/velocity_controller/commands', qos.COMMAND)
+    proc = nodes.start('rl_control.ros.sim_robot', {'command_type': 'velocity',
+                                                     'episode_s': 60.0})
+    wait_for(lambda: cmd.get_subscription_count() > 0 and robot_states(probe), 30, 'the sim',
+             [proc])
+    v = np.zeros(7)
+    start = time.monotonic()
+    stopped = resumed = False
+    while (t := time.monotonic() - start) < 0.7:
+        if t > 0.2 and not stopped:
+            os.kill(proc.pid, signal.SIGSTOP)
+            stopped = True
+        if t > 0.4 and not resumed:
+            os.kill(proc.pid, signal.SIGCONT)
+            resumed = True
+        v[0] = min(v[0] + 5e-4, 0.2)  # 0.5 rad/s^2 at the 1 ms the value changes
+        cmd.publish(float64_multiarray(v))
+        time.sleep(0.002)
+    if not resumed:
+        os.kill(proc.pid, signal.SIGCONT)
+    wait_for(lambda: robot_states(probe)[-1]['max_abs_qd'] > 0.05, 5, 'moving', [proc])
+    st = robot_states(probe)[-1]
+    assert st['reflex'] is None and st['mode'] == 'move'

@@ -33,6 +33,12 @@ def test_reflex_brakes_ignores_commands_and_recover_does_not_resume_the_held_com
     s = arm.state()
     assert s['mode'] == 'reflex' and s['reflex'] == fl.VELOCITY_DISCONTINUITY
     assert s['reflex_violation'].joint == 2 and s['reflex_time'] == pytest.approx(arm.time)
+    log = arm.reflex_log  # libfranka's ControlException.log: the ticks before the error
+    assert len(log['ticks']) == 50 and log['ticks'][-1]['t'] == pytest.approx(arm.time)
+    assert log['ticks'][-1]['command'][2] == pytest.approx(0.3)  # the offending sample
+    assert log['ticks'][-2]['command'][2] == 0.0
+    assert log['commands'][-1] == {'t': pytest.approx(arm.time), 'arrival': pytest.approx(
+        arm.time - DT), 'refused': None}
     for k in range(200):                               # a host insisting: ignored
         arm.submit_velocity(arm.time + k * DT, _unit(0, 1.0))
     bound = brake_time_bound(profile, s['qd'])

@@ -395,3 +395,45 @@ def test_an_effort_stop_without_fresh_states_floats_instead_of_pushing_on():
     for k in range(200, 600):  # the states stop: ramp to zero torque, do not push on
         tau = loop.stream(k * 1e-3)
     np.testing.assert_allclose(tau, 0.0, atol=1e-12)
+
+
+def _stall_once(withhold):
+    """The host computes a tick, then stalls 60 ms before it can send (a GC pause, a busy
+    core): the arm runs on meanwhile. Returns the arm's state at the end and the loop."""
+    loop = make(action=(0.6,) * 7, ramp_in_s=0.0)
+    arm = FrankaArm(PANDA, 'trajectory')
+    loop.on_goal('panda_link0', GOAL)
+    t_next, stalled_until, pending = 0.0, -1.0, None
+    for _ in range(1500):
+        t = arm.time
+        if pending is not None and t >= stalled_until - 1e-9:
+            out, pending = pending, None
+            if withhold and t > out.plan.t0 - 0.002:  # what policy_server does
+                loop.withdraw()
+            else:
+                arm.submit_trajectory(t, out.trajectory)
+        if t >= stalled_until - 1e-9:
+            names, q, qd, _ = arm.joint_state()
+            loop.on_state(t, t, list(names), q, qd, t)
+            if t >= t_next - 1e-9:
+                t_next = t + 0.04
+                out = loop.tick(t, t)
+                if abs(t - 0.6) < 5e-4:
+                    pending, stalled_until = out, t + 0.06
+                elif out.trajectory is not None:
+                    arm.submit_trajectory(t + 0.001, out.trajectory)
+        arm.step(1)
+    return arm.state(), loop
+
+
+def test_a_message_computed_too_late_is_withheld_and_the_arm_runs_on_without_a_reflex():
+    """Sent anyway, a message that reaches the controller after its plan start replaces the
+    running one mid-motion (here: the old one already braking, the new one cruising): a
+    reflex. Withheld, the controller runs the previous message, and the next tick plans from
+    that message's plan: no reflex, no re-anchor."""
+    sent, _ = _stall_once(withhold=False)
+    assert sent['reflex'] is not None
+    st, loop = _stall_once(withhold=True)
+    assert st['reflex'] is None and st['rejected'] == 0
+    assert loop.withdrawn == 1 and loop.reanchors == 0
+    assert np.abs(st['qd']).max() > 0.1  # the arm moved on after the stall

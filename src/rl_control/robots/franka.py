@@ -28,6 +28,7 @@ stays at rest until a new command arrives. A JTC re-activates holding the curren
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 import heapq
 import math
@@ -57,6 +58,10 @@ def brake_time_bound(profile: RobotProfile, qd: np.ndarray | None = None,
 
 
 SETTLE_S = 0.1  # a fresh arm idles this long before it is commanded (FrankaArm.settle)
+LOG_SIZE = 50
+"""Ticks kept for a reflex's log: libfranka's ControlException carries `log`, the last
+`log_size` (franka::Robot constructor, default 50) robot states and commands before the error
+(libfranka include/franka/exception.h, robot.h)."""
 
 class FrankaArm:
     """A Franka under ros2_control: one controller, the 1 kHz check, a physics backend."""
@@ -94,6 +99,12 @@ class FrankaArm:
         self.ignored = 0
         self.torque_clipped = 0
         self.reflex_history: list[tuple[float, str]] = []
+        # (t, commanded sample, measured q, measured qd) per tick; (t, arrival, message
+        # stamp, first / last point time, outcome) per delivered command: frozen at a reflex
+        self._log: deque[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = deque(
+            maxlen=LOG_SIZE)
+        self._delivered: deque[dict[str, Any]] = deque(maxlen=8)
+        self.reflex_log: dict[str, Any] | None = None
         q = profile.home if q0 is None else np.asarray(q0, dtype=np.float64)
         self.physics.reset(q)
         self._activate(np.array(q, dtype=np.float64), np.zeros(7))
@@ -150,8 +161,10 @@ class FrankaArm:
             if self.mode == 'reflex':
                 self.ignored += 1
                 continue
-            accepted = (self.jtc.on_message(payload, arrival) if self.jtc is not None
-                        else self.forward.on_message(payload, arrival)) is None
+            refused = (self.jtc.on_message(payload, arrival) if self.jtc is not None
+                       else self.forward.on_message(payload, arrival))
+            self._delivered.append(_delivery(t, arrival, payload, refused))
+            accepted = refused is None
             if accepted and self.mode == 'idle':
                 self.mode = 'move'
         if self.mode == 'reflex':
@@ -160,6 +173,7 @@ class FrankaArm:
             return
         q, qd, _ = self.physics.state()
         cmd = self._controller_command(q, qd)
+        self._log.append((t, cmd, q, qd))
         violation = self.checker.check(cmd, enforce=self.check_limits)
         if not self.check_limits and np.all(np.isfinite(cmd)):
             violation = None
@@ -207,6 +221,11 @@ class FrankaArm:
         self.reflex_history.append((t, violation.name))
         q, qd, _ = self.physics.state()
         self._brake_q, self._brake_qd = q, qd
+        self.reflex_log = {'time': t, 'violation': str(violation),
+                           'ticks': [{'t': round(tt, 6), 'command': c.tolist(),
+                                      'q': qq.tolist(), 'qd': vv.tolist()}
+                                     for tt, c, qq, vv in self._log],
+                           'commands': list(self._delivered)}
 
     def _brake(self) -> None:
         """One tick of braking: every joint decelerates to rest, then holds."""
@@ -285,3 +304,15 @@ class FrankaArm:
         """(names, q, qd, effort) of the finger joints: fixed open hand, width / 2 per finger."""
         w = self.profile.finger_position
         return self.profile.finger_joint_names, np.array([w, w]), np.zeros(2), np.zeros(2)
+
+
+def _delivery(t: float, arrival: float, payload: Any, refused: str | None) -> dict[str, Any]:
+    """One delivered command for the reflex log (trajectories: stamp and point times)."""
+    out: dict[str, Any] = {'t': round(t, 6), 'arrival': round(arrival, 6),
+                           'refused': refused}
+    if isinstance(payload, JointTrajectory):
+        out.update(stamp=round(payload.stamp, 6), points=len(payload.points),
+                   first_s=payload.points[0].time_from_start if payload.points else None,
+                   last_s=payload.points[-1].time_from_start if payload.points else None,
+                   first_q=list(payload.points[0].positions) if payload.points else None)
+    return out

@@ -40,9 +40,9 @@ class Endpoints:
                      control.create_subscription(JointState, self.topics['state'], on_state,
                                                  qos.SENSOR)]
 
-    def publish(self, msg: Any) -> None:
-        """Send a command (and record it)."""
-        self.pub.publish(msg)
+    def publish(self, msg: Any, serialized: bytes | None = None) -> None:
+        """Send a command (already serialized, when given: the send itself is then short)."""
+        self.pub.publish(msg if serialized is None else serialized)
         self.record('command', msg)
 
     def record(self, what: str, msg: Any) -> None:

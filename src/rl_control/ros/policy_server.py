@@ -20,6 +20,7 @@ from geometry_msgs.msg import PointStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -34,6 +35,12 @@ from rl_control.ros.paths import default_bundle
 from rl_control.serve import diagnostics as diag
 from rl_control.serve.loop import ServeError, ServingLoop
 from rl_control.serve.settings import ServeSettings
+
+
+SEND_MARGIN_S = 0.002
+"""A trajectory is sent only this long before its plan start or earlier: local DDS delivers in
+well under a millisecond (the stamps in `rl-control demo --record` recordings), so a message sent
+later would start late (module loop.ServingLoop.withdraw)."""
 
 
 class PolicyServer(LifecycleNode):
@@ -164,8 +171,19 @@ class PolicyServer(LifecycleNode):
             return
         out = self.loop.tick(self._now() if now is None else now, time.monotonic())
         if out.trajectory is not None and self.io is not None:
-            self.io.publish(conv.trajectory_to_msg(out.trajectory))
-            self._late += self._now() > out.plan.t0  # the controller steps: lead_s too short
+            msg = conv.trajectory_to_msg(out.trajectory)
+            raw = serialize_message(msg)  # before the deadline check: the send is then short
+            if self._now() > out.plan.t0 - SEND_MARGIN_S:
+                # this process stalled between the state and now: sent, the message would
+                # replace the running one after its start (a step); the running one ends at rest
+                self.loop.withdraw()
+                self.get_logger().warning(
+                    'trajectory withheld: computed too late to reach the controller before '
+                    'its start (this process stalled; lead_s too short?)',
+                    throttle_duration_sec=1.0)
+            else:
+                self.io.publish(msg, raw)
+                self._late += self._now() > out.plan.t0  # the controller steps
         if out.reason == 'ok' and self.p.command_type == 'trajectory':
             self._latency.add(time.perf_counter() - self._state_recv)
         if self.loop.ticks % max(1, round(0.2 / self.loop.tick_s)) == 0:

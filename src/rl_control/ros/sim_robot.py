@@ -69,6 +69,8 @@ from rl_control.ros.signals import spin_until_signal
 GOAL_LOW, GOAL_HIGH = np.array([0.45, -0.15, 0.0]), np.array([0.75, 0.15, 0.3])
 INIT_NOISE = 0.1  # the reach task's start noise around home (envs/panda_reach.py)
 RESET_GRACE_S = 0.02  # real time: forward commands this soon after a reset were sent before it
+CATCH_UP_CHUNK = 4  # real time: ms stepped between takes of pending commands
+MAX_TRANSPORT_S = 0.002  # real time: a command arrives at most this long after it was sent
 
 
 class SimRobot(Node):
@@ -107,8 +109,9 @@ class SimRobot(Node):
         # of a 1 kHz stream), later commands must not overwrite earlier ones in the reader's
         # cache (a controller's subscription thread takes each one as it comes; each keeps
         # its receive time).
-        self.create_subscription(msg_type, topic, self._on_command,
-                                 QoSProfile(**{**_qos_fields(qos.COMMAND), 'depth': 200}))
+        self._cmd_sub = self.create_subscription(
+            msg_type, topic, self._on_command,
+            QoSProfile(**{**_qos_fields(qos.COMMAND), 'depth': 200}))
         self._js_pub = self.create_publisher(JointState, p.joint_state_topic, qos.SENSOR)
         self._grip_pub = self.create_publisher(JointState, p.gripper_state_topic, qos.SENSOR)
         self._goal_pub = self.create_publisher(PointStamped, p.goal_topic, qos.GOAL)
@@ -141,18 +144,22 @@ class SimRobot(Node):
     def _ros_time(self, t_arm: float) -> float:
         return self._epoch + t_arm
 
-    def _arrival(self, received_ns: int = 0) -> float:
+    def _arrival(self, received_ns: int = 0, sent_ns: int = 0) -> float:
         """A command's arrival on the arm's grid: when DDS received it (else now).
 
         The middleware's receive time, not this callback's: a command must not count as late
         because this process was busy stepping (a real controller's subscription thread takes
-        messages while its 1 kHz loop runs).
+        messages while its 1 kHz loop runs). And no later than `MAX_TRANSPORT_S` after it was
+        sent: a later receive on one host is this process starved (its receive thread did not
+        run), which a robot's real-time receive is not; the sender's own lateness is kept.
         """
         if self.p.publish_clock:
             return self.arm.time
         now = time.monotonic() - self._mono0
         if received_ns > 0:
             now = min(now, received_ns * 1e-9 - self._epoch)
+        if sent_ns > 0:
+            now = min(now, sent_ns * 1e-9 + MAX_TRANSPORT_S - self._epoch)
         return max(self.arm.time, now)
 
     # -- episodes ---------------------------------------------------------------------------
@@ -189,6 +196,8 @@ class SimRobot(Node):
                                   else round(st['reflex_time'] - self._ep_start, 4)),
                   'reflex_violation': (None if st['reflex_count'] == self._ep_reflexes
                                        else str(st['reflex_violation'])),
+                  'reflex_log': (None if st['reflex_count'] == self._ep_reflexes
+                                 else self.arm.reflex_log),
                   'rejected': st['rejected'] - self._ep_rejected,
                   'reset_ignored': self.reset_ignored - self._ep_ignored,
                   'silent_steps': self.silent_steps - self._ep_silent,
@@ -226,7 +235,9 @@ class SimRobot(Node):
 
     # -- commands and stepping --------------------------------------------------------------
     def _on_command(self, msg: Any, info: Any) -> None:
-        t = self._arrival(int((info or {}).get('received_timestamp') or 0))
+        info = info or {}
+        t = self._arrival(int(info.get('received_timestamp') or 0),
+                          int(info.get('source_timestamp') or 0))
         if self.p.command_type == 'trajectory':
             traj = conv.msg_to_trajectory(msg)
             if traj.stamp:  # ROS time -> the arm's grid
@@ -276,8 +287,29 @@ class SimRobot(Node):
                 and self.p.command_timeout_s > 0
                 and now - self._last_cmd_wall > self.p.command_timeout_s):
             self.arm.submit_velocity(self.arm.time, [0.0] * 7)  # ideal: a dead server stops
-        if n > 0:
-            self._advance(min(n, 100))  # at most 0.1 s per call: keep taking commands
+        # Catching up after this process stalled: take the commands that arrived meanwhile
+        # before stepping past their arrival (each keeps its receive time), chunk by chunk
+        n = min(n, 100)  # at most 0.1 s per call: services and the rest keep running
+        while n > 0:
+            self._take_commands()
+            chunk = min(n, CATCH_UP_CHUNK)
+            self._advance(chunk)
+            n -= chunk
+
+    def _take_commands(self) -> None:
+        """Run `_on_command` for every command the middleware holds (the executor would later).
+
+        Uses the subscription handle as rclpy's executor does (`take_message`); a robot's
+        controller thread takes each message when it arrives, which a stepping callback of a
+        single-threaded executor cannot.
+        """
+        sub = self._cmd_sub
+        try:
+            with sub.handle:
+                while (taken := sub.handle.take_message(sub.msg_type, sub.raw)) is not None:
+                    self._on_command(*taken)
+        except (AttributeError, TypeError):  # an rclpy without this handle API: the executor
+            pass
 
     def _advance(self, n: int) -> None:
         """Step n ms, publishing states and sampling the episode on their schedules."""

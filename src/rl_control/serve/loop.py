@@ -108,7 +108,8 @@ class ServingLoop:
         self.answered_stamp = self.due_time = 0.0
         self.reason = safety.INACTIVE
         self.failure: str | None = None
-        self.reanchors = 0
+        self.reanchors = self.withdrawn = 0
+        self._undo: tuple[Any, ...] = (None, None, [], None, None)
         self.brake_started: float | None = None
         self.last_braking_s = 0.0
         self._tau_target: np.ndarray | None = None
@@ -284,6 +285,8 @@ class ServingLoop:
             self.shaper.plan, self._sent = None, None  # the clock stepped back: start over
         self.last_tick = now
         self.ticks += 1
+        sh = self.shaper
+        self._undo = (sh.plan, sh.previous, list(sh.history), self._sent, self.brake_started)
         problem = self.input_problem(now, wall)
         if not self.shaper.anchored:
             if self.cache.problem(now, wall) is not None:
@@ -321,6 +324,19 @@ class ServingLoop:
                                                   self.shaper_cfg.sample_s, self.cmd_joints,
                                                   self.perm, self._sent)
         return TickOutput(msg, result.reason, plan)
+
+    def withdraw(self) -> None:
+        """The last tick's message was not sent (it would have started late): forget it.
+
+        A trajectory that reaches the controller after its plan start replaces the running one
+        mid-motion: the commanded reference steps (a reflex on a Franka). A message withheld
+        instead leaves the controller on the previous message, which ends at rest, and the
+        next tick plans from that message's plan, which is what the arm runs.
+        """
+        sh = self.shaper
+        sh.plan, sh.previous, history, self._sent, self.brake_started = self._undo
+        sh.history = history
+        self.withdrawn += 1
 
     def _policy_target(self) -> np.ndarray | None:
         obs = build_observation(self.obs_spec, self.robot_joints, self.cache.q, self.cache.qd,
@@ -415,6 +431,7 @@ class ServingLoop:
             'goal_refused': g[goals.BAD_GOAL] + g[goals.GOAL_OUTSIDE],
             'goal_error': self.goals.last_refused or '',
             'bad_action': c[safety.BAD_ACTION], 'reanchors': self.reanchors,
+            'late_withheld': self.withdrawn,
             'late_plans': self.shaper.late_plans, 'braking_s': self.last_braking_s,
             'lead_ms': self.shaper_cfg.lead_s * 1e3, 'clamp_scale': self.safety.clamp_scale,
             'warnings': ' | '.join(self.warnings),
