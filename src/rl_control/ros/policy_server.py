@@ -36,7 +36,6 @@ from rl_control.serve import diagnostics as diag
 from rl_control.serve.loop import ServeError, ServingLoop
 from rl_control.serve.settings import ServeSettings
 
-
 SEND_MARGIN_S = 0.002
 """A trajectory is sent only this long before its plan start or earlier: local DDS delivers in
 well under a millisecond (the stamps in `rl-control demo --record` recordings), so a message sent
