@@ -5,6 +5,7 @@ ROS domain and reads what the simulated arm reports: episode results (`~/episode
 `~/robot_state` at 200 Hz (mode, reflex, max |qdot|, grid time) for the faults.
 
     python bench/real_arm.py reach --robot fr3 [--lockstep] [--episodes 100]
+        [--stall server|sim|both [--stall-s 0.3] [--stall-every-s 2.3]]
     python bench/real_arm.py faults --mode trajectory|velocity|effort [--repeats 20 20 10]
     python bench/real_arm.py naive-velocity [--episodes 10]
     python bench/real_arm.py effort-stream [--episodes 5]
@@ -203,12 +204,20 @@ def reach(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Path
     server = launch(commands['server'], out / f'reach_{robot}_server.log', env)
     mon.wait(lambda: mon.server.get('active') == 'true', 60, 'server active', [server])
     simp = launch(commands['sim'], out / f'reach_{robot}_sim.log', env)
+    staller = None
+    if args.stall:
+        victims = {'server': [server], 'sim': [simp], 'both': [server, simp]}[args.stall]
+        staller = Staller(victims, args.stall_s, args.stall_every_s)
     try:
         mon.wait(lambda: len(mon.results) >= args.episodes or simp.poll() is not None,
                  120 + 12 * args.episodes, f'{args.episodes} episodes', [server])
+        if staller is not None:
+            staller.close()
         time.sleep(1.2)
         diag = dict(mon.server)
     finally:
+        if staller is not None:
+            staller.close()
         stop(server)
         stop(simp)
     results = mon.results[:args.episodes]
@@ -230,10 +239,52 @@ def reach(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Path
                                 for r in results if r['reflex'] or r.get('rejected')],
             'rejected': sum(r['rejected'] for r in results),
             'reset_ignored': sum(r.get('reset_ignored', 0) for r in results),
+            'per_episode': {k: [r.get(k) for r in results] for k in (
+                'success_2cm', 'min_distance', 'final_distance', 'time_to_goal_s', 'reflexes',
+                'rejected', 'reset_ignored')},
+            'stalls': None if staller is None else {
+                'who': args.stall, 'stall_s': args.stall_s, 'every_s': args.stall_every_s,
+                'count': staller.count},
+            'late_withheld': (int(float(diag['late_withheld'])) if 'late_withheld' in diag
+                              else None),  # a server from before it existed
             'late_messages': int(float(diag.get('late_messages', 'nan'))),
             'latency_ms_p50': float(diag.get('latency_ms_p50_total', 'nan')),
             'latency_ms_p99': float(diag.get('latency_ms_p99_total', 'nan')),
             'wall_s': round(time.monotonic() - t0, 1)}
+
+
+class Staller:
+    """Stop processes (SIGSTOP) for `stall_s` every `every_s`: a host that stalls.
+
+    The server alone is a robot PC's hiccup (the robot runs on); both at once, or the sim
+    alone, test that the sim's 1 ms grid stays what a real robot would have done.
+    """
+
+    def __init__(self, procs: Sequence[subprocess.Popen], stall_s: float, every_s: float
+                 ) -> None:
+        self.procs, self.stall_s, self.every_s = list(procs), stall_s, every_s
+        self.count = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _signal(self, sig: int) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                os.kill(p.pid, sig)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every_s):
+            self._signal(signal.SIGSTOP)
+            self.count += 1
+            time.sleep(self.stall_s)
+            self._signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        """Stop stalling (the processes run on)."""
+        self._done.set()
+        self._thread.join()
+        self._signal(signal.SIGCONT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -588,6 +639,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     default='trajectory')
     ap.add_argument('--lead-s', type=float, default=0.0, help='policy_server lead_s (0: the '
                     "bundle's, 20 ms); more absorbs a loaded host's message latency")
+    ap.add_argument('--stall', choices=('server', 'sim', 'both'), default=None,
+                    help='reach: SIGSTOP these processes for --stall-s every --stall-every-s')
+    ap.add_argument('--stall-s', type=float, default=0.3)
+    ap.add_argument('--stall-every-s', type=float, default=2.3)
     ap.add_argument('--repeats', type=int, nargs=3, default=None,
                     metavar=('STATES_STOP', 'ESTOP', 'SERVER_KILL'))
     args = ap.parse_args(argv)
@@ -620,7 +675,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = '_'.join(x for x in [args.scenario, args.robot,
                                 args.mode if args.scenario == 'faults' else '',
                                 'lockstep' if args.lockstep else '',
-                                f'lead{args.lead_s:g}' if args.lead_s else ''] if x)
+                                f'lead{args.lead_s:g}' if args.lead_s else '',
+                                f'stall_{args.stall}' if args.stall else ''] if x)
     (RESULTS / f'real_arm_{name}.json').write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != 'trials'}), flush=True)
     return 0
