@@ -15,7 +15,9 @@ start). `faults` starts an episode, waits until the arm moves faster than 0.2 ra
 stops the joint states (`~/mute_joint_states`), e-stops the server, or SIGKILLs it; the time to
 rest (max |qdot| < 1e-3 rad/s on ~/robot_state, 5 ms resolution) is set against the braking time
 the profile's limits imply: the time-optimal jerk-limited stop from the velocity at the fault
-(Ruckig at 100 % of the acceleration and jerk limits) and the shaper's (70 % / 40 %).
+(Ruckig at 100 % of the acceleration and jerk limits) and the shaper's (its brake fractions,
+90 % / 70 %; the last message's tail at 70 % / 40 % after SIGKILL). The commanded reference's own brake (from
+its fastest sample after the fault to rest, on `~/robot_state` qd_ref) is timed too.
 `naive-velocity` streams the policy's raw velocity at 25 Hz to a velocity controller (no
 shaping) vs the server's shaped 1 kHz stream. `effort-stream` serves a torque policy built here
 (a PD toward a fixed pose; there is no effort bundle) against the torque-rate limit, with
@@ -290,8 +292,17 @@ class Staller:
 # --------------------------------------------------------------------------------------------
 # faults mid-motion
 # --------------------------------------------------------------------------------------------
-def stop_time_bounds(robot: str, qd: np.ndarray) -> tuple[float, float]:
-    """(time-optimal stop at 100 % of the limits, the shaper's stop at 70 %/40 %) [s]."""
+def stop_time_bounds(robot: str, qd: np.ndarray, tail: bool = False) -> tuple[float, float]:
+    """(time-optimal stop at 100 % of the limits, the shaper's) [s].
+
+    The shaper's: a stop it plans (`brake_*` fractions), or with `tail` the braking tail of
+    the last message a dead server sent (the tracking fractions).
+    """
+    from rl_control.contract.shaper import ShaperConfig
+
+    cfg = ShaperConfig()
+    shaper = ((cfg.acceleration_fraction, cfg.jerk_fraction) if tail else
+              (cfg.brake_acceleration_fraction, cfg.brake_jerk_fraction))
     from ruckig import (
         ControlInterface,
         InputParameter,
@@ -305,7 +316,7 @@ def stop_time_bounds(robot: str, qd: np.ndarray) -> tuple[float, float]:
 
     prof = get_profile(robot)
     out = []
-    for acc, jerk in ((1.0, 1.0), (0.7, 0.4)):
+    for acc, jerk in ((1.0, 1.0), shaper):
         inp = InputParameter(7)
         inp.control_interface = ControlInterface.Velocity
         inp.synchronization = Synchronization.No
@@ -400,10 +411,12 @@ def fault_trial(kind: str, mode: str, mon: Monitor, server: dict[str, Any], env:
         if rest is not None and (reflex is not None or time.monotonic() - end > -horizon + 0.5):
             break
         time.sleep(0.01)
-    t_min, t_shaper = stop_time_bounds(robot, qd)
+    t_min, t_shaper = stop_time_bounds(robot, qd, tail=kind == 'server_kill')
+    ref = _reference_brake(mon.states_since(t_event - 1e-9), t_event, robot,
+                           tail=kind == 'server_kill')
     after = mon.state()
     row = {'kind': kind, 'trial': k, 'speed_at_fault': float(np.abs(qd).max()),
-           'rest_s': rest, 'limits_stop_s': t_min, 'shaper_stop_s': t_shaper,
+           'rest_s': rest, 'limits_stop_s': t_min, 'shaper_stop_s': t_shaper, **ref,
            'reflex': reflex[0] if reflex else None,
            'reflex_after_s': reflex[1] if reflex else None,
            'max_abs_qd_end': after.get('max_abs_qd'), 'since_reset_s': time.monotonic() - t_reset}
@@ -416,6 +429,27 @@ def fault_trial(kind: str, mode: str, mon: Monitor, server: dict[str, Any], env:
     else:
         restart_server(server, mon, env, out, k)
     return row
+
+
+def _reference_brake(states: list[dict[str, Any]], t_event: float, robot: str,
+                     tail: bool = False) -> dict[str, float | None]:
+    """When the commanded reference began to brake and came to rest, and what the limits imply.
+
+    Brake start: the fastest reference sample between the fault and the reference at rest (the
+    hold before it runs at the target). From there the limits' and the shaper's time-optimal
+    stops are computed from that reference velocity, to set against the reference's own brake.
+    """
+    none = {'ref_brake_start_s': None, 'ref_rest_s': None, 'ref_brake_s': None,
+            'ref_limits_stop_s': None, 'ref_shaper_stop_s': None}
+    states = [s for s in states if 'qd_ref' in s]
+    rest = next((i for i, s in enumerate(states) if np.abs(s['qd_ref']).max() < REST), None)
+    if rest is None or rest == 0:
+        return none
+    peak = max(range(rest), key=lambda i: np.abs(states[i]['qd_ref']).max())
+    t_min, t_shaper = stop_time_bounds(robot, np.array(states[peak]['qd_ref']), tail)
+    start, end = states[peak]['time'] - t_event, states[rest]['time'] - t_event
+    return {'ref_brake_start_s': start, 'ref_rest_s': end, 'ref_brake_s': end - start,
+            'ref_limits_stop_s': t_min, 'ref_shaper_stop_s': t_shaper}
 
 
 def recover_if_reflexed(mon: Monitor) -> None:
@@ -498,9 +532,26 @@ def faults(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Pat
             'shaper_stop_s_median': _median([x['shaper_stop_s'] for x in r]),
             'rest_over_limits_median': _median(ratio),
             'rest_over_limits_worst': max(ratio) if ratio else None,
-            'speed_at_fault_median': _median([x['speed_at_fault'] for x in r])}
+            'speed_at_fault_median': _median([x['speed_at_fault'] for x in r]),
+            **_reference_summary(r)}
     summary['trials'] = rows
     return summary
+
+
+def _reference_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The commanded reference's brake: start after the fault, duration, against the limits."""
+    r = [x for x in rows if x.get('ref_brake_s') is not None]
+    over = [x['ref_brake_s'] / x['ref_limits_stop_s'] for x in r if x['ref_limits_stop_s']]
+    return {'ref_at_rest': len(r),
+            'ref_brake_start_s_median': _median([x['ref_brake_start_s'] for x in r]),
+            'ref_brake_s_median': _median([x['ref_brake_s'] for x in r]),
+            'ref_brake_s_worst': max((x['ref_brake_s'] for x in r), default=None),
+            'ref_limits_stop_s_median': _median([x['ref_limits_stop_s'] for x in r]),
+            'ref_shaper_stop_s_median': _median([x['ref_shaper_stop_s'] for x in r]),
+            'ref_brake_over_limits_median': _median(over),
+            'ref_brake_over_limits_worst': max(over, default=None),
+            'ref_rest_s_median': _median([x['ref_rest_s'] for x in r]),
+            'ref_rest_s_worst': max((x['ref_rest_s'] for x in r), default=None)}
 
 
 def _median(v: list[float]) -> float | None:

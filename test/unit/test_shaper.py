@@ -47,9 +47,13 @@ def test_consecutive_plans_join_within_the_planned_limits():
     _, q, qd = reference_on_grid(shaper, plans, plans[-1].end + 0.05)
     acc, jerk = fd(q, 2), fd(q, 3)
     assert np.abs(qd).max() <= (FR3.qd_max * cfg.velocity_fraction).max() + 1e-9
-    # finite differences of the exact reference stay at the planned fractions (+ rounding)
-    assert np.all(np.abs(acc).max(0) <= FR3.qdd_max * cfg.acceleration_fraction * 1.02)
-    assert np.all(np.abs(jerk).max(0) <= FR3.qddd_max * cfg.jerk_fraction * 1.05)
+    # finite differences of the exact reference stay at the planned fractions (+ rounding):
+    # the tracking ones until the stop, the brake's from its start
+    k = int(round((plans[-1].t0 - plans[0].t0) / GRID_S)) - 3
+    assert np.all(np.abs(acc[:k]).max(0) <= FR3.qdd_max * cfg.acceleration_fraction * 1.02)
+    assert np.all(np.abs(jerk[:k]).max(0) <= FR3.qddd_max * cfg.jerk_fraction * 1.05)
+    assert np.all(np.abs(acc).max(0) <= FR3.qdd_max * cfg.brake_acceleration_fraction * 1.02)
+    assert np.all(np.abs(jerk).max(0) <= FR3.qddd_max * cfg.brake_jerk_fraction * 1.05)
     assert np.abs(qd[-1]).max() == 0.0  # at rest after the brake
 
 
@@ -158,3 +162,20 @@ def test_state_dict_restores_the_same_plans_bit_for_bit():
     v = rng.uniform(-1, 1, 7)
     pa, pb = a.step(0.3, v), b.step(0.3, v)
     assert np.array_equal(pa.at(0.35).qd, pb.at(0.35).qd)
+
+
+def test_a_stop_plans_closer_to_the_limits_than_a_tail_and_stays_within_them():
+    """`brake` (a stop: e-stop, watchdog, deactivate) plans at the brake fractions, so it ends
+    sooner than the braking tail of a running plan, and the 1 ms reference stays inside the
+    profile's acceleration and jerk limits."""
+    cfg = ShaperConfig()
+    sh = Shaper(FR3, cfg)
+    plans = run(sh, [np.full(7, 1.0)] * 10)
+    tail = plans[-1].tail.duration
+    stop = sh.brake(0.4)
+    plans.append(stop)
+    assert stop.braking and stop.end - stop.t0 < 0.8 * tail
+    _, _, qd = reference_on_grid(sh, plans, stop.end + 0.01)
+    assert np.abs(fd(qd, 1)).max() <= 10.0 * cfg.brake_acceleration_fraction + 1e-6
+    assert np.abs(fd(qd, 2)).max() <= 5000.0 * cfg.brake_jerk_fraction * 1.01
+    assert np.abs(qd[-1]).max() == 0.0

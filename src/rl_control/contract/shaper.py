@@ -47,6 +47,10 @@ class ShaperConfig:
     The fractions scale the profile's limits: planning below the limits leaves room for the
     controller's spline interpolation between waypoints (a quintic through samples of a
     bang-bang-jerk profile overshoots the planned jerk) and for finite-difference noise.
+    A stop (`Shaper.brake`) plans closer to the limits (`brake_*`): 0.9 / 0.7 raised no reflex
+    in 300 e-stops at random times from a random policy through the JTC on the MuJoCo arm,
+    0.95 / 0.9 one in 20, 1.0 / 1.0 twenty in 20 (the quintic's overshoot). The tails of
+    running plans keep the tracking fractions: they are the motion the policy was trained on.
     """
 
     period_s: float = 0.04
@@ -56,6 +60,8 @@ class ShaperConfig:
     acceleration_fraction: float = 0.7
     jerk_fraction: float = 0.4
     position_margin: float = 0.05
+    brake_acceleration_fraction: float = 0.9
+    brake_jerk_fraction: float = 0.7
 
     def __post_init__(self) -> None:
         for name in ('period_s', 'sample_s'):
@@ -70,7 +76,8 @@ class ShaperConfig:
         if round(self.period_s / GRID_S) % round(self.sample_s / GRID_S):
             raise ShaperError(f'shaper.period_s ({self.period_s}) must be a multiple of '
                               f'shaper.sample_s ({self.sample_s})')
-        for name in ('velocity_fraction', 'acceleration_fraction', 'jerk_fraction'):
+        for name in ('velocity_fraction', 'acceleration_fraction', 'jerk_fraction',
+                     'brake_acceleration_fraction', 'brake_jerk_fraction'):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ShaperError(f'shaper.{name} must be in (0, 1], got {value!r}')
@@ -199,6 +206,14 @@ class Shaper:
         self._inp.max_acceleration = (limits.qdd_max * config.acceleration_fraction).tolist()
         self._inp.max_jerk = (limits.qddd_max * config.jerk_fraction).tolist()
         self._inp.target_acceleration = [0.0] * self.n
+        self._brake_inp = InputParameter(self.n)
+        self._brake_inp.control_interface = ControlInterface.Velocity
+        self._brake_inp.synchronization = Synchronization.No
+        self._brake_inp.max_velocity = self._inp.max_velocity
+        self._brake_inp.max_acceleration = (limits.qdd_max
+                                            * config.brake_acceleration_fraction).tolist()
+        self._brake_inp.max_jerk = (limits.qddd_max * config.brake_jerk_fraction).tolist()
+        self._brake_inp.target_acceleration = [0.0] * self.n
         self.plan: Plan | None = None
         self.previous: Plan | None = None
         # Plans that have not started yet, or are the one running, oldest first: with a tick
@@ -268,7 +283,7 @@ class Shaper:
             frac = self.cfg.velocity_fraction
             target = np.clip(target, np.minimum(lo * frac, 0.0), np.maximum(hi * frac, 0.0))
         if braking:
-            plan = self._make(t0, start, target, hold_s=0.0)
+            plan = self._make(t0, start, target, hold_s=0.0, braking=True)
         else:
             plan = self._make(t0, start, target, hold)
             bad = self._leaves_soft_limits(plan, start)
@@ -283,8 +298,9 @@ class Shaper:
             del self.history[0]
         return plan
 
-    def _ruckig(self, start: MotionState, target: np.ndarray) -> Trajectory:
-        inp = self._inp
+    def _ruckig(self, start: MotionState, target: np.ndarray, braking: bool = False
+                ) -> Trajectory:
+        inp = self._brake_inp if braking else self._inp
         inp.current_position = start.q.tolist()
         inp.current_velocity = start.qd.tolist()
         inp.current_acceleration = start.qdd.tolist()
@@ -295,11 +311,12 @@ class Shaper:
             raise ShaperError(f'Ruckig could not plan from {start} to {target}: {result}')
         return traj
 
-    def _make(self, t0: float, start: MotionState, target: np.ndarray, hold_s: float) -> Plan:
-        move = self._ruckig(start, target)
+    def _make(self, t0: float, start: MotionState, target: np.ndarray, hold_s: float,
+              braking: bool = False) -> Plan:
+        move = self._ruckig(start, target, braking)
         q1, qd1, qdd1 = move.at_time(hold_s)
         tail = self._ruckig(MotionState(np.array(q1), np.array(qd1), np.array(qdd1)),
-                            np.zeros(self.n))
+                            np.zeros(self.n), braking)
         rest = np.array(tail.at_time(tail.duration)[0])
         return Plan(t0, hold_s, move, tail, rest, target.copy(),
                     limited=np.zeros(self.n, bool))
@@ -348,7 +365,7 @@ class Shaper:
             return None
         start = MotionState(*(np.asarray(rec[k], np.float64) for k in ('q', 'qd', 'qdd')))
         plan = self._make(rec['t0'], start, np.asarray(rec['target'], np.float64),
-                          rec['hold_s'])
+                          rec['hold_s'], bool(rec['braking']))
         plan.braking, plan.limited = rec['braking'], np.asarray(rec['limited'], bool)
         if rec['at_rest']:
             plan.move = plan.tail = None

@@ -372,6 +372,7 @@ class SimRobot(Node):
         report['reflex_errors'] = list(report['reflex_errors'])
         report['last_rejection'] = st['rejections'][-1][1] if st['rejections'] else None
         report['max_abs_qd'] = float(np.abs(st['qd']).max())
+        report['qd_ref'] = [float(v) for v in st['qd_ref']]  # the commanded reference
         report['reset_ignored'], report['max_lag_ms'] = self.reset_ignored, self.max_lag_s * 1e3
         report.update(episode=self.episode, ros_time=self._ros_time(st['time']),
                       muted_at=self.muted_at, qd=[float(v) for v in st['qd']])
