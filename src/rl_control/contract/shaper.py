@@ -199,21 +199,20 @@ class Shaper:
         self.soft_max = limits.q_max - config.position_margin
         self.v_max = limits.qd_max * config.velocity_fraction
         self._otg = Ruckig(self.n)
-        self._inp = InputParameter(self.n)
-        self._inp.control_interface = ControlInterface.Velocity
-        self._inp.synchronization = Synchronization.No
-        self._inp.max_velocity = (limits.qd_max * config.velocity_fraction).tolist()
-        self._inp.max_acceleration = (limits.qdd_max * config.acceleration_fraction).tolist()
-        self._inp.max_jerk = (limits.qddd_max * config.jerk_fraction).tolist()
-        self._inp.target_acceleration = [0.0] * self.n
-        self._brake_inp = InputParameter(self.n)
-        self._brake_inp.control_interface = ControlInterface.Velocity
-        self._brake_inp.synchronization = Synchronization.No
-        self._brake_inp.max_velocity = self._inp.max_velocity
-        self._brake_inp.max_acceleration = (limits.qdd_max
-                                            * config.brake_acceleration_fraction).tolist()
-        self._brake_inp.max_jerk = (limits.qddd_max * config.brake_jerk_fraction).tolist()
-        self._brake_inp.target_acceleration = [0.0] * self.n
+
+        def velocity_input(acceleration: float, jerk: float) -> InputParameter:
+            inp = InputParameter(self.n)
+            inp.control_interface = ControlInterface.Velocity
+            inp.synchronization = Synchronization.No
+            inp.max_velocity = self.v_max.tolist()
+            inp.max_acceleration = (limits.qdd_max * acceleration).tolist()
+            inp.max_jerk = (limits.qddd_max * jerk).tolist()
+            inp.target_acceleration = [0.0] * self.n
+            return inp
+
+        self._inp = velocity_input(config.acceleration_fraction, config.jerk_fraction)
+        self._brake_inp = velocity_input(config.brake_acceleration_fraction,
+                                         config.brake_jerk_fraction)
         self.plan: Plan | None = None
         self.previous: Plan | None = None
         # Plans that have not started yet, or are the one running, oldest first: with a tick
