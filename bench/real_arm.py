@@ -16,8 +16,9 @@ stops the joint states (`~/mute_joint_states`), e-stops the server, or SIGKILLs 
 rest (max |qdot| < 1e-3 rad/s on ~/robot_state, 5 ms resolution) is set against the braking time
 the profile's limits imply: the time-optimal jerk-limited stop from the velocity at the fault
 (Ruckig at 100 % of the acceleration and jerk limits) and the shaper's (its brake fractions,
-90 % / 70 %; the last message's tail at 70 % / 40 % after SIGKILL). The commanded reference's own brake (from
-its fastest sample after the fault to rest, on `~/robot_state` qd_ref) is timed too.
+90 % / 70 %; the last message's tail at 70 % / 40 % after SIGKILL). The commanded reference's
+own brake (from its fastest sample after the fault to rest, on `~/robot_state` qd_ref) is timed
+too.
 `naive-velocity` streams the policy's raw velocity at 25 Hz to a velocity controller (no
 shaping) vs the server's shaped 1 kHz stream. `effort-stream` serves a torque policy built here
 (a PD toward a fixed pose; there is no effort bundle) against the torque-rate limit, with

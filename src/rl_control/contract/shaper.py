@@ -346,6 +346,16 @@ class Shaper:
             bad |= np.any((qds < lo) | (qds > hi), axis=0)
         return bad
 
+    # -- undo ---------------------------------------------------------------------------------
+    def savepoint(self) -> tuple[Any, ...]:
+        """The plans as they are now, cheaply (for `rollback`: a plan that was never sent)."""
+        return self.plan, self.previous, list(self.history), self.late_plans
+
+    def rollback(self, point: tuple[Any, ...]) -> None:
+        """Forget every plan made since `savepoint()` returned `point`."""
+        self.plan, self.previous, history, self.late_plans = point
+        self.history = list(history)
+
     # -- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The plans as the inputs that made them (Ruckig trajectories are recomputed)."""

@@ -63,6 +63,7 @@ LOG_SIZE = 50
 `log_size` (franka::Robot constructor, default 50) robot states and commands before the error
 (libfranka include/franka/exception.h, robot.h)."""
 
+
 class FrankaArm:
     """A Franka under ros2_control: one controller, the 1 kHz check, a physics backend."""
 
@@ -311,8 +312,10 @@ def _delivery(t: float, arrival: float, payload: Any, refused: str | None) -> di
     out: dict[str, Any] = {'t': round(t, 6), 'arrival': round(arrival, 6),
                            'refused': refused}
     if isinstance(payload, JointTrajectory):
-        out.update(stamp=round(payload.stamp, 6), points=len(payload.points),
-                   first_s=payload.points[0].time_from_start if payload.points else None,
-                   last_s=payload.points[-1].time_from_start if payload.points else None,
-                   first_q=list(payload.points[0].positions) if payload.points else None)
+        pts = payload.points
+        out.update(stamp=round(payload.stamp, 6), points=len(pts), first_s=None, last_s=None,
+                   first_q=None)
+        if pts:
+            out.update(first_s=pts[0].time_from_start, last_s=pts[-1].time_from_start,
+                       first_q=list(pts[0].positions))
     return out

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from geometry_msgs.msg import PointStamped
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
@@ -41,14 +42,16 @@ class Endpoints:
                                                  qos.SENSOR)]
 
     def publish(self, msg: Any, serialized: bytes | None = None) -> None:
-        """Send a command (already serialized, when given: the send itself is then short)."""
-        self.pub.publish(msg if serialized is None else serialized)
-        self.record('command', msg)
+        """Send a command and record it, serialized once (`serialized`: done already)."""
+        raw = serialize_message(msg) if serialized is None else serialized
+        self.pub.publish(raw)
+        self.record('command', msg, raw)
 
-    def record(self, what: str, msg: Any) -> None:
+    def record(self, what: str, msg: Any, serialized: bytes | None = None) -> None:
         """Record `msg` on topic `what` ('state', 'goal', 'command' or a topic name)."""
         if self.rec is not None:
-            self.rec.record(self.topics.get(what, what), msg, self.clock.now().nanoseconds)
+            self.rec.record(self.topics.get(what, what), msg, self.clock.now().nanoseconds,
+                            serialized)
 
     def close(self) -> None:
         """Destroy the subscriptions and the publisher; close the recording."""

@@ -30,9 +30,13 @@ class TopicRecorder:
         self._thread = threading.Thread(target=self._drain, name='recorder', daemon=True)
         self._thread.start()
 
-    def record(self, topic: str, msg: Any, t_ns: int) -> None:
-        """Queue one message, stamped `t_ns` (the node's clock when it was heard or sent)."""
-        self._queue.put((topic, type_name(msg), int(t_ns), serialize_message(msg)))
+    def record(self, topic: str, msg: Any, t_ns: int, serialized: bytes | None = None) -> None:
+        """Queue one message, stamped `t_ns` (the node's clock when it was heard or sent).
+
+        `serialized`: `msg` already serialized (a command that was sent as bytes).
+        """
+        raw = serialize_message(msg) if serialized is None else serialized
+        self._queue.put((topic, type_name(msg), int(t_ns), raw))
 
     def _drain(self) -> None:
         while True:

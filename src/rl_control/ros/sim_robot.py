@@ -304,12 +304,15 @@ class SimRobot(Node):
         single-threaded executor cannot.
         """
         sub = self._cmd_sub
-        try:
+        take = getattr(sub.handle, 'take_message', None)
+        if take is None:  # an rclpy without this handle API: the executor takes them later
+            return
+        while True:
             with sub.handle:
-                while (taken := sub.handle.take_message(sub.msg_type, sub.raw)) is not None:
-                    self._on_command(*taken)
-        except (AttributeError, TypeError):  # an rclpy without this handle API: the executor
-            pass
+                taken = take(sub.msg_type, sub.raw)
+            if taken is None:
+                return
+            self._on_command(*taken)  # outside the handle: a failure here is not hidden
 
     def _advance(self, n: int) -> None:
         """Step n ms, publishing states and sampling the episode on their schedules."""

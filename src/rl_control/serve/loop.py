@@ -109,7 +109,7 @@ class ServingLoop:
         self.reason = safety.INACTIVE
         self.failure: str | None = None
         self.reanchors = self.withdrawn = 0
-        self._undo: tuple[Any, ...] = (None, None, [], None, None)
+        self._undo: tuple[Any, ...] = (self.shaper.savepoint(), None, None)
         self.brake_started: float | None = None
         self.last_braking_s = 0.0
         self._tau_target: np.ndarray | None = None
@@ -285,8 +285,7 @@ class ServingLoop:
             self.shaper.plan, self._sent = None, None  # the clock stepped back: start over
         self.last_tick = now
         self.ticks += 1
-        sh = self.shaper
-        self._undo = (sh.plan, sh.previous, list(sh.history), self._sent, self.brake_started)
+        self._undo = (self.shaper.savepoint(), self._sent, self.brake_started)
         problem = self.input_problem(now, wall)
         if not self.shaper.anchored:
             if self.cache.problem(now, wall) is not None:
@@ -333,9 +332,8 @@ class ServingLoop:
         instead leaves the controller on the previous message, which ends at rest, and the
         next tick plans from that message's plan, which is what the arm runs.
         """
-        sh = self.shaper
-        sh.plan, sh.previous, history, self._sent, self.brake_started = self._undo
-        sh.history = history
+        point, self._sent, self.brake_started = self._undo
+        self.shaper.rollback(point)
         self.withdrawn += 1
 
     def _policy_target(self) -> np.ndarray | None:
