@@ -229,9 +229,13 @@ def reach(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Path
             'lead_s': args.lead_s or 0.02,
             'commands': {k: ' '.join(v[1:]).replace(str(BIN) + '/', '') for k, v in
                          commands.items()},
-            **{k: s[k] for k in ('episodes', 'success_1cm', 'success_2cm', 'success_5cm',
+            **{k: s[k] for k in ('episodes', 'held_1cm', 'held_2cm', 'held_5cm', 'reached_2cm',
+                                 'settle_time_s_median', 'settle_time_s_max', 'unsettled',
                                  'time_to_goal_s_median', 'time_to_goal_s_max',
-                                 'final_distance_median')},
+                                 'final_distance_median', 'final_distance_max',
+                                 'last_second_distance_mean_median',
+                                 'last_second_path_median', 'path_ratio_median',
+                                 'final_joint_speed_median', 'final_joint_speed_max')},
             'reflexes': sum(r['reflexes'] for r in results),
             'episodes_with_reflex': sum(1 for r in results if r['reflex']),
             'reflex_names': sorted({r['reflex'] for r in results if r['reflex']}),
@@ -243,7 +247,8 @@ def reach(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Path
             'rejected': sum(r['rejected'] for r in results),
             'reset_ignored': sum(r.get('reset_ignored', 0) for r in results),
             'per_episode': {k: [r.get(k) for r in results] for k in (
-                'success_2cm', 'min_distance', 'final_distance', 'time_to_goal_s', 'reflexes',
+                'held_2cm', 'reached_2cm', 'min_distance', 'final_distance', 'settle_time_s',
+                'last_second_path', 'time_to_goal_s', 'reflexes',
                 'rejected', 'reset_ignored')},
             'stalls': None if staller is None else {
                 'who': args.stall, 'stall_s': args.stall_s, 'every_s': args.stall_every_s,
@@ -676,7 +681,8 @@ def stream_scenarios(args: argparse.Namespace, env: dict[str, str], mon: Monitor
                          'episodes_with_reflex': sum(1 for r in res if r['reflex']),
                          'reflexes': sum(r['reflexes'] for r in res),
                          'reflex_names': sorted({r['reflex'] for r in res if r['reflex']}),
-                         'success_2cm': sum(r['success_2cm'] for r in res) / max(len(res), 1)})
+                         'held_2cm': sum(r['held_2cm'] for r in res) / max(len(res), 1),
+                         'reached_2cm': sum(r['reached_2cm'] for r in res) / max(len(res), 1)})
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     return {'scenario': f'{mode}-stream', 'robot': robot, 'runs': runs}
 

@@ -13,7 +13,8 @@ import pytest
 pytestmark = pytest.mark.ros
 
 FR3_ARM = [f'fr3_joint{i}' for i in range(1, 8)]
-RESULT_FIELDS = {'episode', 'success', 'success_1cm', 'success_2cm', 'success_5cm',
+RESULT_FIELDS = {'episode', 'success', 'held', 'held_1cm', 'held_2cm', 'held_5cm', 'reached_2cm',
+                 'settle_time_s', 'last_second_path', 'joint_speeds', 'distances',
                  'success_distance', 'time_to_goal_s', 'final_distance', 'min_distance',
                  'path_length', 'goal', 'samples', 'robot', 'reflex', 'reflexes', 'rejected',
                  'reset_ignored', 'start_q', 'sim_time'}

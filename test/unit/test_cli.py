@@ -99,6 +99,14 @@ def test_eval_unknown_env_suggests(trained, capsys):
     assert "did you mean 'Pendulum-v1'" in capsys.readouterr().err
 
 
+def test_eval_on_an_env_that_refuses_the_bundles_env_options_is_one_line(capsys):
+    bundle = ROOT / 'models' / 'panda_reach_sac'
+    assert main(['eval', str(bundle), '--env', 'Pendulum-v1', '--episodes', '1']) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'Traceback' not in err
+    assert "option 'robot'" in err and 'rl_control/FrankaReach' in err
+
+
 def test_parser_has_all_subcommands():
     parser = build_parser()
     for command in ('train', 'eval', 'demo', 'sim', 'serve'):

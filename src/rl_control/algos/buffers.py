@@ -113,8 +113,10 @@ class HerReplayBuffer:
     episode: at or after the sampled one ('future'), its last ('final') or any ('episode').
     The first int(k / (k + 1) * batch_size) transitions of each batch are relabelled (SB3's
     split) and their reward recomputed with the env's vectorized
-    `compute_reward(achieved_goal, desired_goal, info)` (info: a list of empty dicts;
-    panda-gym and gymnasium-robotics ignore it). The batch's obs is the policy input vector
+    `compute_reward(achieved_goal, desired_goal, info)`. `info`: without `info_keys`, a list of
+    empty dicts (panda-gym and gymnasium-robotics ignore it); with them, a dict of one column
+    per key, each transition's own stored value (a goal-independent signal such as the arm's
+    speed, which relabelling must leave unchanged). The batch's obs is the policy input vector
     concat(observation, desired_goal); next_obs uses the same goal.
     """
 
@@ -122,7 +124,8 @@ class HerReplayBuffer:
 
     def __init__(self, obs_dim: int, goal_dim: int, act_dim: int, capacity: int,
                  compute_reward: Callable[..., Any], n_envs: int = 1, k: int = 4,
-                 strategy: str = 'future', seed: int | None = None, device: str = 'cpu') -> None:
+                 strategy: str = 'future', seed: int | None = None, device: str = 'cpu',
+                 info_keys: tuple[str, ...] = ()) -> None:
         if strategy not in self.STRATEGIES:
             raise ValueError(f'unknown HER strategy {strategy!r}; expected {self.STRATEGIES}')
         self.obs_dim, self.goal_dim, self.act_dim = obs_dim, goal_dim, act_dim
@@ -141,6 +144,8 @@ class HerReplayBuffer:
         self.rew = np.zeros((r, e), np.float32)
         self.terminated = np.zeros((r, e), np.float32)
         self.truncated = np.zeros((r, e), np.float32)
+        self.info_keys = tuple(info_keys)
+        self.info = {key: np.zeros((r, e), np.float32) for key in self.info_keys}
         self.ep_start = np.zeros((r, e), np.int64)  # absolute first step of the row's episode
         self.ep_end = np.full((r, e), -1, np.int64)  # absolute end (exclusive); -1: in progress
         self.current_start = np.zeros(e, np.int64)  # where each env's open episode starts
@@ -152,10 +157,11 @@ class HerReplayBuffer:
 
     def add(self, obs: Mapping[str, np.ndarray], act: np.ndarray, rew: np.ndarray,
             next_obs: Mapping[str, np.ndarray], terminated: np.ndarray,
-            truncated: np.ndarray) -> None:
+            truncated: np.ndarray, info: Mapping[str, np.ndarray] | None = None) -> None:
         """Store one step of all n_envs envs; obs/next_obs are dicts of (n_envs, ...) arrays.
 
-        For a done env, `next_obs` must be the real final observation (not the reset one).
+        For a done env, `next_obs` must be the real final observation (not the reset one), and
+        `info` (one (n_envs,) column per `info_keys` entry) that final step's info.
         """
         n, row = self.n_envs, self.total % self.rows
         self.obs[row] = _rows(obs['observation'], n, self.obs_dim)
@@ -165,6 +171,11 @@ class HerReplayBuffer:
         self.next_achieved[row] = _rows(next_obs['achieved_goal'], n, self.goal_dim)
         self.act[row] = _rows(act, n, self.act_dim)
         self.rew[row] = _rows(rew, n)
+        for key in self.info_keys:
+            if info is None or key not in info:
+                raise KeyError(f'HER: the step info lacks {key!r}, which the env declares in '
+                               f'her_info_keys {list(self.info_keys)}')
+            self.info[key][row] = _rows(info[key], n)
         term, trunc = _rows(terminated, n), _rows(truncated, n)
         self.terminated[row], self.truncated[row] = term, trunc
         self.ep_start[row] = self.current_start
@@ -218,8 +229,10 @@ class HerReplayBuffer:
             hr, he = rows[:n_her], envs[:n_her]
             goal_rows = self._goal_rows(steps[:n_her], hr, he, rng)
             goals[:n_her] = self.next_achieved[goal_rows, he]
+            info: Any = ({key: col[hr, he] for key, col in self.info.items()}
+                         if self.info_keys else [{} for _ in range(n_her)])
             rew[:n_her] = np.asarray(self.compute_reward(
-                self.next_achieved[hr, he], goals[:n_her], [{} for _ in range(n_her)]),
+                self.next_achieved[hr, he], goals[:n_her], info),
                 dtype=np.float32).reshape(n_her)
         obs = np.concatenate([self.obs[rows, envs], goals], axis=1)
         next_obs = np.concatenate([self.next_obs[rows, envs], goals], axis=1)
@@ -250,6 +263,7 @@ class HerReplayBuffer:
         """Stored rows (numpy arrays), episode bookkeeping and the sampling RNG."""
         stored = min(self.total, self.rows)
         state: dict[str, Any] = {k: getattr(self, k)[:stored].copy() for k in self._ARRAYS}
+        state.update({f'info.{k}': v[:stored].copy() for k, v in self.info.items()})
         state.update(total=self.total, rows=self.rows, n_envs=self.n_envs,
                      current_start=self.current_start.copy(), rng=self.rng.bit_generator.state)
         return state
@@ -262,5 +276,7 @@ class HerReplayBuffer:
         stored = min(self.total, self.rows)
         for k in self._ARRAYS:
             getattr(self, k)[:stored] = state[k]
+        for k, col in self.info.items():
+            col[:stored] = state[f'info.{k}']
         self.current_start[:] = state['current_start']
         self.rng.bit_generator.state = state['rng']

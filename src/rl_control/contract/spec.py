@@ -102,17 +102,33 @@ class ObservationSpec:
 
 @dataclass(frozen=True, eq=False)
 class ActionSpec:
-    """How a policy action in [-1, 1] becomes a joint command: clip(scale * a, low, high)."""
+    """How a policy action in [-1, 1] becomes a joint command: clip(scale * a, low, high).
+
+    `deadband` in [0, 1) and `exponent` >= 1 shape each entry of the action first:
+    a -> sign(a) * (max(|a| - deadband, 0) / (1 - deadband)) ** exponent. Every |a| <= deadband
+    commands exactly zero, small actions command small speeds (an RC transmitter's "expo"), and
+    the full range [-1, 1] stays reachable. Why: a policy (stochastic, as SAC's, or not) can
+    only stop a joint by hitting zero, and near its goal a linear map turns every small error of
+    its output into motion; shaped, "stay" is a region of the action box and the arm can rest.
+    """
 
     type: str
     joint_names: tuple[str, ...]
     scale: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    deadband: float = 0.0
+    exponent: float = 1.0
 
     def __post_init__(self) -> None:
         if self.type not in ACTION_TYPES:
             raise ContractError(f'action.type {self.type!r} is not one of {list(ACTION_TYPES)}')
+        if not (isinstance(self.deadband, int | float) and 0.0 <= self.deadband < 1.0):
+            raise ContractError(f'action.deadband must be in [0, 1), got {self.deadband!r}')
+        object.__setattr__(self, 'deadband', float(self.deadband))
+        if not (isinstance(self.exponent, int | float) and 1.0 <= self.exponent <= 5.0):
+            raise ContractError(f'action.exponent must be in [1, 5], got {self.exponent!r}')
+        object.__setattr__(self, 'exponent', float(self.exponent))
         object.__setattr__(self, 'joint_names', tuple(self.joint_names))
         n = len(self.joint_names)
         for name in ('scale', 'low', 'high'):
@@ -196,7 +212,9 @@ def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Se
 
 
 def action_to_command(spec: ActionSpec, action: Sequence[float]) -> np.ndarray:
-    """Joint command (float64) for a policy action: clip(scale * clip(a, -1, 1), low, high).
+    """Joint command (float64) for an action: clip(scale * band(clip(a, -1, 1)), low, high).
+
+    `band` is the spec's dead band and exponent (identity when they are 0 and 1).
 
     np.maximum/np.minimum in place rather than np.clip (same values, as low <= high; several
     times cheaper on 7-vectors), and the finiteness check sums a Python list first: a finite
@@ -210,6 +228,9 @@ def action_to_command(spec: ActionSpec, action: Sequence[float]) -> np.ndarray:
         raise ContractError(f'action is not finite: {a.tolist()}')
     out = np.maximum(a, spec._minus_one)
     np.minimum(out, spec._plus_one, out=out)
+    if spec.deadband or spec.exponent != 1.0:
+        db = spec.deadband
+        out = np.sign(out) * (np.maximum(np.abs(out) - db, 0.0) / (1.0 - db)) ** spec.exponent
     np.multiply(spec.scale, out, out=out)
     np.maximum(out, spec.low, out=out)
     np.minimum(out, spec.high, out=out)
@@ -233,6 +254,8 @@ def contract_to_yaml(obs_spec: ObservationSpec, act_spec: ActionSpec,
             'scale': [float(v) for v in act_spec.scale],
             'low': [float(v) for v in act_spec.low],
             'high': [float(v) for v in act_spec.high],
+            **({'deadband': act_spec.deadband} if act_spec.deadband else {}),
+            **({'exponent': act_spec.exponent} if act_spec.exponent != 1.0 else {}),
         },
     }
 
@@ -271,7 +294,8 @@ def contract_from_yaml(d: Mapping[str, Any]) -> RobotContract:
     act_spec = ActionSpec(
         type=_field(act, 'type', 'action'), joint_names=tuple(joint_names),
         scale=_field(act, 'scale', 'action'), low=_field(act, 'low', 'action'),
-        high=_field(act, 'high', 'action'))
+        high=_field(act, 'high', 'action'), deadband=act.get('deadband') or 0.0,
+        exponent=act.get('exponent') or 1.0)
     return RobotContract(obs_spec, act_spec, float(period))
 
 

@@ -228,6 +228,23 @@ def final_observations(next_obs: Any, infos: dict[str, Any]) -> Any:
     return out
 
 
+def step_info(infos: dict[str, Any], key: str) -> np.ndarray:
+    """`infos[key]` of a SAME_STEP vector step, each finished sub-env's entry from its final step.
+
+    A finished sub-env's `infos[key]` already belongs to the next episode's reset; the value of
+    the step that ended the episode is in `infos['final_info']` (gymnasium 1.x).
+    """
+    out = np.array(infos[key], dtype=np.float64, copy=True) if key in infos else None
+    mask = infos.get('_final_info')
+    if mask is not None and np.any(mask):
+        final = infos['final_info'][key]
+        out = np.zeros(len(mask)) if out is None else out
+        out[mask] = np.asarray(final, dtype=np.float64)[mask]
+    if out is None:
+        raise KeyError(f'the step info has no {key!r}')
+    return out
+
+
 def obs_dims(space: gym.Space) -> tuple[int, int]:
     """(policy input size, goal size) for an observation space (goal size 0 if not a goal env)."""
     if is_goal_space(space):

@@ -1,12 +1,23 @@
-"""Franka reach, v1: the motion the arm will really make, randomized as the real world differs.
+"""Franka reach: the motion the arm will really make, randomized as the real world differs.
 
-`rl_control/FrankaReach-v1` (joint velocity targets) and `rl_control/FrankaReachEffort-v1`
-(joint torques on top of gravity compensation) train on `envs.shaped_arm.ShapedArm`: the policy
-server's own shaper (or torque shaper) drives a simulated Panda or FR3 (`robot`), on MuJoCo or
-PyBullet (`engine`), inside that profile's limits. The observation is the contract's
-(`build_observation` on the measured joint state, the same call the server makes), the task
-is the reach task of v0 with a 2 cm success distance by default (`success_distance`) over the
-goal region x 0.45-0.75, y -0.15-0.15, z 0-0.3 m in the base frame.
+`rl_control/FrankaReach-v2` (joint velocity targets) and `rl_control/FrankaReachEffort-v2`
+(joint torques on top of gravity compensation), and their v1 predecessors, train on
+`envs.shaped_arm.ShapedArm`: the policy server's own shaper (or torque shaper) drives a
+simulated Panda or FR3 (`robot`), on MuJoCo or PyBullet (`engine`), inside that profile's
+limits. The observation is the contract's (`build_observation` on the measured joint state, the
+same call the server makes), the task is the reach task of v0 with a 2 cm success distance by
+default (`success_distance`) over the goal region x 0.45-0.75, y -0.15-0.15, z 0-0.3 m in the
+base frame.
+
+v1 (`hold=False`) rewards being within the distance at any moment (-1 unless within). v2
+(`hold=True`) asks for arriving AND stopping, in `envs.reach_metrics`'s words: its reward
+(`compute_reward`) pays for being within the distance, more for resting there and the closer
+the better, and charges every joint's motion; its `is_success` is *held* (within and at rest
+over the episode's last second) and its episodes are 4 s, as the benchmark's. The rest and
+motion signals belong to the transition, not to the goal, so they travel in `info` (from the
+noise-free state) and HER stores them with each transition (`her_info_keys`) and hands them
+back unchanged when it relabels the goal. The contract's action dead band and exponent
+(`action_deadband`, `action_exponent`) make "stay" a region of the action box.
 
 Domain randomization (on by default, `randomize=False` for nominal dynamics; the ranges are a
 constructor argument and are recorded in policy.yaml), each episode drawn from the env's seeded
@@ -34,11 +45,15 @@ from rl_control.contract import (
 from rl_control.contract.shaper import GRID_S, ShaperConfig
 from rl_control.contract.spec import ACTION_TERMS
 from rl_control.envs.panda_reach import GOAL_HIGH, GOAL_LOW, ReachTask
+from rl_control.envs.reach_metrics import HOLD_S, REST_EE_SPEED, REST_JOINT_SPEED, at_rest
 from rl_control.envs.shaped_arm import ShapedArm
+from rl_control.robots.kinematics import fk_single
 from rl_control.robots.profiles import get_profile
 
 CONTROL_PERIOD_S = 0.04
 EFFORT_SCALE = 0.1  # |a| = 1 -> a tenth of the torque limit, on top of gravity compensation
+MOVING_SPEED = 0.2  # rad/s: v2's motion term counts a joint this fast as fully moving
+HOLD_WEIGHTS = (0.2, 0.3, 0.2)  # v2 reward: distance within, motion, not at rest within
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,8 @@ class _Episode:
     last_now: float = -1.0
     tick: int = 0
     draws: dict[str, Any] = field(default_factory=dict)
+    ee: tuple[float, ...] = ()  # the true end effector at the last control period
+    held_steps: int = 0  # control periods in a row within the distance and at rest
 
 
 class FrankaReachEnv(gym.Env):
@@ -90,10 +107,18 @@ class FrankaReachEnv(gym.Env):
                  reward_type: str = 'sparse', success_distance: float = 0.02,
                  randomize: bool = True, randomization: dict[str, Any] | None = None,
                  shaper: dict[str, Any] | None = None, physics_dt: float = 0.002,
-                 action_history: int = 3) -> None:
+                 action_history: int = 3, hold: bool = False, action_deadband: float = 0.0,
+                 action_exponent: float = 1.0,
+                 hold_weights: tuple[float, float, float] = HOLD_WEIGHTS) -> None:
         self.profile = get_profile(robot)
         self.control = control
         self.task = ReachTask(distance_threshold=success_distance, reward_type=reward_type)
+        if len(hold_weights) != 3 or min(hold_weights) < 0 or sum(hold_weights[:2]) > 1:
+            raise ValueError(f'hold_weights must be 3 non-negative numbers (distance, motion, '
+                             f'rest) with distance + motion <= 1, got {hold_weights!r}')
+        self.hold = bool(hold)
+        self.hold_weights = tuple(float(w) for w in hold_weights)
+        self.her_info_keys = ('joint_speed', 'ee_speed', 'motion') if self.hold else ()
         self.randomization = Randomization.from_dict(randomization) if randomize else NOMINAL
         self.shaper_cfg = ShaperConfig.from_yaml(shaper, CONTROL_PERIOD_S)
         names = self.profile.joint_names
@@ -104,10 +129,12 @@ class FrankaReachEnv(gym.Env):
         obs = ObservationSpec(names, terms)
         if control == 'velocity':
             lim = self.profile.qd_max
-            act = ActionSpec('joint_velocity', names, 0.5 * lim, -lim, lim)
+            act = ActionSpec('joint_velocity', names, 0.5 * lim, -lim, lim, action_deadband,
+                             action_exponent)
         else:
             lim = self.profile.tau_max
-            act = ActionSpec('joint_effort', names, EFFORT_SCALE * lim, -lim, lim)
+            act = ActionSpec('joint_effort', names, EFFORT_SCALE * lim, -lim, lim,
+                             action_deadband, action_exponent)
         self.contract = RobotContract(obs, act, CONTROL_PERIOD_S)
         self._obs_spec = obs.without('goal')
         self._ee = self._obs_spec.term_slice('ee_pos')
@@ -127,13 +154,38 @@ class FrankaReachEnv(gym.Env):
             'goal_region': {'frame': self.profile.base_frame, 'low': GOAL_LOW.tolist(),
                             'high': GOAL_HIGH.tolist()},
             'success_distance': float(success_distance),
+            'hold': ({'weights': dict(zip(('distance', 'motion', 'rest'), self.hold_weights,
+                                          strict=True)),
+                      'moving_speed': MOVING_SPEED, 'rest_joint_speed': REST_JOINT_SPEED,
+                      'rest_ee_speed': REST_EE_SPEED, 'hold_s': HOLD_S} if self.hold else None),
         }
 
     # -- gymnasium ----------------------------------------------------------------------------
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
                        info: Any) -> np.ndarray:
-        """Vectorized reward for HER relabelling: the task's rule."""
-        return self.task.compute_reward(achieved_goal, desired_goal, info)
+        """Vectorized reward for HER relabelling: the task's rule.
+
+        v2: `info` maps `joint_speed`, `ee_speed` and `motion` to one value per transition (a
+        step's own info, or HER's stored columns). With d the distance, D the success distance
+        and (w_d, w_m, w_r) = `hold_weights`:
+        r = -1 outside D, else -w_d * d / D - w_r * [not at rest]; then - w_m * motion
+        everywhere (motion: the mean over joints of |qd| / 0.2 rad/s, capped at 1). Reaching
+        dominates (being within pays at least 1 - w_d - w_r more than not), every joint has
+        its own reason to slow down, and resting closer pays more.
+        """
+        if not self.hold:
+            return self.task.compute_reward(achieved_goal, desired_goal, info)
+        d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        w_d, w_m, w_r = self.hold_weights
+        rest = at_rest(info['joint_speed'], info['ee_speed'])
+        inside = -w_d * d / self.task.distance_threshold - w_r * (1.0 - rest)
+        return (np.where(d <= self.task.distance_threshold, inside, -1.0)
+                - w_m * np.asarray(info['motion'])).astype(np.float32)
+
+    def _held_now(self, distance: Any, info: Any) -> Any:
+        """Within the success distance and at rest (vectorized)."""
+        return ((np.asarray(distance) <= self.task.distance_threshold)
+                & at_rest(info['joint_speed'], info['ee_speed']))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -156,6 +208,7 @@ class FrankaReachEnv(gym.Env):
         self._goal = (np.asarray(options['goal'], np.float64) if 'goal' in options
                       else self.task.sample_goal(rng))
         self._actions = []
+        self._ep.ee = tuple(self.true_ee_position())
         obs = self._observe()
         return obs, self._info(obs)
 
@@ -178,8 +231,24 @@ class FrankaReachEnv(gym.Env):
         self._ep.tick += 1
         obs = self._observe()
         info = self._info(obs)
-        reward = float(self.task.compute_reward(obs['achieved_goal'], obs['desired_goal']))
+        if self.hold:
+            info.update(self._motion())
+        reward = float(self.compute_reward(obs['achieved_goal'], obs['desired_goal'], info))
+        if self.hold:
+            held = bool(self._held_now(info['distance'], info))
+            self._ep.held_steps = self._ep.held_steps + 1 if held else 0
+            info['is_success'] = self._ep.held_steps >= round(HOLD_S / CONTROL_PERIOD_S)
         return obs, reward, False, False, info
+
+    def _motion(self) -> dict[str, float]:
+        """The noise-free rest signal of this control period: fastest joint, end-effector speed."""
+        _, q, qd, _ = self.sim.joint_state()
+        ee = np.array(fk_single(q[:7].tolist()))
+        ee_speed = float(np.linalg.norm(ee - np.asarray(self._ep.ee))) / CONTROL_PERIOD_S
+        self._ep.ee = tuple(ee)
+        speeds = np.abs(qd[:7])
+        return {'joint_speed': float(np.max(speeds)), 'ee_speed': ee_speed,
+                'motion': float(np.mean(np.minimum(speeds / MOVING_SPEED, 1.0)))}
 
     def _observe(self) -> dict[str, np.ndarray]:
         names, q, qd, _ = self.sim.joint_state()
@@ -199,8 +268,6 @@ class FrankaReachEnv(gym.Env):
 
     def true_ee_position(self) -> np.ndarray:
         """The end effector from the noiseless joint state (benchmarks measure with this)."""
-        from rl_control.robots.kinematics import fk_single
-
         _, q, _, _ = self.sim.joint_state()
         return np.array(fk_single(q[:7].tolist()))
 
@@ -210,7 +277,8 @@ class FrankaReachEnv(gym.Env):
         ep = self._ep
         return {'sim': self.sim.state_dict(), 'goal': self._goal.copy(),
                 'actions': [a.copy() for a in self._actions],
-                'episode': (ep.latency, ep.last_now, ep.tick, dict(ep.draws)),
+                'episode': (ep.latency, ep.last_now, ep.tick, dict(ep.draws), ep.ee,
+                            ep.held_steps),
                 'rng': self.np_random.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

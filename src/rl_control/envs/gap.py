@@ -202,7 +202,7 @@ def sim_to_sim(spec: dict[str, Any], policy: Any, goals: np.ndarray, robot: str,
     results = {e: run_in_process(spec, policy, e, robot, False, goals, episode_s)['summary']
                for e in ('mujoco', 'pybullet')}
     gap = {k: results['mujoco'][k] - results['pybullet'][k]
-           for k in ('success_1cm', 'success_2cm', 'success_5cm')}
+           for k in ('held', 'held_2cm', 'reached_1cm', 'reached_2cm', 'reached_5cm')}
     # Tracking: one episode per goal on PyBullet, its 1 ms reference replayed into MuJoCo.
     from rl_control.contract import contract_from_yaml
     from rl_control.envs.franka_reach import CONTROL_PERIOD_S, FrankaReachEnv

@@ -3,9 +3,11 @@
 A bundle runs deterministically on `rl_control/FrankaReach-v1` (or `...Effort-v1` for a torque
 bundle) with the goals of `config/reach_goals.yaml`, one 4 s episode per goal from rest at the
 profile's home: the same command shaper and robot limits as serving, nominal dynamics unless
-`randomized`. Success at d = the true (noise-free) end effector within d of the goal at some
-control period of the episode (`reach_metrics.EpisodeTrace`); reflexes = episodes in which the
-1 kHz libfranka check of the commanded reference failed. The `ros` engine
+`randomized`. Success = *held*: the true (noise-free) end effector within the distance and the
+arm at rest over the episode's last second; *reached* (within d at some control period), time
+to settle, last-second distance and path, path ratio and the final joint speed beside it
+(`reach_metrics.EpisodeTrace`); reflexes = episodes in which the 1 kHz libfranka check of the
+commanded reference failed. The `ros` engine
 (`ros/reach_bench.py`) runs the same goals through sim_robot and policy_server over DDS.
 """
 from __future__ import annotations
@@ -46,12 +48,15 @@ def run_in_process(spec: dict[str, Any], policy: Any, engine: str, robot: str,
     control = 'effort' if act_type == 'joint_effort' else 'velocity'
     from rl_control.contract import contract_from_yaml
 
-    terms = contract_from_yaml(spec).obs_spec.terms
+    contract = contract_from_yaml(spec)
+    terms = contract.obs_spec.terms
     env = FrankaReachEnv(robot=robot, engine=engine, control=control,
                          success_distance=success_distance, randomize=randomized,
                          randomization=spec.get('randomization') if randomized else None,
                          shaper=spec.get('shaper'),
-                         action_history=sum(t.startswith('last_action') for t in terms))
+                         action_history=sum(t.startswith('last_action') for t in terms),
+                         action_deadband=contract.act_spec.deadband,
+                         action_exponent=contract.act_spec.exponent)
     if terms != env.contract.obs_spec.terms:
         env.close()
         raise ValueError(f'the bundle observes {list(terms)}, the reach benchmark '
@@ -61,12 +66,13 @@ def run_in_process(spec: dict[str, Any], policy: Any, engine: str, robot: str,
     try:
         for i, goal in enumerate(goals):
             obs, _ = env.reset(seed=seed + i, options={'goal': goal, 'q': env.profile.home})
-            trace = EpisodeTrace(goal, success_distance)
+            trace = EpisodeTrace(goal, success_distance, start_ee=env.true_ee_position())
             info: dict[str, Any] = {}
             for k in range(steps):
                 x = np.concatenate([obs['observation'], obs['desired_goal']])
                 obs, _r, _te, _tr, info = env.step(np.asarray(policy.act(x), np.float32))
-                trace.add((k + 1) * CONTROL_PERIOD_S, env.true_ee_position())
+                trace.add((k + 1) * CONTROL_PERIOD_S, env.true_ee_position(),
+                          env.sim.joint_state()[2][:7])
             result = trace.result()
             result.update(episode=i, reflex=info.get('reflex'),
                           reflex_samples=int(info.get('reflexes', 0)))

@@ -8,7 +8,8 @@ or config/policy_server_fr3.yaml) as separate processes on a private ROS domain
 lifecycle configure -> activate; once its ramp-in is over the demo starts a fresh episode and
 collects K episode results from `/sim_robot/episode_result`, one per goal of
 config/reach_goals.yaml in order, each starting at rest at the profile's home. It prints the
-reach success at 2 cm (and 1 and 5 cm) within the episode (4 s), the reflexes the robot raised
+held success (within and at rest over each 4 s episode's last second), the time to settle, the
+reflexes the robot raised
 and the trajectory messages it rejected (with `--json` the LAST stdout line is one JSON
 object), writes `demo_episodes.png` and `demo_results.json` into `--out`, and stops
 everything: SIGINT to the children (the server brakes to rest first), then SIGKILL after a
@@ -125,41 +126,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     import numpy as np
 
     return float(np.percentile(values, q)) if len(values) else float('nan')
-
-
-def plot_episodes(results: list[dict[str, Any]], threshold: float, period_s: float,
-                  path: Path) -> None:
-    """Closest approach per episode and the distance-to-goal traces, as one PNG."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    eps = list(range(1, len(results) + 1))
-    closest = [r['min_distance'] for r in results]
-    colors = ['tab:orange' if r.get('reflex') else
-              'tab:green' if r['success'] else 'tab:red' for r in results]
-    ax1.bar(eps, closest, color=colors)
-    ax1.axhline(threshold, color='k', ls='--', lw=1, label=f'success < {threshold * 100:g} cm')
-    ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax1.set_xlabel('episode (orange: a reflex)')
-    ax1.set_ylabel('closest end-effector distance to goal [m]')
-    rate = sum(r['success'] for r in results) / max(len(results), 1)
-    ax1.set_title(f'success at {threshold * 100:g} cm: {rate:.0%} ({len(results)} episodes)')
-    ax1.legend()
-    for r in results:
-        d = r.get('distances') or []
-        ax2.plot([period_s * i for i in range(len(d))], d,
-                 color='tab:green' if r['success'] else 'tab:red', alpha=0.6)
-    ax2.axhline(threshold, color='k', ls='--', lw=1)
-    ax2.set_xlabel('time in episode [s]')
-    ax2.set_ylabel('end-effector distance to goal [m]')
-    ax2.set_title('distance over time')
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def spin_until(node: Any, pred: Any, timeout: float, procs: Sequence[subprocess.Popen] = ()
@@ -379,10 +345,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if n > report.n:  # type: ignore[attr-defined]
                 report.n = n  # type: ignore[attr-defined]
                 r = counted()[-1]
-                ttg = r['time_to_goal_s']
-                say(f"  episode {n}/{args.episodes}: {'reached' if r['success'] else 'missed'}"
-                    f" (closest {100 * r['min_distance']:.1f} cm"
-                    + (f' after {ttg:.2f} s' if ttg is not None else '') + ')'
+                settle = r['settle_time_s']
+                say(f"  episode {n}/{args.episodes}: {'held' if r['held'] else 'NOT held'}"
+                    f" (final {1000 * r['final_distance']:.1f} mm, "
+                    + (f'settled after {settle:.2f} s' if settle is not None else 'never settled')
+                    + f", last second path {1000 * r['last_second_path']:.1f} mm)"
                     + (f", REFLEX {r['reflex']}" if r.get('reflex') else '')
                     + (f", {r['rejected']} rejected" if r.get('rejected') else ''))
             return n >= args.episodes
@@ -408,18 +375,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
 
+    from rl_control.envs.reach_metrics import report_lines
+    from rl_control.envs.reach_plot import plot_episodes
+
     threshold = float(results[0].get('success_distance') or 0.02)
     summary = {**summarize_episodes(results, diag), 'robot': args.robot, 'bundle': bundle,
                'lockstep': bool(args.lockstep), 'namespace': ns,
                'plot': str(out / 'demo_episodes.png'),
                'wall_s': round(time.monotonic() - t0, 2)}
-    plot_episodes(results, threshold, period, out / 'demo_episodes.png')
+    plot_episodes(results, threshold, period, out / 'demo_episodes.png',
+                  title=f'rl-control demo: {args.robot}, {Path(bundle).name}')
     (out / 'demo_results.json').write_text(json.dumps(
         {'summary': summary, 'server_diagnostics': diag, 'episodes': results}, indent=1))
-    say(f"demo: reached {summary['success_2cm']:.0%} of {len(results)} goals within 2 cm "
-        f"({summary['success_5cm']:.0%} within 5 cm, {summary['success_1cm']:.0%} within 1 cm) "
-        f"in {(results[0]['samples'] - 1) * period:g} s episodes; {summary['reflexes']} "
-        f"reflexes"
+    say(f"demo: {len(results)} goals, {results[0]['samples'] * period:.0f} s episodes:")
+    for line in report_lines(summary):
+        say(f'  {line}')
+    say(f"demo: {summary['reflexes']} reflexes"
         + (f" ({', '.join(summary['reflex_names'])})" if summary['reflex_names'] else '')
         + f", {summary['rejected']} rejected messages; state->command latency p50 "
         f"{summary['latency_ms_p50']:.2f} ms, p99 {summary['latency_ms_p99']:.2f} ms; plot "

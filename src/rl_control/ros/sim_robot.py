@@ -176,7 +176,8 @@ class SimRobot(Node):
         # in flight) must not reach the new episode. Trajectories carry their plan time;
         # forward commands get a short grace window.
         self._reset_time = self.arm.time
-        self.trace = EpisodeTrace(self.goal, self.p.success_threshold)
+        self.trace = EpisodeTrace(self.goal, self.p.success_threshold,
+                                  start_ee=fk_single(self.arm.state()['q'].tolist()))
         self._ep_start, self._ep_reflexes = self.arm.time, self.arm.reflex_count
         self._ep_rejected = self.arm.state()['rejected']
         self._next_sample = self.arm.time
@@ -201,7 +202,6 @@ class SimRobot(Node):
                   'rejected': st['rejected'] - self._ep_rejected,
                   'reset_ignored': self.reset_ignored - self._ep_ignored,
                   'silent_steps': self.silent_steps - self._ep_silent,
-                  'distances': [round(d, 5) for d in self.trace.distances],
                   'start_q': [float(v) for v in self._reset_pose],
                   'final_q': [float(v) for v in st['q']],
                   'sim_time': self.arm.time, 'wall_time': time.time()}
@@ -324,8 +324,9 @@ class SimRobot(Node):
                 self._publish_state(gripper=k % self._grip_every == 0)
             if self.arm.time >= self._next_sample - 1e-9:
                 self._next_sample += period
-                q = self.arm.state()['q']
-                self.trace.add(self.arm.time - self._ep_start, np.array(fk_single(q.tolist())))
+                st = self.arm.state()
+                self.trace.add(self.arm.time - self._ep_start,
+                               np.array(fk_single(st['q'].tolist())), st['qd'])
             if self.arm.time - self._ep_start >= self.p.episode_s - 1e-9:
                 self._finish_episode()
                 return

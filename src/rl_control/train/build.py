@@ -87,7 +87,8 @@ def make_buffer(cfg: TrainConfig, algo_cfg: Any, envs: Any, seed: Any,
     if not is_goal_space(space):
         raise ValueError(f'her: {cfg.env} has no goal observations '
                          '(observation/achieved_goal/desired_goal)')
-    compute_reward = template_env(envs).unwrapped.compute_reward
+    env = template_env(envs).unwrapped
     return buffers.HerReplayBuffer(obs_dim - goal_dim, goal_dim, act_dim, capacity,
-                                   compute_reward, n_envs=cfg.n_envs, k=cfg.her.k,
-                                   strategy=cfg.her.strategy, seed=seed, device=device)
+                                   env.compute_reward, n_envs=cfg.n_envs, k=cfg.her.k,
+                                   strategy=cfg.her.strategy, seed=seed, device=device,
+                                   info_keys=tuple(getattr(env, 'her_info_keys', ())))

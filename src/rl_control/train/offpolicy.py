@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rl_control.envs.factory import final_observations, policy_input
+from rl_control.envs.factory import final_observations, policy_input, step_info
 from rl_control.train.episodes import EpisodeStats
 
 
@@ -64,8 +64,9 @@ class OffPolicyCollector:
         next_obs, rew, terminated, truncated, infos = self.envs.step(actions)
         trunc_store = np.logical_or(truncated, cut)
         real_next = final_observations(next_obs, infos)
-        if self.her:  # the HER buffer stores the dict observations
-            self.buffer.add(self.obs, actions, rew, real_next, terminated, trunc_store)
+        if self.her:  # the HER buffer stores the dict observations (and its info columns)
+            info = {k: step_info(infos, k) for k in self.buffer.info_keys}
+            self.buffer.add(self.obs, actions, rew, real_next, terminated, trunc_store, info)
         else:
             self.buffer.add(x, actions, rew, policy_input(real_next), terminated, trunc_store)
         if self.reward_scaler is not None:
