@@ -12,9 +12,10 @@ policy_server is configured and activated by launch lifecycle events (ChangeStat
 activate on reaching inactive). Episode results go to `sim_robot/episode_result`.
 
 Why the demo passes no topic names: both nodes' defaults are RELATIVE and already agree
-(joint_states, <robot>_arm_controller/joint_trajectory, and the sim's policy_server/goal is the
-server's ~/goal), so `namespace:=demo` puts the whole loop under /demo and two demos can run
-side by side without hearing each other; with no namespace the names are the usual ones.
+(<robot>_position_trajectory_controller/joint_trajectory, the joint-state topics, and the sim's
+policy_server/goal is the server's ~/goal), so `namespace:=demo` puts the whole loop under
+/demo and two demos can run side by side without hearing each other; with no namespace the
+names are the usual ones.
 
 Why use_sim_time:=true also sets trigger:=state: in lockstep the simulator advances one control
 period per command it receives, so the server must answer joint states rather than a timer.

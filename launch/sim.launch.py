@@ -7,8 +7,8 @@
 
 The default is the Franka-faithful robot (fidelity franka: the 1 kHz libfranka limit checks and
 reflexes, the controller as ros2_controllers runs it) with a joint_trajectory_controller on
-`<robot>_arm_controller/joint_trajectory`; the arm's joint states on `joint_states` at 1 kHz,
-the gripper's on `franka_gripper/joint_states`.
+`<robot>_position_trajectory_controller/joint_trajectory`; joint states as sim_robot's `topology`
+says (config/sim_robot.yaml: the FR3 as franka_bringup wires it).
 
 Why OpaqueFunction: as in serve.launch.py, an argument left at '' keeps the params_file value,
 so config/sim_robot.yaml stays the one place defaults live.
@@ -111,8 +111,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'command_topic', default_value='',
             description="The controller's command topic ('' = params_file value: "
-                        "<robot>_arm_controller/joint_trajectory, velocity_controller/commands "
-                        'or effort_controller/commands).'),
+                        '<robot>_position_trajectory_controller/joint_trajectory, '
+                        'velocity_controller/commands or effort_controller/commands).'),
         DeclareLaunchArgument(
             'joint_state_topic', default_value='',
             description="JointState output ('' = params_file value)."),

@@ -140,8 +140,8 @@ def test_a_trajectory_ending_in_motion_is_rejected_and_counted(
     from rl_control.ros.conversions import sec_to_duration
 
     record_robot(probe)
-    pub = probe.publisher(JointTrajectory, '/panda_arm_controller/joint_trajectory',
-                          qos.COMMAND)
+    pub = probe.publisher(JointTrajectory,
+                          '/panda_position_trajectory_controller/joint_trajectory', qos.COMMAND)
     proc = nodes.start('rl_control.ros.sim_robot', {'reset_guard_s': 0.0, 'episode_s': 60.0})
     wait_for(lambda: pub.get_subscription_count() > 0 and robot_states(probe), 30, 'the sim',
              [proc])

@@ -160,7 +160,8 @@ def test_demo_wires_both_nodes_into_one_namespace() -> None:
     server = next(iter(yaml.safe_load((REPO / 'config' / 'policy_server_fr3.yaml')
                                       .read_text()).values()))['ros__parameters']
     assert defaults['joint_state_topic'] == server['joint_state_topic'] == 'joint_states'
-    assert server['command_topic'] == 'fr3_arm_controller/joint_trajectory'  # the sim's ''
+    # the sim's '' derives the same
+    assert server['command_topic'] == 'fr3_position_trajectory_controller/joint_trajectory'
     assert defaults['goal_topic'] == 'policy_server/goal' and server['goal_topic'] == '~/goal'
 
 
@@ -255,7 +256,7 @@ class Observer:
         self.node.create_subscription(JointState, f'{self.ns}/joint_states',
                                       self.joint_states.append, qos_profile_sensor_data)
         self.node.create_subscription(JointTrajectory,
-                                      f'{self.ns}/panda_arm_controller/joint_trajectory',
+                                      f'{self.ns}/panda_position_trajectory_controller/joint_trajectory',
                                       self.commands.append, qos_profile_sensor_data)
         self.get_state = self.node.create_client(GetState, f'{self.ns}/policy_server/get_state')
         self.GetState = GetState

@@ -180,7 +180,8 @@ class SimParams:
     command_type: str = param('trajectory', 'trajectory (joint_trajectory_controller) | '
                               'velocity | effort (forward command controllers)',
                               choices=('trajectory', 'velocity', 'effort'))
-    command_topic: str = param('', "empty: '<robot>_arm_controller/joint_trajectory', "
+    command_topic: str = param('', "empty: '<robot>_position_trajectory_controller/"
+                               "joint_trajectory', "
                                "'velocity_controller/commands' or 'effort_controller/commands'")
     joint_state_topic: str = param('joint_states', 'JointState of the 7 arm joints '
                                    '(joint_state_broadcaster)')

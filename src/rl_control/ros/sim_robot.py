@@ -65,6 +65,7 @@ from rl_control.ros import qos
 from rl_control.ros.hosting import flush, print_help_if_asked
 from rl_control.ros.params import SimParams, declare
 from rl_control.ros.signals import spin_until_signal
+from rl_control.serve.settings import trajectory_controller
 
 GOAL_LOW, GOAL_HIGH = np.array([0.45, -0.15, 0.0]), np.array([0.75, 0.15, 0.3])
 INIT_NOISE = 0.1  # the reach task's start noise around home (envs/panda_reach.py)
@@ -101,7 +102,7 @@ class SimRobot(Node):
         self.reset_ignored, self.max_lag_s = 0, 0.0
         self.muted_at: float | None = None  # fault injection: joint states stopped (grid time)
         self._diag_wall, self._diag_mode = 0.0, ''
-        topic = p.command_topic or (f'{p.robot}_arm_controller/joint_trajectory'
+        topic = p.command_topic or (f'{trajectory_controller(p.robot)}/joint_trajectory'
                                     if p.command_type == 'trajectory'
                                     else f'{p.command_type}_controller/commands')
         msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray

@@ -16,6 +16,16 @@ TRIGGERS = ('timer', 'state')
 ROBOTS = ('panda', 'fr3')
 
 
+def trajectory_controller(robot: str) -> str:
+    """The name of this package's joint_trajectory_controller for `robot` (position interface).
+
+    Not `<robot>_arm_controller`: franka_ros2's franka_fr3_moveit_config names its own JTC on the
+    effort interface `fr3_arm_controller` (config/fr3_ros_controllers.yaml, franka_ros2 v2.5.0);
+    both can then be loaded side by side (config/franka_ros2/<name>.yaml).
+    """
+    return f'{robot}_position_trajectory_controller'
+
+
 def param(default: Any, help: str, range: tuple[float, float] | None = None,
           choices: tuple[str, ...] | None = None, live: bool = False) -> Any:
     """A settings field: default, description, numeric range or string choices, live or not."""
@@ -41,7 +51,8 @@ class ServeSettings:
                               '| effort (Float64MultiArray for a forward command controller)',
                               choices=COMMAND_TYPES)
     command_topic: str = param('', "controller command topic; empty: "
-                               "'<robot>_arm_controller/joint_trajectory' (trajectory), "
+                               "'<robot>_position_trajectory_controller/joint_trajectory' "
+                               "(trajectory), "
                                "'velocity_controller/commands' or 'effort_controller/commands'")
     joint_state_topic: str = param('joint_states', 'sensor_msgs/JointState input '
                                    '(sensor-data QoS), mapped by joint name')
@@ -101,5 +112,5 @@ class ServeSettings:
         if self.command_topic:
             return self.command_topic
         if self.command_type == 'trajectory':
-            return f'{self.robot}_arm_controller/joint_trajectory'
+            return f'{trajectory_controller(self.robot)}/joint_trajectory'
         return f'{self.command_type}_controller/commands'
