@@ -102,6 +102,21 @@ class ServeSettings:
                                     'segment being written', range=(0.1, 3600.0))
     shadow: bool = param(False, 'shadow mode: compute (and record) commands but publish them '
                          'only on ~/shadow_command; nothing reaches the controller')
+    min_state_rate_hz: float = param(100.0, 'WARN on /diagnostics when joint states arrive '
+                                     'slower than this (a republisher such as '
+                                     'joint_state_publisher); 0: off; not checked with '
+                                     'trigger state (a lockstep sim sends one per period)',
+                                     range=(0.0, 100000.0))
+    start_speed: float = param(0.2, '~/move_to_start: fraction of the limits (times the '
+                               "shaper's fractions) the move to the start pose plans with",
+                               range=(0.01, 1.0))
+    robot_state_topic: str = param('', "the robot's mode and errors "
+                                   '(franka_robot_state_broadcaster/robot_state); a reflex '
+                                   'brakes and waits, recovery re-anchors; empty: not watched')
+    robot_state_type: str = param('auto', 'franka_msgs: franka_msgs/msg/FrankaRobotState | '
+                                  'json: its fields as JSON in std_msgs/String (sim_robot '
+                                  'without franka_msgs) | auto: franka_msgs when importable',
+                                  choices=('auto', 'franka_msgs', 'json'))
     autostart: bool = param(False, 'configure and activate on start (no lifecycle manager '
                             'needed)')
     diagnostics_period_s: float = param(1.0, '/diagnostics period (steady clock)',
