@@ -42,8 +42,11 @@ def robot_diag(probe: Probe) -> tuple[int, str] | None:
     return None
 
 
-def test_fr3_topics_gripper_apart_goals_from_the_file_and_episode_results(
+def test_fr3_topics_as_franka_bringup_goals_from_the_file_and_episode_results(
         nodes: Nodes, probe: Probe) -> None:
+    """franka_bringup's wiring (robots/bringup.py): the broadcaster on franka/joint_states at
+    1 kHz with measurement stamps, joint_state_publisher's merged joint_states at 30 Hz
+    stamped when republished, the gripper apart; the robot's mode as FrankaRobotState fields."""
     from geometry_msgs.msg import PointStamped
     from sensor_msgs.msg import JointState
     from std_msgs.msg import String
@@ -51,7 +54,9 @@ def test_fr3_topics_gripper_apart_goals_from_the_file_and_episode_results(
     from rl_control.envs.reach_metrics import load_goals
     from rl_control.ros import qos
 
-    states = probe.record(JointState, '/joint_states', qos.SENSOR)
+    states = probe.record(JointState, '/franka/joint_states', qos.SENSOR)
+    merged = probe.record(JointState, '/joint_states', qos.SENSOR)
+    mode = probe.record(String, '/franka_robot_state_broadcaster/robot_state', 10)
     gripper = probe.record(JointState, '/franka_gripper/joint_states', qos.SENSOR)
     goals = probe.record(PointStamped, '/policy_server/goal', qos.GOAL)
     results = probe.record(String, '/sim_robot/episode_result', qos.RESULTS)
@@ -69,6 +74,14 @@ def test_fr3_topics_gripper_apart_goals_from_the_file_and_episode_results(
     grip_stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
                             for _t, m in list(gripper)])
     assert np.median(np.diff(grip_stamps)) == pytest.approx(0.02, abs=1e-6)  # 50 Hz
+    rep = [(t, m) for t, m in list(merged)]
+    assert {tuple(m.name) for _t, m in rep} == {(*FR3_ARM, 'fr3_finger_joint1',
+                                                 'fr3_finger_joint2')}
+    rep_stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for _t, m in rep])
+    assert np.median(np.diff(rep_stamps)) == pytest.approx(1 / 30, abs=2e-3)
+    assert len(rep) < len(arm) / 10
+    fields = json.loads(list(mode)[-1][1].data)  # (franka_msgs absent: JSON, same fields)
+    assert fields['robot_mode'] in (1, 2) and not any(fields['current_errors'].values())
     assert all(m.header.frame_id == 'fr3_link0' for _t, m in list(goals))
     file_goals = load_goals('config/reach_goals.yaml')
     r0, r1 = (json.loads(m.data) for _t, m in list(results)[:2])
