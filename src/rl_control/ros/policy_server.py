@@ -21,7 +21,6 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.serialization import serialize_message
-from rclpy.task import Future
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -29,7 +28,7 @@ from std_srvs.srv import Trigger
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.endpoints import Endpoints
-from rl_control.ros.hosting import control_node, flush, run_lifecycle_node
+from rl_control.ros.hosting import blocking_service, control_node, flush, run_lifecycle_node
 from rl_control.ros.hosting import locked as _locked
 from rl_control.ros.params import declare, guard, read
 from rl_control.ros.paths import default_bundle
@@ -63,7 +62,7 @@ class PolicyServer(LifecycleNode):
         guard(self, ServeSettings, lambda: self.loop is not None, self._apply_live)
         self.create_service(Trigger, '~/estop', self._on_estop)
         self.create_service(Trigger, '~/reset', self._on_reset)
-        self.create_service(Trigger, '~/move_to_start', self._on_move_to_start)
+        blocking_service(self, Trigger, 'move_to_start', self._on_move_to_start)
         # /diagnostics from construction on: an operator sees a bundle that fails configure.
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self._status_pub = self.create_publisher(String, '~/status', qos.GOAL)
@@ -174,8 +173,8 @@ class PolicyServer(LifecycleNode):
         if self.loop is not None:
             self.loop.robot_state(self._now(), *conv.robot_state_fields(msg))  # watchdog brakes
 
-    async def _on_move_to_start(self, req: Trigger.Request, res: Trigger.Response
-                                ) -> Trigger.Response:
+    def _on_move_to_start(self, req: Trigger.Request, res: Trigger.Response
+                          ) -> Trigger.Response:
         """Plan the move to the start pose, send it, answer once the arm is there (or not)."""
         with self._lock:
             out = ('move to start refused: not configured' if self.loop is None
@@ -186,15 +185,12 @@ class PolicyServer(LifecycleNode):
         if isinstance(out, str):
             res.success, res.message = False, out
             return res
-        done, loop = Future(), self.loop
-        def check() -> None:  # the answer once the arm is there, or why not
+        loop, answer = self.loop, None
+        while answer is None:  # the answer once the arm is there, or why not
+            time.sleep(0.02)
             with self._lock:
                 answer = loop.start_move.check(self._now(), loop.cache.q, loop.cache.qd)
-            if answer is not None and not done.done():
-                done.set_result(answer)
-        timer = self.create_timer(0.05, check, clock=self._steady)
-        res.success, res.message = await done
-        self.destroy_timer(timer)
+        res.success, res.message = answer
         return res
 
     @_locked
