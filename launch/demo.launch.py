@@ -44,9 +44,13 @@ def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, st
     sim_time = truthy(cfg.get('use_sim_time', 'false'))
     robot = cfg.get('robot', 'panda') or 'panda'
     here = os.path.dirname(os.path.abspath(__file__))
+    ns = cfg.get('namespace', '').strip('/')
     common = {
         'namespace': cfg.get('namespace', ''),
         'use_sim_time': 'true' if sim_time else 'false',
+        # the clock under the namespace, as `rl-control demo` remaps it: two lockstep demos
+        # must not share one /clock
+        'clock_topic': f'/{ns}/clock' if ns and sim_time else '',
     }
     sim = {
         **common,
@@ -56,6 +60,7 @@ def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, st
         # the installed config/ next to this launch/ (share/rl_control, or the source tree)
         'goals_file': os.path.join(os.path.dirname(here), 'config', 'reach_goals.yaml'),
         'episodes': cfg.get('episodes', ''),
+        'shutdown_on_exit': 'true',  # sim_robot exits after `episodes`: the demo is over
     }
     serve = {
         **common,

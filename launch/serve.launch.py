@@ -67,6 +67,7 @@ _OVERRIDES = {
     'clamp_scale': ('clamp_scale', float),
     'record_dir': ('record_dir', str),
     'shadow': ('shadow', truthy),
+    'start_speed': ('start_speed', float),
 }
 
 
@@ -122,6 +123,7 @@ def _launch_setup(context: LaunchContext) -> list[Any]:
         name='policy_server',
         namespace='',  # relative: composes with PushRosNamespace and any enclosing namespace
         parameters=server_parameters(context),
+        remappings=[('/clock', cfg['clock_topic'])] if cfg.get('clock_topic') else [],
         output='screen',
         emulate_tty=True,
     )
@@ -200,6 +202,14 @@ def generate_launch_description() -> LaunchDescription:
             'record_dir', default_value='',
             description="Record joint states, goals, commands and /diagnostics here (rosbag2, "
                         "MCAP segments) for `rl-control gap` ('' = params_file value: off)."),
+        DeclareLaunchArgument(
+            'clock_topic', default_value='',
+            description="Follow the clock on this topic instead of /clock (a namespaced "
+                        "lockstep sim's, e.g. /ns/clock) ('' = /clock)."),
+        DeclareLaunchArgument(
+            'start_speed', default_value='',
+            description="~/move_to_start plans with this fraction of the limits ('' = "
+                        'params_file value, 0.2).'),
         DeclareLaunchArgument(
             'shadow', default_value='', choices=['', 'true', 'false'],
             description="true: publish commands only on ~/shadow_command (nothing reaches the "

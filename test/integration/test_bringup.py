@@ -29,12 +29,11 @@ def start_fr3(nodes: Nodes, bundle: Path, sim: dict, srv: dict) -> tuple:
 
 
 def test_move_to_start_over_dds(nodes: Nodes, probe: Probe, test_bundle: Path) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
 
     from rl_control.ros import qos
-
-    from diagnostic_msgs.msg import DiagnosticArray
 
     probe.record(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
     robot = probe.record(String, '/sim_robot/robot_state', qos.RESULTS)
