@@ -37,7 +37,7 @@ JAZZY_STAMP := $(JAZZY_VENV)/.installed
 JAZZY_PKGS := ros-jazzy-rclpy ros-jazzy-rmw-fastrtps-cpp ros-jazzy-sensor-msgs \
 	ros-jazzy-std-msgs ros-jazzy-geometry-msgs ros-jazzy-trajectory-msgs ros-jazzy-std-srvs \
 	ros-jazzy-diagnostic-msgs ros-jazzy-lifecycle-msgs ros-jazzy-rosgraph-msgs numpy pyyaml \
-	safetensors mujoco ruckig gymnasium matplotlib pytest pytest-timeout vermin
+	safetensors mujoco ruckig gymnasium matplotlib rosbags pytest pytest-timeout vermin
 
 $(JAZZY_STAMP): constraints-jazzy.txt
 	$(PYTHON) -m venv $(JAZZY_VENV)

@@ -192,7 +192,8 @@ def blocking_service(host: Any, srv_type: Any, name: str,
 
     For a service that answers once the robot has done something (~/move_to_start): in the
     host's services thread it would hold up ~/estop meanwhile. The node is bare, as
-    `control_node`'s; its thread ends with the context.
+    `control_node`'s; its thread is stopped and joined when the context shuts down (a thread
+    still waiting in the executor at exit aborts the process on Jazzy's rclpy).
     """
     from rclpy.node import Node
     from rclpy.parameter import Parameter
@@ -205,12 +206,22 @@ def blocking_service(host: Any, srv_type: Any, name: str,
     executor = rclpy.executors.SingleThreadedExecutor(context=host.context)
     executor.add_node(node)
 
+    stop = threading.Event()
+
     def spin() -> None:
-        while rclpy.ok(context=host.context):
+        while not stop.is_set() and rclpy.ok(context=host.context):
             try:
-                executor.spin_once(timeout_sec=0.1)
+                executor.spin_once(timeout_sec=0.05)
             except Exception:  # noqa: BLE001 - the context is going down
                 return
 
-    threading.Thread(target=spin, name=f'{host.get_name()}-{name}', daemon=True).start()
+    thread = threading.Thread(target=spin, name=f'{host.get_name()}-{name}', daemon=True)
+    thread.start()
+
+    def end() -> None:
+        stop.set()
+        thread.join(timeout=2.0)
+        executor.shutdown(timeout_sec=0.5)
+
+    host.context.on_shutdown(end)
     return node
