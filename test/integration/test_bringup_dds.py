@@ -44,7 +44,8 @@ def test_move_to_start_over_dds(nodes: Nodes, probe: Probe, test_bundle: Path) -
     res = probe.call(Trigger, '/policy_server/move_to_start', timeout=30.0)
     assert res.success, res.message
     assert res.message.startswith('at the start pose'), res.message
-    state = json.loads(robot[-1][1].data)
+    wait_for(lambda: robot, 5, 'sim_robot/robot_state', procs)
+    state = json.loads(probe.snapshot('/sim_robot/robot_state')[-1][1].data)
     assert state['reflex_count'] == 0 and state['rejected'] == 0, state
 
 
