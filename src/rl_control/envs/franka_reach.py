@@ -127,6 +127,7 @@ class FrankaReachEnv(gym.Env):
             'goal_region': {'frame': self.profile.base_frame, 'low': GOAL_LOW.tolist(),
                             'high': GOAL_HIGH.tolist()},
             'success_distance': float(success_distance),
+            'start_pose': self.profile.home.tolist(),  # ~/move_to_start (serve/start_pose.py)
         }
 
     # -- gymnasium ----------------------------------------------------------------------------
