@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo train test lint bench colcon lock clean
+.PHONY: setup demo train test test-jazzy lint bench colcon lock lock-jazzy clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,31 @@ train: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+## The second leg: Jazzy's rclpy wheels (ros-jazzy-rclpy 7.1.6 for Python 3.11: Jazzy's API,
+## not Python 3.12), the serving path only (no torch), in its own venv pinned by
+## constraints-jazzy.txt: the integration tests (nodes over DDS) and the bring-up units.
+JAZZY_VENV ?= .venv-jazzy
+JAZZY_STAMP := $(JAZZY_VENV)/.installed
+JAZZY_PKGS := ros-jazzy-rclpy ros-jazzy-rmw-fastrtps-cpp ros-jazzy-sensor-msgs \
+	ros-jazzy-std-msgs ros-jazzy-geometry-msgs ros-jazzy-trajectory-msgs ros-jazzy-std-srvs \
+	ros-jazzy-diagnostic-msgs ros-jazzy-lifecycle-msgs ros-jazzy-rosgraph-msgs numpy pyyaml \
+	safetensors mujoco ruckig gymnasium matplotlib rosbags pytest pytest-timeout vermin
+
+$(JAZZY_STAMP): constraints-jazzy.txt
+	$(PYTHON) -m venv $(JAZZY_VENV)
+	$(JAZZY_VENV)/bin/python -m pip install -q -c constraints-jazzy.txt $(JAZZY_PKGS)
+	touch $(JAZZY_STAMP)
+
+test-jazzy: $(JAZZY_STAMP)
+	PYTHONPATH=$(CURDIR)/src $(JAZZY_VENV)/bin/python -m pytest -p no:cacheprovider \
+		test/integration test/unit/test_bringup.py \
+		--ignore=test/integration/test_trainer_node.py
+
+lock-jazzy:
+	{ grep '^#' constraints-jazzy.txt; $(JAZZY_VENV)/bin/python -m pip freeze --all \
+		| grep -v -E '^(-e |rl.control)' | sort -f; } > constraints-jazzy.tmp
+	mv constraints-jazzy.tmp constraints-jazzy.txt
 
 lint: setup
 	$(BIN)/ruff check src test bench launch

@@ -66,7 +66,7 @@ setup(
         'record': ['rosbags'],
         # `rl-control sweep` and `rl-control train --seeds` (Ray Tune, Optuna search).
         'sweep': ['ray[tune]', 'optuna'],
-        'dev': ['pytest', 'pytest-timeout', 'ruff', 'colcon-common-extensions'],
+        'dev': ['pytest', 'pytest-timeout', 'ruff', 'colcon-common-extensions', 'vermin'],
     },
     zip_safe=True,
     maintainer='rl_control maintainers',

@@ -76,7 +76,7 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 10.0
 
 def controller_topic(robot: str, mode: str) -> str:
     """franka_ros2's controller topic for a command type (the parameter files' is the JTC's)."""
-    return f'/{robot}_arm_controller/joint_trajectory' if mode == 'trajectory' \
+    return f'/{robot}_position_trajectory_controller/joint_trajectory' if mode == 'trajectory' \
         else f'/{mode}_controller/commands'
 
 
@@ -193,8 +193,8 @@ def reach(args: argparse.Namespace, env: dict[str, str], mon: Monitor, out: Path
     params_file = 'config/policy_server_fr3.yaml' if robot == 'fr3' \
         else 'config/policy_server.yaml'
     srv = {'bundle': 'models/panda_reach_sac', 'autostart': True,
-           'command_type': 'trajectory', 'command_topic': f'/{robot}_arm_controller/'
-                                                            'joint_trajectory'}
+           'command_type': 'trajectory',
+           'command_topic': f'/{robot}_position_trajectory_controller/joint_trajectory'}
     sim = {'robot': robot, 'fidelity': 'franka', 'command_type': 'trajectory',
            'goals_file': 'config/reach_goals.yaml', 'episodes': args.episodes}
     if args.lockstep:

@@ -12,9 +12,10 @@ policy_server is configured and activated by launch lifecycle events (ChangeStat
 activate on reaching inactive). Episode results go to `sim_robot/episode_result`.
 
 Why the demo passes no topic names: both nodes' defaults are RELATIVE and already agree
-(joint_states, <robot>_arm_controller/joint_trajectory, and the sim's policy_server/goal is the
-server's ~/goal), so `namespace:=demo` puts the whole loop under /demo and two demos can run
-side by side without hearing each other; with no namespace the names are the usual ones.
+(<robot>_position_trajectory_controller/joint_trajectory, the joint-state topics, and the sim's
+policy_server/goal is the server's ~/goal), so `namespace:=demo` puts the whole loop under
+/demo and two demos can run side by side without hearing each other; with no namespace the
+names are the usual ones.
 
 Why use_sim_time:=true also sets trigger:=state: in lockstep the simulator advances one control
 period per command it receives, so the server must answer joint states rather than a timer.
@@ -43,9 +44,13 @@ def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, st
     sim_time = truthy(cfg.get('use_sim_time', 'false'))
     robot = cfg.get('robot', 'panda') or 'panda'
     here = os.path.dirname(os.path.abspath(__file__))
+    ns = cfg.get('namespace', '').strip('/')
     common = {
         'namespace': cfg.get('namespace', ''),
         'use_sim_time': 'true' if sim_time else 'false',
+        # the clock under the namespace, as `rl-control demo` remaps it: two lockstep demos
+        # must not share one /clock
+        'clock_topic': f'/{ns}/clock' if ns and sim_time else '',
     }
     sim = {
         **common,
@@ -55,6 +60,7 @@ def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, st
         # the installed config/ next to this launch/ (share/rl_control, or the source tree)
         'goals_file': os.path.join(os.path.dirname(here), 'config', 'reach_goals.yaml'),
         'episodes': cfg.get('episodes', ''),
+        'shutdown_on_exit': 'true',  # sim_robot exits after `episodes`: the demo is over
     }
     serve = {
         **common,

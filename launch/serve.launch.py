@@ -1,16 +1,18 @@
 """Serve a trained policy bundle as the `policy_server` lifecycle node.
 
-Against a real FR3 under franka_ros2 (its joint_trajectory_controller `fr3_arm_controller`)::
+Against a real FR3 under franka_ros2 (this package's joint_trajectory_controller
+`fr3_position_trajectory_controller`; fr3_bringup.launch.py starts both)::
 
     ros2 launch rl_control serve.launch.py robot:=fr3 bundle:=/path/to/models/panda_reach_sac
     ros2 lifecycle set /policy_server configure && ros2 lifecycle set /policy_server activate
 
 `robot:=fr3` selects config/policy_server_fr3.yaml (the FR3 profile: fr3_joint1..7, its limits,
-base frame fr3_link0; trajectory commands on fr3_arm_controller/joint_trajectory; joint states
-on joint_states) and `robot:=panda` config/policy_server.yaml. The node comes up UNCONFIGURED
-(autostart:=false, the default here): nothing moves until an operator (or a lifecycle manager)
-configures and activates it. `autostart:=true` has this launch file walk configure -> activate
-(what demo.launch.py does with the simulated robot).
+base frame fr3_link0; trajectory commands on fr3_position_trajectory_controller/joint_trajectory;
+joint states on franka/joint_states, the 1 kHz broadcaster) and `robot:=panda`
+config/policy_server.yaml. The node comes up UNCONFIGURED (autostart:=false, the default
+here): nothing moves until an operator (or a lifecycle manager) configures and activates it.
+`autostart:=true` has this launch file walk configure -> activate (what demo.launch.py does
+with the simulated robot).
 
 Why the node is built in an OpaqueFunction: every topic / type / joint argument defaults to ''
 meaning "keep what params_file says". Only arguments the user actually set are layered on top
@@ -65,6 +67,7 @@ _OVERRIDES = {
     'clamp_scale': ('clamp_scale', float),
     'record_dir': ('record_dir', str),
     'shadow': ('shadow', truthy),
+    'start_speed': ('start_speed', float),
 }
 
 
@@ -120,6 +123,7 @@ def _launch_setup(context: LaunchContext) -> list[Any]:
         name='policy_server',
         namespace='',  # relative: composes with PushRosNamespace and any enclosing namespace
         parameters=server_parameters(context),
+        remappings=[('/clock', cfg['clock_topic'])] if cfg.get('clock_topic') else [],
         output='screen',
         emulate_tty=True,
     )
@@ -150,7 +154,7 @@ def generate_launch_description() -> LaunchDescription:
             'robot', default_value='panda', choices=['panda', 'fr3'],
             description='Selects the default params_file, which sets the robot profile: '
                         'policy_server.yaml (panda_joint1..7) or policy_server_fr3.yaml '
-                        '(fr3_joint1..7, FR3 limits, fr3_arm_controller).'),
+                        '(fr3_joint1..7, FR3 limits, fr3_position_trajectory_controller).'),
         DeclareLaunchArgument(
             'params_file', default_value=_default_params_file(),
             description='policy_server parameter YAML; launch arguments below override it.'),
@@ -162,8 +166,9 @@ def generate_launch_description() -> LaunchDescription:
             description="geometry_msgs/PointStamped goal input ('' = params_file value)."),
         DeclareLaunchArgument(
             'command_topic', default_value='',
-            description="Controller command topic, e.g. /fr3_arm_controller/joint_trajectory "
-                        "('' = params_file value)."),
+            description='Controller command topic, e.g. '
+                        "/fr3_position_trajectory_controller/joint_trajectory ('' = params_file "
+                        'value).'),
         DeclareLaunchArgument(
             'command_type', default_value='', choices=['', 'trajectory', 'velocity', 'effort'],
             description="trajectory (JointTrajectory, a joint_trajectory_controller) | velocity "
@@ -197,6 +202,14 @@ def generate_launch_description() -> LaunchDescription:
             'record_dir', default_value='',
             description="Record joint states, goals, commands and /diagnostics here (rosbag2, "
                         "MCAP segments) for `rl-control gap` ('' = params_file value: off)."),
+        DeclareLaunchArgument(
+            'clock_topic', default_value='',
+            description="Follow the clock on this topic instead of /clock (a namespaced "
+                        "lockstep sim's, e.g. /ns/clock) ('' = /clock)."),
+        DeclareLaunchArgument(
+            'start_speed', default_value='',
+            description="~/move_to_start plans with this fraction of the limits ('' = "
+                        'params_file value, 0.2).'),
         DeclareLaunchArgument(
             'shadow', default_value='', choices=['', 'true', 'false'],
             description="true: publish commands only on ~/shadow_command (nothing reaches the "

@@ -7,8 +7,8 @@
 
 The default is the Franka-faithful robot (fidelity franka: the 1 kHz libfranka limit checks and
 reflexes, the controller as ros2_controllers runs it) with a joint_trajectory_controller on
-`<robot>_arm_controller/joint_trajectory`; the arm's joint states on `joint_states` at 1 kHz,
-the gripper's on `franka_gripper/joint_states`.
+`<robot>_position_trajectory_controller/joint_trajectory`; joint states as sim_robot's `topology`
+says (config/sim_robot.yaml: the FR3 as franka_bringup wires it).
 
 Why OpaqueFunction: as in serve.launch.py, an argument left at '' keeps the params_file value,
 so config/sim_robot.yaml stays the one place defaults live.
@@ -21,7 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
+from launch.actions import (
+    DeclareLaunchArgument,
+    GroupAction,
+    OpaqueFunction,
+    RegisterEventHandler,
+    Shutdown,
+)
+from launch.event_handlers import OnProcessExit
 from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch.substitutions import PathJoinSubstitution
@@ -64,18 +71,22 @@ def sim_parameters(context: LaunchContext) -> list[Any]:
 
 def _launch_setup(context: LaunchContext) -> list[Any]:
     """Build the namespaced sim_robot node from the resolved arguments."""
+    cfg = context.launch_configurations
+    clock = cfg.get('clock_topic', '')
     node = Node(
         package=PACKAGE,
         executable='sim_robot',
         name='sim_robot',
         parameters=sim_parameters(context),
+        remappings=[('/clock', clock)] if clock else [],
         output='screen',
         emulate_tty=True,
     )
-    return [GroupAction([
-        PushRosNamespace(context.launch_configurations.get('namespace', '')),
-        node,
-    ])]
+    out: list[Any] = [GroupAction([PushRosNamespace(cfg.get('namespace', '')), node])]
+    if truthy(cfg.get('shutdown_on_exit', 'false')):  # `episodes` done: the launch ends
+        out.append(RegisterEventHandler(OnProcessExit(
+            target_action=node, on_exit=[Shutdown(reason='sim_robot finished')])))
+    return out
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -111,8 +122,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'command_topic', default_value='',
             description="The controller's command topic ('' = params_file value: "
-                        "<robot>_arm_controller/joint_trajectory, velocity_controller/commands "
-                        'or effort_controller/commands).'),
+                        '<robot>_position_trajectory_controller/joint_trajectory, '
+                        'velocity_controller/commands or effort_controller/commands).'),
         DeclareLaunchArgument(
             'joint_state_topic', default_value='',
             description="JointState output ('' = params_file value)."),
@@ -129,5 +140,12 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'seed', default_value='',
             description="Goal/reset noise seed, -1 = random ('' = params_file value)."),
+        DeclareLaunchArgument(
+            'clock_topic', default_value='',
+            description="Lockstep: publish the clock here instead of /clock (e.g. /ns/clock, "
+                        "as `rl-control demo --namespace` does) ('' = /clock)."),
+        DeclareLaunchArgument(
+            'shutdown_on_exit', default_value='false', choices=['true', 'false'],
+            description='End the whole launch when sim_robot exits (after `episodes`).'),
         OpaqueFunction(function=_launch_setup),
     ])

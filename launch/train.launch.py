@@ -19,7 +19,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
+from launch.actions import (
+    DeclareLaunchArgument,
+    GroupAction,
+    OpaqueFunction,
+    RegisterEventHandler,
+    Shutdown,
+)
+from launch.event_handlers import OnProcessExit
 from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch.substitutions import LaunchConfiguration
@@ -80,7 +87,8 @@ def _launch_setup(context: LaunchContext) -> list[Any]:
     return [GroupAction([
         PushRosNamespace(context.launch_configurations.get('namespace', '')),
         node,
-    ])]
+    ]), RegisterEventHandler(OnProcessExit(  # training done: `ros2 launch` returns
+        target_action=node, on_exit=[Shutdown(reason='trainer finished')]))]
 
 
 def generate_launch_description() -> LaunchDescription:

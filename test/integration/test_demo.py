@@ -52,7 +52,8 @@ def test_demo_on_the_fr3(test_bundle: Path, tmp_path: Path) -> None:
     assert summary['robot'] == 'fr3' and summary['episodes'] == 1
     assert summary['reflexes'] == 0 and summary['rejected'] == 0, log[-3000:]
     server_log = (tmp_path / 'policy_server.log').read_text()
-    assert "fr3 profile" in server_log and 'fr3_arm_controller/joint_trajectory' in server_log
+    assert 'fr3 profile' in server_log
+    assert 'fr3_position_trajectory_controller/joint_trajectory' in server_log
 
 
 def test_demo_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:

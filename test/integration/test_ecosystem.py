@@ -72,7 +72,7 @@ def test_two_robots_under_namespaces_each_reach_their_goals_and_hear_only_their_
 
     def wired() -> bool:  # both pairs up: who publishes and who listens on each robot's topics
         for ns in procs:
-            cmd = f'{ns}/panda_arm_controller/joint_trajectory'
+            cmd = f'{ns}/panda_position_trajectory_controller/joint_trajectory'
             pubs = sorted(i.node_namespace + '/' + i.node_name
                           for i in node.get_publishers_info_by_topic(cmd))
             subs = sorted(i.node_namespace + '/' + i.node_name
@@ -90,7 +90,7 @@ def test_two_robots_under_namespaces_each_reach_their_goals_and_hear_only_their_
     for ns, (pubs, subs) in wiring.items():
         assert pubs == [f'{ns}/policy_server'], pubs  # only its own server commands it
         assert all(s.startswith(f'{ns}/') for s in subs), subs  # only its own server listens
-    for topic in ('/panda_arm_controller/joint_trajectory', '/joint_states'):
+    for topic in ('/panda_position_trajectory_controller/joint_trajectory', '/joint_states'):
         assert node.get_publishers_info_by_topic(topic) == [], topic  # nothing un-namespaced
     for ns, s in summaries.items():
         assert s['namespace'] == ns and s['episodes'] == 3

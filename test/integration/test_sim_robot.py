@@ -43,8 +43,11 @@ def robot_diag(probe: Probe) -> tuple[int, str] | None:
     return None
 
 
-def test_fr3_topics_gripper_apart_goals_from_the_file_and_episode_results(
+def test_fr3_topics_as_franka_bringup_goals_from_the_file_and_episode_results(
         nodes: Nodes, probe: Probe) -> None:
+    """franka_bringup's wiring (robots/bringup.py): the broadcaster on franka/joint_states at
+    1 kHz with measurement stamps, joint_state_publisher's merged joint_states at 30 Hz
+    stamped when republished, the gripper apart; the robot's mode as FrankaRobotState fields."""
     from geometry_msgs.msg import PointStamped
     from sensor_msgs.msg import JointState
     from std_msgs.msg import String
@@ -52,7 +55,9 @@ def test_fr3_topics_gripper_apart_goals_from_the_file_and_episode_results(
     from rl_control.envs.reach_metrics import load_goals
     from rl_control.ros import qos
 
-    states = probe.record(JointState, '/joint_states', qos.SENSOR)
+    states = probe.record(JointState, '/franka/joint_states', qos.SENSOR)
+    merged = probe.record(JointState, '/joint_states', qos.SENSOR)
+    mode = probe.record(String, '/franka_robot_state_broadcaster/robot_state', 10)
     gripper = probe.record(JointState, '/franka_gripper/joint_states', qos.SENSOR)
     goals = probe.record(PointStamped, '/policy_server/goal', qos.GOAL)
     results = probe.record(String, '/sim_robot/episode_result', qos.RESULTS)
@@ -70,6 +75,15 @@ def test_fr3_topics_gripper_apart_goals_from_the_file_and_episode_results(
     grip_stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
                             for _t, m in list(gripper)])
     assert np.median(np.diff(grip_stamps)) == pytest.approx(0.02, abs=1e-6)  # 50 Hz
+    rep = [(t, m) for t, m in list(merged)]
+    assert {tuple(m.name) for _t, m in rep} == {(*FR3_ARM, 'fr3_finger_joint1',
+                                                 'fr3_finger_joint2')}
+    rep_stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for _t, m in rep])
+    # stamped with the wall clock when republished: a loaded host's catch-up batches jitter it
+    assert np.median(np.diff(rep_stamps)) == pytest.approx(1 / 30, rel=0.25)
+    assert len(rep) < len(arm) / 10
+    fields = json.loads(list(mode)[-1][1].data)  # (franka_msgs absent: JSON, same fields)
+    assert fields['robot_mode'] in (1, 2) and not any(fields['current_errors'].values())
     assert all(m.header.frame_id == 'fr3_link0' for _t, m in list(goals))
     file_goals = load_goals('config/reach_goals.yaml')
     r0, r1 = (json.loads(m.data) for _t, m in list(results)[:2])
@@ -141,8 +155,8 @@ def test_a_trajectory_ending_in_motion_is_rejected_and_counted(
     from rl_control.ros.conversions import sec_to_duration
 
     record_robot(probe)
-    pub = probe.publisher(JointTrajectory, '/panda_arm_controller/joint_trajectory',
-                          qos.COMMAND)
+    pub = probe.publisher(JointTrajectory,
+                          '/panda_position_trajectory_controller/joint_trajectory', qos.COMMAND)
     proc = nodes.start('rl_control.ros.sim_robot', {'reset_guard_s': 0.0, 'episode_s': 60.0})
     wait_for(lambda: pub.get_subscription_count() > 0 and robot_states(probe), 30, 'the sim',
              [proc])

@@ -52,6 +52,8 @@ EXPECTED_ARGS = {
                         'command_joints', 'params_file', 'namespace', 'use_sim_time',
                         'autostart', 'robot', 'lead_s', 'clamp_scale'},
     'demo.launch.py': {'bundle', 'use_sim_time', 'namespace', 'robot'},
+    'fr3_bringup.launch.py': {'robot_ip', 'arm_id', 'use_fake_hardware', 'namespace', 'bundle',
+                              'shadow', 'start_speed'},
 }
 
 
@@ -127,6 +129,88 @@ def test_sim_parameters_map_use_sim_time_to_publish_clock() -> None:
                                       'robot': 'fr3'}]
 
 
+def _entities(entities: list) -> list:
+    """Every entity under `entities`, depth first (groups opened)."""
+    out = []
+    for e in entities:
+        out.append(e)
+        out += _entities(list(getattr(e, 'get_sub_entities', list)() or []))
+    return out
+
+
+def test_demo_and_train_shut_down_when_their_process_exits() -> None:
+    from launch.actions import RegisterEventHandler
+    from launch.event_handlers import OnProcessExit
+
+    sim = _module('sim.launch.py')
+    found = [e for e in _entities(sim._launch_setup(_context(shutdown_on_exit='true')))
+             if isinstance(e, RegisterEventHandler)]
+    assert len(found) == 1 and isinstance(found[0].event_handler, OnProcessExit)
+    assert not [e for e in _entities(sim._launch_setup(_context()))
+                if isinstance(e, RegisterEventHandler)]
+    train = _module('train.launch.py')
+    found = [e for e in _entities(train._launch_setup(_context(config='/c.yaml')))
+             if isinstance(e, RegisterEventHandler)]
+    assert len(found) == 1 and isinstance(found[0].event_handler, OnProcessExit)
+
+
+def test_namespaced_lockstep_demo_remaps_the_clock_under_its_namespace() -> None:
+    from launch_ros.actions import Node
+
+    sim = _module('sim.launch.py')
+    node = next(e for e in _entities(sim._launch_setup(_context(clock_topic='/d/clock')))
+                if isinstance(e, Node))
+    context = _context()
+    remaps = [(''.join(s.perform(context) for s in a), ''.join(s.perform(context) for s in b))
+              for a, b in node._Node__remappings]
+    assert remaps == [('/clock', '/d/clock')]
+    demo = _module('demo.launch.py')
+    sim_args, serve_args = demo.demo_arguments(_context(use_sim_time='false', namespace='d'))
+    assert sim_args['clock_topic'] == serve_args['clock_topic'] == ''  # real time: no clock
+
+
+def test_fr3_bringup_spawns_the_shipped_controller_and_a_shadow_server() -> None:
+    from launch.actions import IncludeLaunchDescription, LogInfo
+    from launch_ros.actions import Node
+
+    bringup = _module('fr3_bringup.launch.py')
+    context = _context(robot_ip='10.0.0.2', arm_id='fr3', use_fake_hardware='true',
+                       namespace='r1', bundle='/b')
+    assert bringup.franka_arguments(context) == {
+        'robot_ip': '10.0.0.2', 'use_fake_hardware': 'true', 'namespace': 'r1',
+        'robot_type': 'fr3', 'arm_id': 'fr3'}
+    args = bringup.spawner_arguments()
+    assert args[:2] == ['fr3_position_trajectory_controller', '--param-file']
+    assert Path(args[2]).is_file() and args[2].endswith(
+        'config/franka_ros2/fr3_position_trajectory_controller.yaml')
+    serve = bringup.serve_arguments(context)
+    assert serve['shadow'] == 'true' and serve['autostart'] == 'false'
+    assert serve['joint_state_topic'] == 'franka/joint_states' and serve['robot'] == 'fr3'
+    assert bringup.serve_arguments(_context(shadow='false'))['shadow'] == 'false'
+    entities = _entities(bringup._launch_setup(context))
+    spawners = [e for e in entities if isinstance(e, Node)]
+    assert len(spawners) == 1
+    includes = [e for e in entities if isinstance(e, IncludeLaunchDescription)]
+    if bringup.franka_bringup_launch() is None:
+        assert any(isinstance(e, LogInfo) for e in entities)
+        assert len(includes) == 1  # serve.launch.py only
+    else:
+        assert len(includes) == 2
+
+
+def test_fr3_bringup_includes_franka_bringup_where_installed() -> None:
+    bringup = _module('fr3_bringup.launch.py')
+    path = bringup.franka_bringup_launch()
+    if path is None:
+        pytest.skip('franka_bringup is not installed (franka_ros2)')
+    from launch.launch_description_sources import PythonLaunchDescriptionSource as Source
+
+    declared = {a.name for a in Source(path).get_launch_description(
+        LaunchContext()).get_launch_arguments()}
+    assert {'robot_ip', 'use_fake_hardware', 'namespace'} <= declared
+    assert declared & {'robot_type', 'arm_id'}
+
+
 def test_train_parameters() -> None:
     train = _module('train.launch.py')
     params = train.trainer_parameters(_context(
@@ -159,8 +243,16 @@ def test_demo_wires_both_nodes_into_one_namespace() -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(SimParams)}
     server = next(iter(yaml.safe_load((REPO / 'config' / 'policy_server_fr3.yaml')
                                       .read_text()).values()))['ros__parameters']
-    assert defaults['joint_state_topic'] == server['joint_state_topic'] == 'joint_states'
-    assert server['command_topic'] == 'fr3_arm_controller/joint_trajectory'  # the sim's ''
+    from rl_control.robots.bringup import wiring
+
+    # the sim's '' is its topology's: the FR3 as franka_bringup wires it
+    assert defaults['joint_state_topic'] == ''
+    assert wiring(defaults['topology'], 'fr3').arm_topic == server['joint_state_topic'] == \
+        'franka/joint_states'
+    assert sim['clock_topic'] == serve['clock_topic'] == '/arm/clock'  # as `rl-control demo`
+    assert sim['shutdown_on_exit'] == 'true'
+    # the sim's '' derives the same
+    assert server['command_topic'] == 'fr3_position_trajectory_controller/joint_trajectory'
     assert defaults['goal_topic'] == 'policy_server/goal' and server['goal_topic'] == '~/goal'
 
 
@@ -255,7 +347,7 @@ class Observer:
         self.node.create_subscription(JointState, f'{self.ns}/joint_states',
                                       self.joint_states.append, qos_profile_sensor_data)
         self.node.create_subscription(JointTrajectory,
-                                      f'{self.ns}/panda_arm_controller/joint_trajectory',
+                                      f'{self.ns}/panda_position_trajectory_controller/joint_trajectory',
                                       self.commands.append, qos_profile_sensor_data)
         self.get_state = self.node.create_client(GetState, f'{self.ns}/policy_server/get_state')
         self.GetState = GetState

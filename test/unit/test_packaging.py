@@ -216,3 +216,19 @@ def test_ament_index_and_installed_package_resolve(build: Build) -> None:
         for xml in assets.glob('*.xml'):
             installed = Path(module).parent / 'sim' / 'assets' / xml.name
             assert installed.is_file(), f'package_data {xml.name} not installed'
+
+
+def test_minimum_python_is_3_10() -> None:
+    """setup.py says python_requires >= 3.10 (Humble's Python); vermin checks the code keeps it.
+
+    No 3.10 interpreter is at hand: vermin (pinned in constraints.txt, `dev` extra) reads the
+    source and names the newest syntax or library feature any file needs.
+    """
+    if importlib.util.find_spec('vermin') is None:
+        pytest.skip('vermin is not installed (the dev extra installs it)')
+    assert "python_requires='>=3.10'" in (REPO / 'setup.py').read_text()
+    out = subprocess.run([sys.executable, '-c', 'import sys, vermin; sys.exit(vermin.main())',
+                          '--no-tips', '--violations', '-t=3.10-', '--eval-annotations', 'src',
+                          'launch', 'bench'],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr

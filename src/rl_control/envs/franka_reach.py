@@ -158,6 +158,7 @@ class FrankaReachEnv(gym.Env):
                                           strict=True)),
                       'moving_speed': MOVING_SPEED, 'rest_joint_speed': REST_JOINT_SPEED,
                       'rest_ee_speed': REST_EE_SPEED, 'hold_s': HOLD_S} if self.hold else None),
+            'start_pose': self.profile.home.tolist(),  # ~/move_to_start (serve/start_pose.py)
         }
 
     # -- gymnasium ----------------------------------------------------------------------------

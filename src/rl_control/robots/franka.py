@@ -17,13 +17,16 @@ A reflex rejects the offending sample, brakes the arm to rest (joint deceleratio
 `brake_factor` x qdd_max, ignoring the limits as the robot's own brakes do; no source publishes
 Franka's braking profile) and ignores every command until `recover()`.
 
-Recovery: franka_ros2 (humble, v0.1.13) has no error-recovery service in franka_hardware; a
-stopped motion is resumed by re-activating the controller, whose mode switch calls
-Robot::initialize*Interface (robot.cpp: automaticErrorRecovery on ControlException) and
-zero-fills the velocity / effort command (franka_hardware_interface.cpp
-perform_command_mode_switch). The forward controller's on_activate resets its held command to NaN
-(forward_controllers_base.cpp), so the command held before the reflex is NOT resumed: the arm
-stays at rest until a new command arrives. A JTC re-activates holding the current position.
+Recovery, as franka_ros2 v2.4.0+ / v3.3.0+ does it (franka_hardware/doc/index.rst "Error
+Recovery", v2.5.0): on an FCI error the hardware component returns ERROR and the controller
+manager takes it to unconfigured (on Jazzy its controllers are deactivated with it; on Humble
+they stay active, ros2_control#2318, and must be deactivated first); then (1) the
+`~/error_recovery` action of franka_hardware's action server (libfranka
+automaticErrorRecovery), (2) `ros2 control set_hardware_component_state FrankaHardwareInterface
+active`, (3) `ros2 control switch_controllers --activate <controller>`. A controller's
+activation starts from the measured state: the JTC holds the current position
+(joint_trajectory_controller on_activate), a forward controller's held command is reset to NaN
+(forward_controllers_base.cpp), so nothing commanded before the reflex is resumed.
 `recover()` emulates exactly that: mode `idle`, reference re-anchored on the measured state.
 """
 from __future__ import annotations
@@ -100,6 +103,7 @@ class FrankaArm:
         self.ignored = 0
         self.torque_clipped = 0
         self.reflex_history: list[tuple[float, str]] = []
+        self.last_motion_errors: tuple[str, ...] = ()  # kept across recovery (libfranka)
         # (t, commanded sample, measured q, measured qd) per tick; (t, arrival, message
         # stamp, first / last point time, outcome) per delivered command: frozen at a reflex
         self._log: deque[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = deque(
@@ -216,7 +220,9 @@ class FrankaArm:
         self.mode = 'reflex'
         self.reflex = violation.name
         self.reflex_violation = violation
-        self.reflex_errors = tuple(v.name for v in self.checker.last_violations)
+        self.reflex_errors = tuple(v.name for v in self.checker.last_violations) or (
+            violation.name,)
+        self.last_motion_errors = self.reflex_errors
         self.reflex_time = t
         self.reflex_count += 1
         self.reflex_history.append((t, violation.name))
@@ -227,6 +233,12 @@ class FrankaArm:
                                       'q': qq.tolist(), 'qd': vv.tolist()}
                                      for tt, c, qq, vv in self._log],
                            'commands': list(self._delivered)}
+
+    def inject_reflex(self, name: str = 'joint_reflex') -> None:
+        """Fault injection: a reflex now, as the robot raises one (e.g. a collision)."""
+        if self.mode != 'reflex':
+            self.checker.last_violations = ()
+            self._reflex(Violation(name, 0, 'injected', 0.0, 0.0), self.time)
 
     def _brake(self) -> None:
         """One tick of braking: every joint decelerates to rest, then holds."""

@@ -180,3 +180,43 @@ def _fmt(v: Any) -> str:
     if isinstance(v, bool):
         return 'true' if v else 'false'
     return str(v)
+
+
+# -- the robot's own state (serve/robot_errors.py) ---------------------------------------------
+def franka_msgs_state_type() -> Any:
+    """franka_msgs/msg/FrankaRobotState where franka_msgs is installed, else None."""
+    try:
+        from franka_msgs.msg import FrankaRobotState
+    except ImportError:
+        return None
+    return FrankaRobotState
+
+
+def robot_state_type(kind: str) -> Any:
+    """The message type for `robot_state_type` (auto | franka_msgs | json)."""
+    real = franka_msgs_state_type() if kind != 'json' else None
+    if kind == 'franka_msgs' and real is None:
+        raise ValueError('robot_state_type franka_msgs: franka_msgs is not installed')
+    return real or String
+
+
+def robot_state_msg(msg_type: Any, fields: dict[str, Any]) -> Any:
+    """A FrankaRobotState (mode and errors set, the rest default) or its fields as JSON."""
+    if msg_type is String:
+        return json_string(fields)
+    msg = msg_type(robot_mode=fields['robot_mode'], time=fields['time'])
+    for key in ('current_errors', 'last_motion_errors'):
+        errors = getattr(msg, key)
+        for name, value in fields[key].items():
+            setattr(errors, name, bool(value))
+    return msg
+
+
+def robot_state_fields(msg: Any) -> tuple[int, list[str]]:
+    """(robot_mode, the current errors set) of a FrankaRobotState or its JSON emulation."""
+    if isinstance(msg, String):
+        d = json.loads(msg.data)
+        return int(d['robot_mode']), sorted(k for k, v in d['current_errors'].items() if v)
+    errors = msg.current_errors
+    return int(msg.robot_mode), sorted(
+        name for name in errors.get_fields_and_field_types() if getattr(errors, name))

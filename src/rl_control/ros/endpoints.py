@@ -16,6 +16,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
+from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.recorder import TopicRecorder
 from rl_control.serve.settings import ServeSettings
@@ -25,7 +26,8 @@ class Endpoints:
     """Command publisher, goal and joint-state subscriptions, recorder; `close()` undoes all."""
 
     def __init__(self, host: Any, control: Any, p: ServeSettings,
-                 on_goal: Callable[[Any], None], on_state: Callable[[Any], None]) -> None:
+                 on_goal: Callable[[Any], None], on_state: Callable[[Any], None],
+                 on_robot_state: Callable[[Any], None] | None = None) -> None:
         # the recorder first: a bad record_dir fails configure before anything is created
         self.rec = TopicRecorder(p.record_dir, p.record_segment_s) if p.record_dir else None
         self.host, self.control, self.clock = host, control, control.get_clock()
@@ -40,6 +42,11 @@ class Endpoints:
                                                  qos.GOAL),
                      control.create_subscription(JointState, self.topics['state'], on_state,
                                                  qos.SENSOR)]
+        if p.robot_state_topic and on_robot_state is not None:  # serve/robot_errors.py
+            self.topics['robot_state'] = host.resolve_topic_name(p.robot_state_topic)
+            self.subs.append(control.create_subscription(
+                conv.robot_state_type(p.robot_state_type), self.topics['robot_state'],
+                on_robot_state, 10))
 
     def publish(self, msg: Any, serialized: bytes | None = None) -> None:
         """Send a command and record it, serialized once (`serialized`: done already)."""

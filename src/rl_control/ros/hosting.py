@@ -184,3 +184,44 @@ def run_lifecycle_node(node_cls: type, settings: type, doc: str | None, prog: st
     if rclpy.ok():
         rclpy.shutdown()
     return rc
+
+
+def blocking_service(host: Any, srv_type: Any, name: str,
+                     callback: Callable[[Any, Any], Any]) -> Any:
+    """`<host>/<name>` served on a node and thread of its own: its callback may wait.
+
+    For a service that answers once the robot has done something (~/move_to_start): in the
+    host's services thread it would hold up ~/estop meanwhile. The node is bare, as
+    `control_node`'s; its thread is stopped and joined when the context shuts down (a thread
+    still waiting in the executor at exit aborts the process on Jazzy's rclpy).
+    """
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    node = Node(f'{host.get_name()}_{name}', namespace=host.get_namespace(),
+                context=host.context, use_global_arguments=False,
+                start_parameter_services=False, enable_rosout=False,
+                parameter_overrides=[Parameter('start_type_description_service', value=False)])
+    node.create_service(srv_type, f'{host.get_fully_qualified_name()}/{name}', callback)
+    executor = rclpy.executors.SingleThreadedExecutor(context=host.context)
+    executor.add_node(node)
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set() and rclpy.ok(context=host.context):
+            try:
+                executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - the context is going down
+                return
+
+    thread = threading.Thread(target=spin, name=f'{host.get_name()}-{name}', daemon=True)
+    thread.start()
+
+    def end() -> None:
+        stop.set()
+        thread.join(timeout=2.0)
+        executor.shutdown(timeout_sec=0.5)
+
+    host.context.on_shutdown(end)
+    return node

@@ -180,10 +180,23 @@ class SimParams:
     command_type: str = param('trajectory', 'trajectory (joint_trajectory_controller) | '
                               'velocity | effort (forward command controllers)',
                               choices=('trajectory', 'velocity', 'effort'))
-    command_topic: str = param('', "empty: '<robot>_arm_controller/joint_trajectory', "
+    command_topic: str = param('', "empty: '<robot>_position_trajectory_controller/"
+                               "joint_trajectory', "
                                "'velocity_controller/commands' or 'effort_controller/commands'")
-    joint_state_topic: str = param('joint_states', 'JointState of the 7 arm joints '
-                                   '(joint_state_broadcaster)')
+    topology: str = param('auto', "joint-state wiring (robots/bringup.py): franka_bringup: "
+                          "the broadcaster on franka/joint_states + joint_state_publisher's "
+                          'merged copy on joint_states at joint_state_rate_hz | broadcaster: '
+                          'joint_states only | auto: franka_bringup for the fr3, broadcaster '
+                          'for the panda', choices=('auto', 'franka_bringup', 'broadcaster'))
+    joint_state_topic: str = param('', 'JointState of the 7 arm joints at publish_rate_hz '
+                                   "(joint_state_broadcaster); empty: the topology's")
+    joint_state_rate_hz: float = param(30.0, "franka_bringup topology: joint_state_publisher's "
+                                       'rate (franka.launch.py joint_state_rate)',
+                                       range=(1.0, 1000.0))
+    robot_state_topic: str = param('franka_robot_state_broadcaster/robot_state', 'robot mode '
+                                   'and errors as franka_robot_state_broadcaster publishes them '
+                                   '(FrankaRobotState, or its fields as JSON without '
+                                   'franka_msgs: serve/robot_errors.py)')
     gripper_state_topic: str = param('franka_gripper/joint_states', 'JointState of the two '
                                      'finger joints (franka_gripper publishes them apart)')
     goal_topic: str = param('policy_server/goal', 'goal output (PointStamped, base frame): '

@@ -28,13 +28,14 @@ from std_srvs.srv import Trigger
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.endpoints import Endpoints
-from rl_control.ros.hosting import control_node, flush, run_lifecycle_node
+from rl_control.ros.hosting import blocking_service, control_node, flush, run_lifecycle_node
 from rl_control.ros.hosting import locked as _locked
 from rl_control.ros.params import declare, guard, read
 from rl_control.ros.paths import default_bundle
 from rl_control.serve import diagnostics as diag
 from rl_control.serve.loop import ServeError, ServingLoop
 from rl_control.serve.settings import ServeSettings
+from rl_control.serve.sources import StateRate, slow_source
 
 SEND_MARGIN_S = 0.002
 """A trajectory is sent only this long before its plan start or earlier: local DDS delivers in
@@ -56,11 +57,12 @@ class PolicyServer(LifecycleNode):
         self._control_timers, self._state_recv = [], 0.0
         self.io: Endpoints | None = None
         self._latency = diag.LatencyStats()
-        self._estop, self._late, self.failure = False, 0, None
+        self._estop, self._late, self.failure, self._rate = False, 0, None, StateRate()
         self.pump: Any = time.sleep
         guard(self, ServeSettings, lambda: self.loop is not None, self._apply_live)
         self.create_service(Trigger, '~/estop', self._on_estop)
         self.create_service(Trigger, '~/reset', self._on_reset)
+        blocking_service(self, Trigger, 'move_to_start', self._on_move_to_start)
         # /diagnostics from construction on: an operator sees a bundle that fails configure.
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self._status_pub = self.create_publisher(String, '~/status', qos.GOAL)
@@ -99,9 +101,10 @@ class PolicyServer(LifecycleNode):
         for w in self.loop.warnings:
             self.get_logger().warning(w)
         try:
-            self.io = Endpoints(self, self.state_node, p, self._on_goal, self._on_state)
+            self.io = Endpoints(self, self.state_node, p, self._on_goal, self._on_state,
+                                self._on_robot_state)
         except (OSError, ValueError) as exc:
-            self.configure_error, self.loop = f'record_dir {p.record_dir!r}: {exc}', None
+            self.configure_error, self.loop = f'endpoints: {exc}', None
             self.get_logger().error(f'configure failed: {self.configure_error}')
             self._publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
@@ -149,6 +152,7 @@ class PolicyServer(LifecycleNode):
         if self.loop is None:
             return
         self._state_recv, now = time.perf_counter(), self._now()
+        self._rate.add(time.monotonic())
         self.io.record('state', msg)
         names, pos, vel, stamp = conv.joint_state_arrays(msg)
         due, refused = self.loop.on_state(now, time.monotonic(), names, pos, vel, stamp)
@@ -163,6 +167,31 @@ class PolicyServer(LifecycleNode):
         self.io.record('goal', msg)  # (subscribed only while self.io exists)
         if self.loop is not None and self.loop.on_goal(*conv.point_array(msg)) is not None:
             self.get_logger().warning(self.loop.goals.last_refused, throttle_duration_sec=1.0)
+
+    @_locked
+    def _on_robot_state(self, msg: Any) -> None:
+        if self.loop is not None:
+            self.loop.robot_state(self._now(), *conv.robot_state_fields(msg))  # watchdog brakes
+
+    def _on_move_to_start(self, req: Trigger.Request, res: Trigger.Response
+                          ) -> Trigger.Response:
+        """Plan the move to the start pose, send it, answer once the arm is there (or not)."""
+        with self._lock:
+            out = ('move to start refused: not configured' if self.loop is None
+                   else self.loop.move_to_start(self._now(), time.monotonic(),
+                                                self.p.start_speed, self.p.shadow))
+            if not isinstance(out, str):
+                self.io.publish(conv.trajectory_to_msg(out.trajectory))
+        if isinstance(out, str):
+            res.success, res.message = False, out
+            return res
+        loop, answer = self.loop, None
+        while answer is None:  # the answer once the arm is there, or why not
+            time.sleep(0.02)
+            with self._lock:
+                answer = loop.start_move.check(self._now(), loop.cache.q, loop.cache.qd)
+        res.success, res.message = answer
+        return res
 
     @_locked
     def _tick(self, now: float | None = None) -> None:
@@ -247,8 +276,10 @@ class PolicyServer(LifecycleNode):
             self.loop, bool(self._control_timers), self.configure_error, self.p.robot,
             self._latency, self._now(), time.monotonic())
         values.update(bundle=self.bundle_path, late_messages=self._late)
+        slow = None if self.io is None or self.p.trigger == 'state' else slow_source(
+            self._rate.rate(time.monotonic()), self.p.min_state_rate_hz, self.io.topics['state'])
         level, message = diag.bring_up(level, message, values, self.p.shadow,
-                                       self.io.rec if self.io is not None else None)
+                                       self.io.rec if self.io is not None else None, slow)
         msg = conv.diagnostic_array(f'{self.get_fully_qualified_name()}: policy', level,
                                     message, hardware, values, self.get_clock().now().to_msg())
         self._diag_pub.publish(msg)

@@ -21,6 +21,13 @@ COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                      reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.VOLATILE)
 
+# A controller's side of COMMAND: deeper than the publisher's depth 1, so that while sim_robot
+# steps a batch (up to 0.1 s of a 1 kHz stream) later commands do not overwrite earlier ones in
+# the reader's cache (a controller's subscription thread takes each one as it comes).
+COMMAND_READER = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
+                            reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.VOLATILE)
+
 GOAL = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                   reliability=ReliabilityPolicy.RELIABLE,
                   durability=DurabilityPolicy.VOLATILE)

@@ -12,8 +12,10 @@ time `epoch + t`, the steady clock measures it), and a steady timer steps the gr
 batches of `step_period_s`; every command is stamped with its arrival time on that grid and
 trajectory stamps are mapped through the same epoch, so neither a late Python loop nor a slow
 batch changes what is checked (a sim that falls behind publishes its states late, stamped
-with the time they represent, as a loaded robot PC would). Joint states go out for every
-millisecond (or decimated to `publish_rate_hz`), the gripper's at `gripper_rate_hz`.
+with the time they represent, as a loaded robot PC would). Joint states as `topology` wires
+them (robots/bringup.py; the FR3 as franka_bringup: `franka/joint_states` every millisecond,
+or decimated to `publish_rate_hz`, + joint_state_publisher's merged `joint_states` at
+`joint_state_rate_hz`), the gripper's at `gripper_rate_hz`.
 Lockstep (`publish_clock`): the node publishes /clock before every state and advances one
 control period per received command (run the server with use_sim_time and trigger: state), or
 after `lockstep_republish_s` of wall time without one (a server at rest sends nothing).
@@ -22,16 +24,14 @@ Episodes: each starts at rest (profile home, or the goals file's start) with a g
 file in order, or sampled in the reach region), published on the policy server's goal topic;
 after `episode_s` the result goes to `~/episode_result` (JSON: success at 1/2/5 cm and at
 `success_threshold`, time to goal, final distance, path length, reflex, rejected messages).
-A reset moves the arm home at once, which no real arm does, so commands still in flight for
-the previous episode would jump it: until the first command that starts at the new pose
-(within `reset_tolerance`: a trajectory whose reference at arrival is there, a velocity of ~0)
-commands are not delivered, as an evaluation harness that deactivates the server across the
-reset would (counted as `reset_ignored`; after `reset_guard_s` everything is delivered again).
-`~/robot_state` (JSON at `robot_state_rate_hz`: mode idle|move|reflex, reflex, rejected, time,
-max_abs_qd, ...) and /diagnostics (ERROR on a reflex) report the arm; `~/recover`
-(std_srvs/Trigger) is franka_ros2's error recovery; `~/reset_episode` starts a new episode now;
-`~/mute_joint_states` (std_srvs/SetBool) stops the joint states while the arm runs on (fault
-injection: a dead driver or network).
+A reset moves the arm at once, so commands still in flight for the previous episode are not
+delivered (robots/episode_guard.py: `reset_tolerance`, `reset_guard_s`, `reset_ignored`).
+`~/robot_state` (JSON: mode, reflex, counters) and /diagnostics (ERROR on a reflex) report the
+arm at `robot_state_rate_hz`; `robot_state_topic` its mode and errors as
+franka_robot_state_broadcaster does (robots/robot_state.py; at once on a mode change);
+`~/recover` (std_srvs/Trigger) is franka_ros2's error recovery; `~/reset_episode` starts a new
+episode now; fault injection: `~/mute_joint_states` (std_srvs/SetBool: a dead driver or
+network), `~/inject_reflex` (a reflex now, as on a collision).
 """
 from __future__ import annotations
 
@@ -46,7 +46,6 @@ import rclpy
 from rclpy.clock import Clock, ClockType
 import rclpy.executors
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
@@ -55,22 +54,23 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from rl_control.envs.reach_metrics import EpisodeTrace, load_goals
+from rl_control.robots import robot_state
+from rl_control.robots.bringup import Republisher, wiring
+from rl_control.robots.episode_guard import ResetGuard, arrival
 from rl_control.robots.franka import FrankaArm
 from rl_control.robots.kinematics import fk_single
 from rl_control.robots.physics import mujoco_physics
 from rl_control.robots.profiles import get_profile
-from rl_control.robots.trajectory import starts_at
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.hosting import flush, print_help_if_asked
 from rl_control.ros.params import SimParams, declare
 from rl_control.ros.signals import spin_until_signal
+from rl_control.serve.settings import trajectory_controller
 
 GOAL_LOW, GOAL_HIGH = np.array([0.45, -0.15, 0.0]), np.array([0.75, 0.15, 0.3])
 INIT_NOISE = 0.1  # the reach task's start noise around home (envs/panda_reach.py)
-RESET_GRACE_S = 0.02  # real time: forward commands this soon after a reset were sent before it
 CATCH_UP_CHUNK = 4  # real time: ms stepped between takes of pending commands
-MAX_TRANSPORT_S = 0.002  # real time: a command arrives at most this long after it was sent
 
 
 class SimRobot(Node):
@@ -98,22 +98,27 @@ class SimRobot(Node):
         self.silent_steps = 0  # lockstep: periods advanced without a command
         self._publish_every = max(1, round(1.0 / (p.publish_rate_hz * self.arm.dt)))
         self._grip_every = max(1, round(1.0 / (p.gripper_rate_hz * self.arm.dt)))
-        self.reset_ignored, self.max_lag_s = 0, 0.0
+        self.max_lag_s = 0.0
+        self.guard = ResetGuard(self.profile.joint_names, p.command_type, p.reset_tolerance,
+                                p.reset_guard_s)
         self.muted_at: float | None = None  # fault injection: joint states stopped (grid time)
         self._diag_wall, self._diag_mode = 0.0, ''
-        topic = p.command_topic or (f'{p.robot}_arm_controller/joint_trajectory'
+        topic = p.command_topic or (f'{trajectory_controller(p.robot)}/joint_trajectory'
                                     if p.command_type == 'trajectory'
                                     else f'{p.command_type}_controller/commands')
         msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
-        # Deeper than the publisher's depth 1: while this process steps a batch (up to 0.1 s
-        # of a 1 kHz stream), later commands must not overwrite earlier ones in the reader's
-        # cache (a controller's subscription thread takes each one as it comes; each keeps
-        # its receive time).
-        self._cmd_sub = self.create_subscription(
-            msg_type, topic, self._on_command,
-            QoSProfile(**{**_qos_fields(qos.COMMAND), 'depth': 200}))
-        self._js_pub = self.create_publisher(JointState, p.joint_state_topic, qos.SENSOR)
-        self._grip_pub = self.create_publisher(JointState, p.gripper_state_topic, qos.SENSOR)
+        self._cmd_sub = self.create_subscription(msg_type, topic, self._on_command,
+                                                 qos.COMMAND_READER)
+        w = wiring(p.topology, p.robot, p.joint_state_topic, p.gripper_state_topic,
+                   p.joint_state_rate_hz)
+        self._js_pub = self.create_publisher(JointState, w.arm_topic, qos.SENSOR)
+        self._grip_pub = self.create_publisher(JointState, w.gripper_topic, qos.SENSOR)
+        self._rep = Republisher(w.merged_rate_hz, self.arm.dt) if w.merged_topic else None
+        self._rep_pub = (self.create_publisher(JointState, w.merged_topic, qos.SENSOR)
+                         if w.merged_topic else None)
+        self._fr_type = conv.robot_state_type('auto')
+        self._fr_pub = self.create_publisher(self._fr_type, p.robot_state_topic, 10)
+        self._fr_mode = ''
         self._goal_pub = self.create_publisher(PointStamped, p.goal_topic, qos.GOAL)
         self._result_pub = self.create_publisher(String, '~/episode_result', qos.RESULTS)
         self._state_pub = self.create_publisher(String, '~/robot_state', qos.RESULTS)
@@ -123,6 +128,7 @@ class SimRobot(Node):
         self.create_service(Trigger, '~/reset_episode', self._on_reset_episode)
         self.create_service(Trigger, '~/recover', self._on_recover)
         self.create_service(SetBool, '~/mute_joint_states', self._on_mute)
+        self.create_service(Trigger, '~/inject_reflex', self._on_inject_reflex)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if p.publish_clock:
             self.create_timer(p.lockstep_republish_s, self._republish, clock=steady)
@@ -145,22 +151,11 @@ class SimRobot(Node):
         return self._epoch + t_arm
 
     def _arrival(self, received_ns: int = 0, sent_ns: int = 0) -> float:
-        """A command's arrival on the arm's grid: when DDS received it (else now).
-
-        The middleware's receive time, not this callback's: a command must not count as late
-        because this process was busy stepping (a real controller's subscription thread takes
-        messages while its 1 kHz loop runs). And no later than `MAX_TRANSPORT_S` after it was
-        sent: a later receive on one host is this process starved (its receive thread did not
-        run), which a robot's real-time receive is not; the sender's own lateness is kept.
-        """
+        """A command's arrival on the arm's grid (robots/episode_guard.py `arrival`)."""
         if self.p.publish_clock:
             return self.arm.time
-        now = time.monotonic() - self._mono0
-        if received_ns > 0:
-            now = min(now, received_ns * 1e-9 - self._epoch)
-        if sent_ns > 0:
-            now = min(now, sent_ns * 1e-9 + MAX_TRANSPORT_S - self._epoch)
-        return max(self.arm.time, now)
+        return arrival(self.arm.time, time.monotonic() - self._mono0, self._epoch,
+                       received_ns, sent_ns)
 
     # -- episodes ---------------------------------------------------------------------------
     def _start_episode(self) -> None:
@@ -172,37 +167,25 @@ class SimRobot(Node):
         else:
             self.goal = self.rng.uniform(GOAL_LOW, GOAL_HIGH)
         self.arm.reset(np.clip(q, prof.q_min, prof.q_max))
-        # A reset teleports the arm, which no real arm does: commands planned before it (still
-        # in flight) must not reach the new episode. Trajectories carry their plan time;
-        # forward commands get a short grace window.
-        self._reset_time = self.arm.time
+        self.guard.reset(self.arm.time, self.arm.state()['q'])  # commands still in flight
         self.trace = EpisodeTrace(self.goal, self.p.success_threshold,
                                   start_ee=fk_single(self.arm.state()['q'].tolist()))
         self._ep_start, self._ep_reflexes = self.arm.time, self.arm.reflex_count
         self._ep_rejected = self.arm.state()['rejected']
         self._next_sample = self.arm.time
-        self._reset_q, self._reset_t = self.arm.state()['q'], self.arm.time
-        self._reset_pose = self._reset_q
-        self._ep_ignored, self._ep_silent = self.reset_ignored, self.silent_steps
+        self._ep_ignored, self._ep_silent = self.guard.ignored, self.silent_steps
         self._publish_goal()
         self._publish_state()
 
     def _finish_episode(self) -> None:
         st = self.arm.state()
         result = {'episode': self.episode, **self.trace.result(), 'robot': self.profile.name,
-                  'reflex': st['reflex'] if st['reflex_count'] > self._ep_reflexes else None,
-                  'reflexes': st['reflex_count'] - self._ep_reflexes,
-                  'reflex_at_s': (None if st['reflex_count'] == self._ep_reflexes
-                                  or st['reflex_time'] is None
-                                  else round(st['reflex_time'] - self._ep_start, 4)),
-                  'reflex_violation': (None if st['reflex_count'] == self._ep_reflexes
-                                       else str(st['reflex_violation'])),
-                  'reflex_log': (None if st['reflex_count'] == self._ep_reflexes
-                                 else self.arm.reflex_log),
+                  **robot_state.episode_reflex(st, self._ep_reflexes, self._ep_start,
+                                               self.arm.reflex_log),
                   'rejected': st['rejected'] - self._ep_rejected,
-                  'reset_ignored': self.reset_ignored - self._ep_ignored,
+                  'reset_ignored': self.guard.ignored - self._ep_ignored,
                   'silent_steps': self.silent_steps - self._ep_silent,
-                  'start_q': [float(v) for v in self._reset_pose],
+                  'start_q': [float(v) for v in self.guard.q_start],
                   'final_q': [float(v) for v in st['q']],
                   'sim_time': self.arm.time, 'wall_time': time.time()}
         self._result_pub.publish(conv.json_string(result))
@@ -226,6 +209,14 @@ class SimRobot(Node):
         self._publish_robot_state()
         return res
 
+    def _on_inject_reflex(self, req: Trigger.Request, res: Trigger.Response
+                          ) -> Trigger.Response:
+        """Fault injection: the robot raises a reflex now (as on a collision)."""
+        self.arm.inject_reflex()
+        self._publish_robot_state()
+        res.success, res.message = True, f'reflex at {self.arm.time:.3f}'
+        return res
+
     def _on_mute(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
         """Fault injection: stop (true) or resume (false) publishing joint states."""
         self.muted_at = self.arm.time if req.data else None
@@ -239,45 +230,22 @@ class SimRobot(Node):
         t = self._arrival(int(info.get('received_timestamp') or 0),
                           int(info.get('source_timestamp') or 0))
         if self.p.command_type == 'trajectory':
-            traj = conv.msg_to_trajectory(msg)
-            if traj.stamp:  # ROS time -> the arm's grid
-                traj = type(traj)(traj.joint_names, traj.points, traj.stamp - self._epoch)
-                if traj.stamp < self._reset_time - 1e-9:
-                    return  # planned for the previous episode
-            if self._from_old_episode(t, traj):
-                return
-            self.arm.submit_trajectory(t, traj)
-        elif (self.p.command_type == 'effort' and not self.p.publish_clock
-              and t < self._reset_time + RESET_GRACE_S):
-            return  # effort commands carry no state to tell the episodes apart
+            cmd = conv.msg_to_trajectory(msg)
+            if cmd.stamp:  # ROS time -> the arm's grid
+                cmd = type(cmd)(cmd.joint_names, cmd.points, cmd.stamp - self._epoch)
         else:
-            data = conv.multiarray_values(msg)
-            if self._from_old_episode(t, data):
-                return
+            cmd = conv.multiarray_values(msg)
+        if self.guard.drop(t, cmd, self.p.publish_clock):
+            return  # meant for the previous episode (robots/episode_guard.py)
+        if self.p.command_type == 'trajectory':
+            self.arm.submit_trajectory(t, cmd)
+        else:
             (self.arm.submit_velocity if self.p.command_type == 'velocity'
-             else self.arm.submit_effort)(t, data.tolist())
+             else self.arm.submit_effort)(t, cmd.tolist())
         self._last_cmd_wall = time.monotonic()
         if self.p.publish_clock and self._awaiting:
             self._awaiting, self._answering = False, True
             self._advance(round(self.p.control_period_s / self.arm.dt))
-
-    def _from_old_episode(self, t: float, cmd: Any) -> bool:
-        """Whether a command right after a reset belongs to the previous episode (docstring)."""
-        if self._reset_q is None:
-            return False
-        if t - self._reset_t > self.p.reset_guard_s or self.p.command_type == 'effort':
-            self._reset_q = None
-            return False
-        if self.p.command_type == 'velocity':
-            fresh = len(cmd) != 7 or float(np.max(np.abs(cmd))) <= 1e-3  # malformed: deliver
-        else:
-            fresh = starts_at(cmd, t, self.profile.joint_names, self._reset_q,
-                                  self.p.reset_tolerance)
-        if fresh:
-            self._reset_q = None
-        else:
-            self.reset_ignored += 1
-        return not fresh
 
     def _realtime_step(self) -> None:
         now = time.monotonic()
@@ -297,11 +265,9 @@ class SimRobot(Node):
             n -= chunk
 
     def _take_commands(self) -> None:
-        """Run `_on_command` for every command the middleware holds (the executor would later).
+        """Run `_on_command` for every command held, as rclpy's executor would (take_message).
 
-        Uses the subscription handle as rclpy's executor does (`take_message`); a robot's
-        controller thread takes each message when it arrives, which a stepping callback of a
-        single-threaded executor cannot.
+        A robot's controller thread takes each message when it arrives.
         """
         sub = self._cmd_sub
         take = getattr(sub.handle, 'take_message', None)
@@ -322,6 +288,8 @@ class SimRobot(Node):
             k = round(self.arm.time / self.arm.dt)
             if not self.p.publish_clock and k % self._publish_every == 0:
                 self._publish_state(gripper=k % self._grip_every == 0)
+            if self.arm.mode != self._fr_mode:
+                self._publish_franka_state()  # a mode change goes out at once
             if self.arm.time >= self._next_sample - 1e-9:
                 self._next_sample += period
                 st = self.arm.state()
@@ -336,10 +304,8 @@ class SimRobot(Node):
     def _republish(self) -> None:
         """Lockstep, no command for a while: time passes anyway (the controller holds).
 
-        A server with nothing to send (no goal yet, at rest) answers no state, and re-sending
-        the same state would not make it answer: the clock would stand still for good. A
-        server that answered the previous state is waited for longer (`lockstep_stall_s`):
-        its command, applied a period late, would start after its plan and step the reference.
+        A server at rest answers no state. One that answered the previous state is waited for
+        longer (`lockstep_stall_s`): its command, a period late, would step the reference.
         """
         wait = self.p.lockstep_stall_s if self._answering else self.p.lockstep_republish_s
         if time.monotonic() - self._last_cmd_wall >= wait:
@@ -358,9 +324,18 @@ class SimRobot(Node):
             return
         names, q, qd, tau = self.arm.joint_state()
         self._js_pub.publish(conv.make_joint_state(names, q, qd, tau, stamp=stamp))
+        rep = self._rep
+        if rep is not None:
+            rep.offer_arm(names, q, qd, tau)
         if gripper:
             names, q, qd, eff = self.arm.gripper_state()
             self._grip_pub.publish(conv.make_joint_state(names, q, qd, eff, stamp=stamp))
+            if rep is not None:
+                rep.offer_gripper(names, q, qd, eff)
+        if rep is not None and rep.due(self.arm.time):  # joint_state_publisher: stamped now
+            now = conv.sec_to_stamp(self._ros_time(self.arm.time) if self.p.publish_clock
+                                    else self.get_clock().now().nanoseconds * 1e-9)
+            self._rep_pub.publish(conv.make_joint_state(*rep.merged(), stamp=now))
         self._awaiting = True
 
     def _publish_goal(self) -> None:
@@ -368,19 +343,21 @@ class SimRobot(Node):
                                                   conv.sec_to_stamp(self._ros_time(
                                                       self.arm.time))))
 
+    def _publish_franka_state(self) -> None:
+        """Mode and errors as franka_robot_state_broadcaster publishes them."""
+        arm = self.arm
+        self._fr_mode = arm.mode
+        fields = robot_state.franka_state(arm.mode, arm.reflex_errors, arm.last_motion_errors,
+                                          self._ros_time(arm.time))
+        self._fr_pub.publish(conv.robot_state_msg(self._fr_type, fields))
+
     def _publish_robot_state(self) -> None:
         st = self.arm.state()
-        keys = ('mode', 'reflex', 'reflex_time', 'reflex_errors', 'reflex_count', 'rejected',
-                'dropped', 'ignored', 'at_rest', 'time')
-        report = {k: st[k] for k in keys}
-        report['reflex_errors'] = list(report['reflex_errors'])
-        report['last_rejection'] = st['rejections'][-1][1] if st['rejections'] else None
-        report['max_abs_qd'] = float(np.abs(st['qd']).max())
-        report['qd_ref'] = [float(v) for v in st['qd_ref']]  # the commanded reference
-        report['reset_ignored'], report['max_lag_ms'] = self.reset_ignored, self.max_lag_s * 1e3
-        report.update(episode=self.episode, ros_time=self._ros_time(st['time']),
-                      muted_at=self.muted_at, qd=[float(v) for v in st['qd']])
+        report = robot_state.report(
+            st, reset_ignored=self.guard.ignored, max_lag_ms=self.max_lag_s * 1e3,
+            episode=self.episode, ros_time=self._ros_time(st['time']), muted_at=self.muted_at)
         self._state_pub.publish(conv.json_string(report))
+        self._publish_franka_state()
         now = time.monotonic()
         if now - self._diag_wall < 0.1 and st['mode'] == self._diag_mode:
             return  # /diagnostics at most 10 Hz, at once on a mode change
@@ -390,11 +367,6 @@ class SimRobot(Node):
         self._diag_pub.publish(conv.diagnostic_array(
             f'{self.get_fully_qualified_name()}: robot', level, message, self.profile.name,
             report, self.get_clock().now().to_msg()))
-
-
-def _qos_fields(profile: QoSProfile) -> dict[str, Any]:
-    return {'history': profile.history, 'reliability': profile.reliability,
-            'durability': profile.durability}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,12 +82,15 @@ def report(loop: Any, active: bool, configure_error: str, robot: str, latency: L
 
 
 def bring_up(level: int, message: str, values: dict[str, Any], shadow: bool,
-             recorder: Any) -> tuple[int, str]:
-    """Shadow mode and recording on the status: an operator must see both at a glance.
+             recorder: Any, slow_source: str | None = None) -> tuple[int, str]:
+    """Shadow mode, recording and a slow joint-state source: an operator must see them.
 
     `recorder` has `.bag.messages` and `.error` (ros/recorder.py), or is None (not recording).
     A recording that failed (disk full) is WARN: serving goes on, the record is incomplete.
+    `slow_source` (serve/sources.py) is WARN: the server acts on states older than it knows.
     """
+    if slow_source is not None:
+        level, message = max(level, WARN), f'{message}; {slow_source}'
     values['shadow'] = shadow
     if shadow:
         message = f'SHADOW (commands on ~/shadow_command only): {message}'

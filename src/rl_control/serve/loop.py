@@ -38,11 +38,14 @@ from rl_control.robots.profiles import get_profile
 from rl_control.robots.trajectory import JointTrajectory
 from rl_control.serve import goals, safety, state
 from rl_control.serve.commands import trajectory_message
+from rl_control.serve.robot_errors import ROBOT_ERROR, RobotErrorWatch
 from rl_control.serve.settings import COMMAND_TYPES, TRIGGERS, ServeSettings
+from rl_control.serve.start_pose import StartMove, begin_move, move_runs
 
 ACTION_FOR_COMMAND = {'velocity': 'joint_velocity', 'trajectory': 'joint_velocity',
                       'effort': 'joint_effort'}
 INTERNAL_ERROR = 'internal_error'
+MOVE_TO_START = 'move_to_start'
 
 
 class ServeError(ValueError):
@@ -117,6 +120,12 @@ class ServingLoop:
         self._sent: JointTrajectory | None = None  # the controller's message (commands.py)
         self.ticks, self._rate_window = 0, (0, None)
         self.actions: list[np.ndarray] = []  # shaped targets as actions, newest first
+        # bring-up (serve/start_pose.py, serve/robot_errors.py)
+        start = spec.get('start_pose')
+        self.start_q = (np.asarray(start, np.float64) if start is not None
+                        else self.profile.home[self.profile_idx].copy())
+        self.start_move: StartMove | None = None
+        self.robot = RobotErrorWatch()
 
     # -- construction -------------------------------------------------------------------------
     def _map_joints(self, bundle_joints: list[str]) -> None:
@@ -272,6 +281,8 @@ class ServingLoop:
         """Why the policy must not move the arm now (None: it may)."""
         if self.failure is not None:
             return INTERNAL_ERROR
+        if self.robot.fault is not None:
+            return ROBOT_ERROR
         problem = self.cache.problem(now, wall)
         if problem is not None:
             return problem
@@ -295,6 +306,9 @@ class ServingLoop:
             self._sent = None
         elif self.cache.problem(now, wall) is None:
             self._reanchor_if_elsewhere(now)
+        if self.start_move is not None and move_runs(self, now, problem):
+            self.reason = MOVE_TO_START
+            return TickOutput(None, MOVE_TO_START)  # the controller runs the move's message
         target = None
         if problem is None:
             target = self._policy_target()
@@ -335,6 +349,21 @@ class ServingLoop:
         point, self._sent, self.brake_started = self._undo
         self.shaper.rollback(point)
         self.withdrawn += 1
+
+    # -- bring-up: move to start (serve/start_pose.py), the robot's own errors ---------------
+    def move_to_start(self, now: float, wall: float, speed: float, shadow: bool = False
+                      ) -> TickOutput | str:
+        """Plan the move to `start_q`: the message to send, or why not."""
+        out = begin_move(self, now, wall, speed, shadow)
+        return out if isinstance(out, str) else TickOutput(out, MOVE_TO_START, self.shaper.plan)
+
+    def robot_state(self, now: float, mode: int, errors: list[str]) -> None:
+        """The robot's mode and errors; after a recovery, re-anchor and ramp in again."""
+        if self.robot.update(mode, errors):
+            self.shaper.plan, self._sent = None, None
+            self.reanchors += 1
+            if self.safety.active:
+                self.safety.activate(now)
 
     def _policy_target(self) -> np.ndarray | None:
         obs = build_observation(self.obs_spec, self.robot_joints, self.cache.q, self.cache.qd,
@@ -432,6 +461,6 @@ class ServingLoop:
             'late_withheld': self.withdrawn,
             'late_plans': self.shaper.late_plans, 'braking_s': self.last_braking_s,
             'lead_ms': self.shaper_cfg.lead_s * 1e3, 'clamp_scale': self.safety.clamp_scale,
-            'warnings': ' | '.join(self.warnings),
+            'warnings': ' | '.join(self.warnings), **self.robot.values(),
         }
 

@@ -16,6 +16,16 @@ TRIGGERS = ('timer', 'state')
 ROBOTS = ('panda', 'fr3')
 
 
+def trajectory_controller(robot: str) -> str:
+    """The name of this package's joint_trajectory_controller for `robot` (position interface).
+
+    Not `<robot>_arm_controller`: franka_ros2's franka_fr3_moveit_config names its own JTC on the
+    effort interface `fr3_arm_controller` (config/fr3_ros_controllers.yaml, franka_ros2 v2.5.0);
+    both can then be loaded side by side (config/franka_ros2/<name>.yaml).
+    """
+    return f'{robot}_position_trajectory_controller'
+
+
 def param(default: Any, help: str, range: tuple[float, float] | None = None,
           choices: tuple[str, ...] | None = None, live: bool = False) -> Any:
     """A settings field: default, description, numeric range or string choices, live or not."""
@@ -41,7 +51,8 @@ class ServeSettings:
                               '| effort (Float64MultiArray for a forward command controller)',
                               choices=COMMAND_TYPES)
     command_topic: str = param('', "controller command topic; empty: "
-                               "'<robot>_arm_controller/joint_trajectory' (trajectory), "
+                               "'<robot>_position_trajectory_controller/joint_trajectory' "
+                               "(trajectory), "
                                "'velocity_controller/commands' or 'effort_controller/commands'")
     joint_state_topic: str = param('joint_states', 'sensor_msgs/JointState input '
                                    '(sensor-data QoS), mapped by joint name')
@@ -91,6 +102,21 @@ class ServeSettings:
                                     'segment being written', range=(0.1, 3600.0))
     shadow: bool = param(False, 'shadow mode: compute (and record) commands but publish them '
                          'only on ~/shadow_command; nothing reaches the controller')
+    min_state_rate_hz: float = param(100.0, 'WARN on /diagnostics when joint states arrive '
+                                     'slower than this (a republisher such as '
+                                     'joint_state_publisher); 0: off; not checked with '
+                                     'trigger state (a lockstep sim sends one per period)',
+                                     range=(0.0, 100000.0))
+    start_speed: float = param(0.2, '~/move_to_start: fraction of the limits (times the '
+                               "shaper's fractions) the move to the start pose plans with",
+                               range=(0.01, 1.0))
+    robot_state_topic: str = param('', "the robot's mode and errors "
+                                   '(franka_robot_state_broadcaster/robot_state); a reflex '
+                                   'brakes and waits, recovery re-anchors; empty: not watched')
+    robot_state_type: str = param('auto', 'franka_msgs: franka_msgs/msg/FrankaRobotState | '
+                                  'json: its fields as JSON in std_msgs/String (sim_robot '
+                                  'without franka_msgs) | auto: franka_msgs when importable',
+                                  choices=('auto', 'franka_msgs', 'json'))
     autostart: bool = param(False, 'configure and activate on start (no lifecycle manager '
                             'needed)')
     diagnostics_period_s: float = param(1.0, '/diagnostics period (steady clock)',
@@ -101,5 +127,5 @@ class ServeSettings:
         if self.command_topic:
             return self.command_topic
         if self.command_type == 'trajectory':
-            return f'{self.robot}_arm_controller/joint_trajectory'
+            return f'{trajectory_controller(self.robot)}/joint_trajectory'
         return f'{self.command_type}_controller/commands'
