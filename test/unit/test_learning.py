@@ -124,10 +124,9 @@ def test_sac_learns_pendulum(tmp_path):
 
 
 def test_td3_learns_pendulum(tmp_path):
-    # Measured at 5000 steps, seeds 0-9: -449, -172, -189, -196, -186, -620, -159, -147, -146,
-    # -155 (before the fused Adam kernel rounded differently: -151, -173, -190, -192, -194,
-    # -615, -165, -154, -146, -144: one seed in five or ten is slower either way).
-    assert run_pendulum(tmp_path, 'td3', 5000, gamma=0.98) > -500
+    # 6000 steps: at 5000 one seed in five or ten has not swung up yet, and which one depends
+    # on the CPU's floating-point kernels (seed 0 is that seed on some machines).
+    assert run_pendulum(tmp_path, 'td3', 6000, gamma=0.98) > -500
 
 
 def test_ddpg_learns_pendulum_with_ou_noise(tmp_path):
