@@ -108,7 +108,7 @@ def test_empty_velocities_are_fine_when_the_policy_does_not_observe_them(
         private_context: Any, test_bundle: Path, tmp_path: Path) -> None:
     no_vel = make_test_bundle(tmp_path / 'no_joint_vel', joint_velocities=False)
     node = make_server(no_vel, private_context)
-    plain = make_server(test_bundle, private_context)
+    plain = make_server(test_bundle, private_context, command_topic='/test/commands_plain')
     try:
         for n in (node, plain):
             n._on_goal(conv.point_stamped(GOAL, 'panda_link0'))

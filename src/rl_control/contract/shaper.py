@@ -31,7 +31,15 @@ import math
 from typing import Any
 
 import numpy as np
-from ruckig import ControlInterface, InputParameter, Result, Ruckig, Synchronization, Trajectory
+from ruckig import (
+    ControlInterface,
+    InputParameter,
+    Result,
+    Ruckig,
+    RuckigError,
+    Synchronization,
+    Trajectory,
+)
 
 GRID_S = 1e-3  # the robot's control cycle: plan starts and samples lie on this grid
 
@@ -226,11 +234,18 @@ class Shaper:
 
         For the start of serving and for an arm that is really elsewhere (after a reflex and
         its recovery, a controller switch, the arm moved by hand), never for late states.
+        The state is clipped into the position range and the velocity band first: every plan
+        starts from it, and no plan may leave the limits whatever it was handed.
         """
         q = np.asarray(q, np.float64)
         qd = np.zeros(self.n) if qd is None else np.asarray(qd, np.float64)
         if q.shape != (self.n,) or qd.shape != (self.n,):
             raise ShaperError(f'anchor needs {self.n} positions and velocities')
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):
+            raise ShaperError(f'anchor needs finite positions and velocities, got {q} {qd}')
+        q = np.clip(q, self.limits.q_min, self.limits.q_max)
+        lo, hi = self._band(q)
+        qd = np.clip(qd, lo, hi)
         start = MotionState(q.copy(), qd.copy(), np.zeros(self.n))
         t0 = round(t / GRID_S) * GRID_S
         self.previous = None
@@ -305,7 +320,10 @@ class Shaper:
         inp.current_acceleration = start.qdd.tolist()
         inp.target_velocity = target.tolist()
         traj = Trajectory(self.n)
-        result = self._otg.calculate(inp, traj)
+        try:
+            result = self._otg.calculate(inp, traj)
+        except (RuckigError, ValueError) as exc:  # ValueError: a code the enum lacks (-101)
+            result = ' '.join(str(exc).split())[:200]
         if result not in (Result.Working, Result.Finished):
             raise ShaperError(f'Ruckig could not plan from {start} to {target}: {result}')
         return traj

@@ -6,7 +6,9 @@ shadow mode's `~/shadow_command`, the `record_dir` recording). configure loads t
 tick, the velocity/effort stream and the watchdog; deactivate, shutdown, SIGINT, an e-stop and
 every bad input brake to rest within the robot's limits. The control path runs on a bare node
 in the main thread, services and /diagnostics on this node in a background thread (one lock
-orders them); if that thread dies, the loop latches an internal error and brakes.
+orders them); if that thread dies, the loop latches an internal error and brakes. An exception
+in a callback brakes and latches too (the node stays up for `~/reset` or a transition), and
+another node publishing on the command topic refuses activation or, while active, stops it.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from std_srvs.srv import Trigger
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.endpoints import Endpoints
-from rl_control.ros.hosting import control_node, flush, run_lifecycle_node
+from rl_control.ros.hosting import control_node, flush, guarded, run_lifecycle_node
 from rl_control.ros.hosting import locked as _locked
 from rl_control.ros.params import declare, guard, read
 from rl_control.ros.paths import default_bundle
@@ -56,7 +58,7 @@ class PolicyServer(LifecycleNode):
         self._control_timers, self._state_recv = [], 0.0
         self.io: Endpoints | None = None
         self._latency = diag.LatencyStats()
-        self._estop, self._late, self.failure = False, 0, None
+        self._estop, self._late, self.failure, self.conflict = False, 0, None, ''
         self.pump: Any = time.sleep
         guard(self, ServeSettings, lambda: self.loop is not None, self._apply_live)
         self.create_service(Trigger, '~/estop', self._on_estop)
@@ -110,9 +112,16 @@ class PolicyServer(LifecycleNode):
 
     @_locked
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start the policy tick, the output stream and the watchdog."""
+        """Start the policy tick, the output stream and the watchdog (alone on the topic)."""
         loop = self.loop
+        self.conflict = self.io.conflict(settle=True)
+        if self.conflict:
+            self.get_logger().error(f'activate refused: {self.conflict}')
+            self._publish_diagnostics()
+            return TransitionCallbackReturn.FAILURE
         loop.activate(self._now())
+        if self.failure:
+            loop.fail(self.failure)
         timers = [(min(loop.tick_s / 4, 0.01), self._watchdog, self._steady)]
         if self.p.trigger == 'timer':
             timers.append((loop.tick_s, self._tick, self._ctrl_clock))
@@ -144,7 +153,15 @@ class PolicyServer(LifecycleNode):
     on_shutdown = on_cleanup
 
     # -- inputs and outputs -------------------------------------------------------------------
-    @_locked
+    def fault(self, where: str, exc: Exception) -> None:
+        """An exception in a callback: latch it (the loop brakes), log it; the node stays up."""
+        text = f'{where}: {type(exc).__name__}: {" ".join(str(exc).split())[:300]}'
+        self.get_logger().error(f'{text}; braking, ~/reset or a lifecycle transition resumes',
+                                throttle_duration_sec=1.0)
+        if self.loop is not None and self.loop.failure is None:
+            self.loop.fail(text)
+
+    @guarded('joint state')
     def _on_state(self, msg: JointState) -> None:
         if self.loop is None:
             return
@@ -164,7 +181,7 @@ class PolicyServer(LifecycleNode):
         if self.loop is not None and self.loop.on_goal(*conv.point_array(msg)) is not None:
             self.get_logger().warning(self.loop.goals.last_refused, throttle_duration_sec=1.0)
 
-    @_locked
+    @guarded('tick')  # the watchdog's next call brakes
     def _tick(self, now: float | None = None) -> None:
         if self.loop is None or not self._control_timers:
             return
@@ -196,7 +213,7 @@ class PolicyServer(LifecycleNode):
                 loop.input_problem(self._now(), time.monotonic()) is not None:
             self._tick()
 
-    @_locked
+    @guarded('stream')
     def _stream(self) -> None:
         cmd = None if self.loop is None else self.loop.stream(self._now())
         if cmd is not None and self.io is not None:
@@ -237,16 +254,27 @@ class PolicyServer(LifecycleNode):
     def _on_reset(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         self._estop = False
         if self.loop is not None:
-            self.loop.safety.reset(self._now())
+            self.loop.reset(self._now())  # lifts the e-stop and a latched error
+            if self.failure:
+                self.loop.fail(self.failure)
         res.success, res.message = True, 'e-stop reset: ramping in again'
         return res
 
     @_locked
     def _publish_diagnostics(self) -> None:
+        if self.io is not None and self._control_timers:
+            self.conflict = self.io.conflict()
+            if self.conflict and self.loop.failure is None:
+                self.get_logger().error(f'{self.conflict}: braking')
+                self.loop.fail(self.conflict)
+                self._tick()
         level, message, hardware, values = diag.report(
             self.loop, bool(self._control_timers), self.configure_error, self.p.robot,
             self._latency, self._now(), time.monotonic())
-        values.update(bundle=self.bundle_path, late_messages=self._late)
+        values.update(bundle=self.bundle_path, late_messages=self._late,
+                      command_conflict=self.conflict)
+        if self.conflict and self.conflict not in message:
+            level, message = diag.ERROR, f'{message}: {self.conflict}'
         level, message = diag.bring_up(level, message, values, self.p.shadow,
                                        self.io.rec if self.io is not None else None)
         msg = conv.diagnostic_array(f'{self.get_fully_qualified_name()}: policy', level,
