@@ -213,15 +213,21 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     out = Path(args.out) if args.out else Path('runs') / Path(args.config).stem
     if args.seeds is not None:
         return _train_seeds(args, argv, cfg, out)
-    from rl_control.train.learn import ResumeError, train
+    from rl_control.train.learn import NonFiniteError, ResumeError, RunLockError, train
 
     command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
     print(f'training {cfg.algo} on {cfg.env} for {cfg.total_steps} steps -> {out}', flush=True)
     try:
         result = train(cfg, out, resume=args.resume, progress=not args.no_progress,
                        command=command)
-    except ResumeError as exc:
+    except (ResumeError, RunLockError) as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except NonFiniteError as exc:
+        return _fail(str(exc), 1)
+    if result.signal:
+        print(f'stopped by {result.signal} at step {result.steps}: bundle {result.bundle_dir}, '
+              f'checkpoint {result.checkpoint} (continue with --resume)', flush=True)
+        return 0
     last = result.last_eval or {}
     print(f'done: {result.steps} steps in {result.wall_s:.1f} s; last eval return '
           f'{last.get("eval_mean_return", float("nan")):.1f} ± '
