@@ -69,7 +69,9 @@ def run_seeds(cfg: TrainConfig, seeds: list[int], out: str | Path, address: str 
         pending = {task.remote(dataclasses.replace(cfg, seed=s), str(out / f'seed_{s}'),
                                f'{command}  # seed {s}', str(stop)): s for s in seeds}
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)  # signals run between
+            if not done:
+                continue
             seed = pending.pop(done[0])
             try:
                 run = ray.get(done[0])
