@@ -404,14 +404,19 @@ def _add_export_parsers(sub: argparse._SubParsersAction) -> None:
                                    "env's contract, the deterministic actor, and the "
                                    'observation normalization of a VecNormalize file. The '
                                    "bundle's actions are checked against SB3's "
-                                   'predict(deterministic=True) before it is written. SB3 files '
-                                   'are pickles: import only files you trust (the bundle '
-                                   'holds none).')
+                                   'predict(deterministic=True) before it is written. Nothing '
+                                   "in the files is executed: the model's plain JSON fields and "
+                                   'weights (torch weights_only) are read, never its pickled '
+                                   'fields; VecNormalize statistics by a reader that builds '
+                                   'only arrays (the bundle holds no pickle).')
     p.add_argument('model', metavar='MODEL.zip', help='a model saved by SB3 `model.save`')
     p.add_argument('--env', required=True, metavar='ENV_ID',
                    help='the env id it was trained on, e.g. rl_control/PandaJointReach-v0')
     p.add_argument('--vecnormalize', metavar='FILE',
                    help='the VecNormalize statistics it was trained with (`vec_env.save`)')
+    p.add_argument('--trust-pickle', action='store_true',
+                   help='unpickle a VecNormalize file the safe reader refuses (it can execute '
+                        'code: only for a file you trust)')
     p.add_argument('--out', required=True, metavar='BUNDLE', help='bundle folder to write')
 
 
@@ -437,7 +442,7 @@ def _import_sb3(args: argparse.Namespace, argv: list[str]) -> int:
     command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
     try:
         result = import_sb3(args.model, args.env, args.out, vecnormalize=args.vecnormalize,
-                            command=command)
+                            command=command, trust_pickle=args.trust_pickle)
     except Sb3ImportError as exc:
         return _fail(str(exc), EXIT_USAGE)
     for note in result.notes:
