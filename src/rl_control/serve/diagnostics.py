@@ -90,14 +90,19 @@ def bring_up(level: int, message: str, values: dict[str, Any], shadow: bool,
              recorder: Any) -> tuple[int, str]:
     """Shadow mode and recording on the status: an operator must see both at a glance.
 
-    `recorder` has `.bag.messages` and `.error` (ros/recorder.py), or is None (not recording).
-    A recording that failed (disk full) is WARN: serving goes on, the record is incomplete.
+    `recorder` has `.bag.messages`, `.dropped` and `.error` (ros/recorder.py), or is None (not
+    recording). A recording that failed (disk full) or dropped messages (a writer behind) is
+    WARN: serving goes on, the record is incomplete.
     """
     values['shadow'] = shadow
     if shadow:
         message = f'SHADOW (commands on ~/shadow_command only): {message}'
     if recorder is not None:
         values['recorded'] = recorder.bag.messages
+        values['recording_dropped'] = recorder.dropped
+        if recorder.dropped:
+            level = max(level, WARN)
+            message = f'{message}; recording dropped {recorder.dropped} messages'
         if recorder.error:
             level = max(level, WARN)
             message = f'{message}; recording stopped: {recorder.error}'
