@@ -220,11 +220,9 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         result = train(cfg, out, resume=args.resume, progress=not args.no_progress,
                        command=command)
-    except (ResumeError, RunLockError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except NonFiniteError as exc:
-        return _fail(str(exc), 1)
-    if result.signal:
+    except (ResumeError, RunLockError, NonFiniteError) as exc:
+        return _fail(str(exc), 1 if isinstance(exc, NonFiniteError) else EXIT_USAGE)
+    if result.signal:  # one line, exit 0: the run is kept
         print(f'stopped by {result.signal} at step {result.steps}: bundle {result.bundle_dir}, '
               f'checkpoint {result.checkpoint} (continue with --resume)', flush=True)
         return 0
@@ -405,18 +403,15 @@ def _add_export_parsers(sub: argparse._SubParsersAction) -> None:
                                    'observation normalization of a VecNormalize file. The '
                                    "bundle's actions are checked against SB3's "
                                    'predict(deterministic=True) before it is written. Nothing '
-                                   "in the files is executed: the model's plain JSON fields and "
-                                   'weights (torch weights_only) are read, never its pickled '
-                                   'fields; VecNormalize statistics by a reader that builds '
-                                   'only arrays (the bundle holds no pickle).')
+                                   'in the files is executed (docs/deploy_formats.md; the '
+                                   'bundle holds no pickle).')
     p.add_argument('model', metavar='MODEL.zip', help='a model saved by SB3 `model.save`')
     p.add_argument('--env', required=True, metavar='ENV_ID',
                    help='the env id it was trained on, e.g. rl_control/PandaJointReach-v0')
     p.add_argument('--vecnormalize', metavar='FILE',
                    help='the VecNormalize statistics it was trained with (`vec_env.save`)')
-    p.add_argument('--trust-pickle', action='store_true',
-                   help='unpickle a VecNormalize file the safe reader refuses (it can execute '
-                        'code: only for a file you trust)')
+    p.add_argument('--trust-pickle', action='store_true', help='unpickle a VecNormalize file '
+                   'the safe reader refuses (it can execute code: trusted files only)')
     p.add_argument('--out', required=True, metavar='BUNDLE', help='bundle folder to write')
 
 
