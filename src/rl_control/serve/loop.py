@@ -14,7 +14,12 @@ jerk-limited motion to it from its own previous plan, or, for any reason not to 
 bad state, missing joint, no or refused goal, NaN action, e-stop, deactivation, an internal
 error), brakes to rest within the robot's limits. The reference is re-anchored on the measured
 state only when the arm is really elsewhere (by more than `reanchor_tolerance` at the time
-the state was measured: a reflex, a controller switch, a push), never for late states.
+the state was measured: a reflex, a controller switch, a push), never for late states, and
+only on a plausible one (guards.py: a state no arm can be in is refused like a NaN, until
+plausible states return). Every trajectory is checked against the limits before it leaves,
+and an exception anywhere in a tick brakes from the last good plan and latches
+`internal_error` until `reset` or `activate` (`tick`). Construction is build.py, reporting
+report.py.
 """
 from __future__ import annotations
 
