@@ -180,17 +180,20 @@ def _trial(config: dict[str, Any], spec: _TrialSpec) -> None:
             run_dir = root if k == 1 else root / f'seed_{seed}'
             done = _train_seed(spec, state, i, dataclasses.replace(cfg, seed=seed), run_dir)
             state.done.append(done)
-            status = 'running'
-            if i == k - 1 or stop.exists():
-                status = 'done'
-                if spec.target is not None:
-                    solved = sum(d['solved'] for d in state.done)
-                    status = 'solved' if solved == k else 'unsolved'
+            status = 'running' if i < k - 1 else 'done'
+            if i < k - 1 and stop.exists():  # interrupted: the other seeds never start
+                status = 'stopped'
+            elif status == 'done' and spec.target is not None:
+                solved = sum(d['solved'] for d in state.done)
+                status = 'solved' if solved == k else 'unsolved'
+            if status != 'running':
                 summary = {'trial': index, 'status': status, 'metric': state.metric(),
                            'values': values, 'seeds': state.done, 'run_dir': str(root)}
                 (root / 'trial.json').write_text(json.dumps(summary, indent=1))
             state.report(float(i + 1), done['final_return'], False, status, done['steps'],
                          root)
+            if status == 'stopped':
+                break
     except Exception as exc:
         root.mkdir(parents=True, exist_ok=True)
         (root / 'error.txt').write_text(one_line(exc) + '\n\n' + traceback.format_exc())
