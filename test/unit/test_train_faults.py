@@ -218,7 +218,7 @@ def test_nan_from_the_env_stops_the_run_naming_the_step_and_keeps_the_last_good_
     cfg = tmp_path / 'cfg.yaml'
     cfg.write_text(f'env: Test17NaN{what.title()}-v0\nalgo: sac\ntotal_steps: 600\n'
                    'checkpoint_every: 100\nnormalize_obs: true\ntensorboard: false\n'
-                   'eval: {every: 100, episodes: 1}\n'
+                   'eval: {every: 1000, episodes: 1}\n'
                    'algo_kwargs: {hidden_sizes: [8], batch_size: 8, learning_starts: 50}\n')
     out = tmp_path / 'run'
     assert main(['train', '--config', str(cfg), '--out', str(out), '--no-progress']) == 1
