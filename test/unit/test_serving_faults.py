@@ -167,3 +167,15 @@ def test_a_nan_in_the_bundles_goal_region_is_refused_naming_it():
     bad = spec(goal_region={'low': [0.45, math.nan, 0.0], 'high': [0.75, 0.15, 0.3]})
     with pytest.raises(ServeError, match='goal_region'):
         ServingLoop(bad, _Raising(0), ServeSettings())
+
+
+def test_the_command_check_names_the_joint_and_value():
+    from rl_control.robots.trajectory import JointTrajectory, JointTrajectoryPoint
+    from rl_control.serve.guards import CommandLimitError, check_trajectory
+
+    lim = (PANDA.q_min, PANDA.q_max, PANDA.qd_max)
+    ok = JointTrajectoryPoint(0.0, list(PANDA.home), [0.0] * 7, [0.0] * 7)
+    fast = JointTrajectoryPoint(0.004, list(PANDA.home), [0.0, 3.0, *[0.0] * 5], [0.0] * 7)
+    check_trajectory(JointTrajectory(ARM, [ok], 0.0), ARM, *lim)
+    with pytest.raises(CommandLimitError, match='point 1 of panda_joint2: velocity 3 exceeds'):
+        check_trajectory(JointTrajectory(ARM, [ok, fast], 0.0), ARM, *lim)

@@ -24,8 +24,8 @@ from rl_control.serve.settings import ServeSettings
 
 DISCOVERY_S = 1.0
 """How long after start-up the graph may still lack a publisher that was already there (DDS
-discovery of a remote participant; well under this on one host): an activation this soon after
-configure (autostart) waits until then for `conflict`."""
+discovery of a remote participant): an activation this soon after configure (autostart) waits
+until then for `conflict`."""
 UNKNOWN = '<node not yet known>'  # rmw's _NODE_NAME_UNKNOWN_: the name arrives after the endpoint
 
 

@@ -45,17 +45,16 @@ def check_trajectory(msg: Any, names: list[str], q_min: np.ndarray, q_max: np.nd
     """
     pos = np.array([p.positions for p in msg.points], np.float64)
     vel = np.array([p.velocities for p in msg.points], np.float64)
-    for what, bad in (('position', ~np.isfinite(pos) | (pos < q_min - _TOL)
-                       | (pos > q_max + _TOL)),
-                      ('velocity', ~np.isfinite(vel) | (np.abs(vel) > qd_max + _TOL))):
-        if bad.any():
-            k, j = (int(i) for i in np.argwhere(bad)[0])
-            value = (pos if what == 'position' else vel)[k, j]
-            raise CommandLimitError(f'command point {k} of {names[j]}: {what} {value:.6g} '
-                                    f'outside the limits [{q_min[j]:.4g}, {q_max[j]:.4g}] rad'
-                                    if what == 'position' else
-                                    f'command point {k} of {names[j]}: {what} {value:.6g} '
-                                    f'exceeds the limit {qd_max[j]:.4g} rad/s')
+    off = ~np.isfinite(pos) | (pos < q_min - _TOL) | (pos > q_max + _TOL)
+    if off.any():
+        k, j = (int(i) for i in np.argwhere(off)[0])
+        raise CommandLimitError(f'command point {k} of {names[j]}: position {pos[k, j]:.6g} '
+                                f'outside [{q_min[j]:.4g}, {q_max[j]:.4g}] rad')
+    fast = ~np.isfinite(vel) | (np.abs(vel) > qd_max + _TOL)
+    if fast.any():
+        k, j = (int(i) for i in np.argwhere(fast)[0])
+        raise CommandLimitError(f'command point {k} of {names[j]}: velocity {vel[k, j]:.6g} '
+                                f'exceeds the limit {qd_max[j]:.4g} rad/s')
 
 
 def clip_velocity(qd: np.ndarray, qd_max: np.ndarray) -> np.ndarray:
