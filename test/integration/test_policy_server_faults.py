@@ -3,7 +3,8 @@
 A second publisher on `joint_states` with states no arm can be in (a velocity of 1e6 or 20
 rad/s, a bridge that publishes degrees) must not kill the server nor reach a command, and once
 only good states come the episode still succeeds; a second publisher on the command topic is
-refused at activation and stops a running server until `~/reset`.
+shown on /diagnostics while configured, refused at activation, and stops a running server until
+`~/reset`.
 """
 from __future__ import annotations
 
@@ -19,12 +20,11 @@ from conftest import (
     TrackingRobot,
     peak_speed,
     server_diag,
-    server_params,
     wait_for,
 )
 import numpy as np
 import pytest
-from test_policy_server import ERROR, publish_goal, start_server, wait_moving
+from test_policy_server import ERROR, _change_state, publish_goal, start_server, wait_moving
 
 from rl_control.robots.profiles import PANDA
 
@@ -118,43 +118,48 @@ def _status_since(rec: list[tuple[float, Any]], since: float) -> list[tuple[floa
 
 def test_another_publisher_on_the_command_topic_is_refused_and_stops_a_running_server(
         nodes: Nodes, probe: Probe, test_bundle: Path) -> None:
+    from lifecycle_msgs.msg import Transition
     from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory
 
     from rl_control.ros import qos
 
+    def conflict() -> str | None:
+        return server_diag(probe).get('command_conflict')
+
     rival = Probe()
     rival_name = rival.node.get_fully_qualified_name()
+    robot = TrackingRobot(probe)
     try:
         pub = rival.publisher(JointTrajectory, '/test/commands', qos.COMMAND)
-        proc = nodes.start('rl_control.ros.policy_server', server_params(test_bundle),
-                           name='server_refused')
-        assert proc.wait(timeout=30) == 1
-        log = nodes.log(proc)
-        assert f'activate refused: another publisher on /test/commands: {rival_name}' in log, \
-            log[-2000:]
-        rival.node.destroy_publisher(pub)
+        proc = start_server(nodes, probe, test_bundle, autostart=False)
+        assert _change_state(probe, Transition.TRANSITION_CONFIGURE)
+        d = wait_for(lambda: (lambda d: d if d.get('_level') == ERROR else None)(
+            server_diag(probe)), 15, 'the conflict on /diagnostics', [proc])
+        assert rival_name in d['_message'] and d['active'] == 'false'
+        assert not _change_state(probe, Transition.TRANSITION_ACTIVATE)
+        assert f'activate refused: another publisher on /test/commands: {rival_name}' in \
+            nodes.log(proc)
 
-        robot = TrackingRobot(probe)
-        proc = start_server(nodes, probe, test_bundle)
+        rival.node.destroy_publisher(pub)
+        wait_for(lambda: conflict() == '', 15, 'the rival gone', [proc])
         robot.start()
-        try:
-            publish_goal(probe)
-            wait_moving(robot, 0.0, proc)
-            pub = rival.publisher(JointTrajectory, '/test/commands', qos.COMMAND)
-            d = wait_for(lambda: (lambda d: d if d.get('_level') == ERROR else None)(
-                server_diag(probe)), 5, 'ERROR on /diagnostics', [proc])
-            assert rival_name in d['_message'] and rival_name in d['command_conflict']
-            time.sleep(0.5)
-            t_stopped = time.monotonic()
-            time.sleep(0.3)
-            assert not [m for t, m in robot.commands if t > t_stopped and peak_speed(m) > 0.0]
-            rival.node.destroy_publisher(pub)
-            time.sleep(1.0)  # discovery sees it gone
-            assert probe.call(Trigger, '/policy_server/reset').success
-            wait_moving(robot, time.monotonic(), proc)
-        finally:
-            robot.stop()
-        assert proc.poll() is None
+        assert _change_state(probe, Transition.TRANSITION_ACTIVATE)
+        publish_goal(probe)
+        wait_moving(robot, 0.0, proc)
+        pub = rival.publisher(JointTrajectory, '/test/commands', qos.COMMAND)
+        d = wait_for(lambda: (lambda d: d if d.get('_level') == ERROR else None)(
+            server_diag(probe)), 15, 'ERROR on /diagnostics', [proc])
+        assert rival_name in d['_message'] and rival_name in d['command_conflict']
+        time.sleep(0.5)  # the brake went out when the rival was seen
+        t_stopped = time.monotonic()
+        time.sleep(0.3)
+        assert not [m for t, m in robot.commands if t > t_stopped and peak_speed(m) > 0.0]
+        rival.node.destroy_publisher(pub)
+        wait_for(lambda: conflict() == '', 15, 'the rival gone', [proc])
+        assert probe.call(Trigger, '/policy_server/reset').success  # the latch lifts
+        wait_moving(robot, time.monotonic(), proc)
     finally:
+        robot.stop()
         rival.close()
+    assert proc.poll() is None

@@ -262,9 +262,9 @@ class PolicyServer(LifecycleNode):
 
     @_locked
     def _publish_diagnostics(self) -> None:
-        if self.io is not None and self._control_timers:
+        if self.io is not None:  # configured: shown before an activation would be refused
             self.conflict = self.io.conflict()
-            if self.conflict and self.loop.failure is None:
+            if self.conflict and self._control_timers and self.loop.failure is None:
                 self.get_logger().error(f'{self.conflict}: braking')
                 self.loop.fail(self.conflict)
                 self._tick()
