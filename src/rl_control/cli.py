@@ -220,15 +220,19 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     out = Path(args.out) if args.out else Path('runs') / Path(args.config).stem
     if args.seeds is not None:
         return _train_seeds(args, argv, cfg, out)
-    from rl_control.train.learn import ResumeError, train
+    from rl_control.train.learn import NonFiniteError, ResumeError, RunLockError, train
 
     command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
     print(f'training {cfg.algo} on {cfg.env} for {cfg.total_steps} steps -> {out}', flush=True)
     try:
         result = train(cfg, out, resume=args.resume, progress=not args.no_progress,
                        command=command)
-    except ResumeError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+    except (ResumeError, RunLockError, NonFiniteError) as exc:
+        return _fail(str(exc), 1 if isinstance(exc, NonFiniteError) else EXIT_USAGE)
+    if result.signal:  # one line, exit 0: the run is kept
+        print(f'stopped by {result.signal} at step {result.steps}: bundle {result.bundle_dir}, '
+              f'checkpoint {result.checkpoint} (continue with --resume)', flush=True)
+        return 0
     last = result.last_eval or {}
     print(f'done: {result.steps} steps in {result.wall_s:.1f} s; last eval return '
           f'{last.get("eval_mean_return", float("nan")):.1f} ± '
@@ -419,14 +423,16 @@ def _add_export_parsers(sub: argparse._SubParsersAction) -> None:
                                    "env's contract, the deterministic actor, and the "
                                    'observation normalization of a VecNormalize file. The '
                                    "bundle's actions are checked against SB3's "
-                                   'predict(deterministic=True) before it is written. SB3 files '
-                                   'are pickles: import only files you trust (the bundle '
-                                   'holds none).')
+                                   'predict(deterministic=True) before it is written. Nothing '
+                                   'in the files is executed (docs/deploy_formats.md; the '
+                                   'bundle holds no pickle).')
     p.add_argument('model', metavar='MODEL.zip', help='a model saved by SB3 `model.save`')
     p.add_argument('--env', required=True, metavar='ENV_ID',
                    help='the env id it was trained on, e.g. rl_control/PandaJointReach-v0')
     p.add_argument('--vecnormalize', metavar='FILE',
                    help='the VecNormalize statistics it was trained with (`vec_env.save`)')
+    p.add_argument('--trust-pickle', action='store_true', help='unpickle a VecNormalize file '
+                   'the safe reader refuses (it can execute code: trusted files only)')
     p.add_argument('--out', required=True, metavar='BUNDLE', help='bundle folder to write')
 
 
@@ -452,7 +458,7 @@ def _import_sb3(args: argparse.Namespace, argv: list[str]) -> int:
     command = 'rl-control ' + ' '.join(shlex.quote(a) for a in argv)
     try:
         result = import_sb3(args.model, args.env, args.out, vecnormalize=args.vecnormalize,
-                            command=command)
+                            command=command, trust_pickle=args.trust_pickle)
     except Sb3ImportError as exc:
         return _fail(str(exc), EXIT_USAGE)
     for note in result.notes:

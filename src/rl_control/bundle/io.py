@@ -3,8 +3,11 @@
 A bundle is what leaves the training machine and drives a robot, so loading it must never
 unpickle anything (safetensors holds only arrays) and must fail loudly, naming the file and the
 field, on anything missing, corrupt or inconsistent: a policy that silently reads the wrong
-joint order or stale weights moves a real arm wrongly. No torch import here: the serving path is
-numpy only.
+joint order or stale weights moves a real arm wrongly. Every file a bundle names
+(`weights.file`, `exports.onnx.file`) must lie inside its folder (`bundle_file`), and every
+number the server computes with must be finite: a normalization variance that is negative or
+NaN would serve NaN actions forever, a NaN in `goal_region` would switch the goal check off.
+No torch import here: the serving path is numpy only.
 """
 from __future__ import annotations
 
@@ -176,7 +179,7 @@ def load_bundle_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
         spec = upgrade_v1(spec)
     wfile = _require(spec, 'weights.file', spec_path)
     sha = _require(spec, 'weights.sha256', spec_path)
-    wpath = folder / str(wfile)
+    wpath = bundle_file(folder, wfile, 'weights.file', spec_path)
     if not wpath.is_file():
         raise BundleError(f'{wpath}: weights file missing (named by {spec_path}: weights.file)')
     blob = wpath.read_bytes()
@@ -189,6 +192,21 @@ def load_bundle_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
         raise BundleError(f'{wpath}: not a valid safetensors file: {exc}') from None
     _validate(spec, weights, spec_path)
     return spec, weights
+
+
+def bundle_file(folder: Path, name: Any, field: str, spec_path: Path) -> Path:
+    """`folder / name`, refused unless it is a relative path that stays inside `folder`."""
+    rel = Path(str(name))
+    inside = not rel.is_absolute() and '..' not in rel.parts and str(name).strip() != ''
+    if inside:
+        try:
+            (folder / rel).resolve().relative_to(folder.resolve())
+        except ValueError:  # a symlink out of the bundle
+            inside = False
+    if not inside:
+        raise BundleError(f'{spec_path}: {field}: {name!r} is not a file inside the bundle '
+                          f'{folder}')
+    return folder / rel
 
 
 def upgrade_v1(spec: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +258,7 @@ def load_bundle(path: str | Path, backend: str = 'numpy') -> tuple[dict[str, Any
     if backend == 'onnx':
         from rl_control.bundle.onnx import load_onnx_policy
 
-        return spec, load_onnx_policy(spec, path)
+        return spec, load_onnx_policy(spec, path, weights)
     try:
         policy = Policy(spec['network'], weights, spec['observation'].get('normalization'))
     except PolicyError as exc:
@@ -291,6 +309,8 @@ def _validate(spec: dict[str, Any], weights: dict[str, np.ndarray], where: Path)
             if key not in norm or len(norm[key]) != obs_size:
                 raise BundleError(f'{where}: observation.normalization.{key}: needs '
                                   f'{obs_size} values')
+        _finite(norm, where)
+    _finite_region(spec.get('goal_region'), where)
     for i, (n_in, n_out) in enumerate(layers):
         for name, shape in ((f'l{i}.weight', (n_out, n_in)), (f'l{i}.bias', (n_out,))):
             if name not in weights:
@@ -300,6 +320,45 @@ def _validate(spec: dict[str, Any], weights: dict[str, np.ndarray], where: Path)
                 raise BundleError(f'{where}: weights: {name} has shape '
                                   f'{tuple(weights[name].shape)}, network.layers[{i}] needs '
                                   f'{shape}')
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float('nan')
+
+
+def _finite(norm: dict[str, Any], where: Path) -> None:
+    """Normalization statistics a server can compute with: finite, variances >= 0."""
+    for key in ('mean', 'var'):
+        for i, v in enumerate(norm[key]):
+            x = _number(v)
+            if not np.isfinite(x) or (key == 'var' and x < 0):
+                what = 'negative' if np.isfinite(x) else 'not finite'
+                raise BundleError(f'{where}: observation.normalization.{key}[{i}]: {v!r} is '
+                                  f'{what}')
+    for key, low in (('clip', 0.0), ('epsilon', 0.0)):
+        if key in norm and not (np.isfinite(_number(norm[key])) and _number(norm[key]) >= low):
+            raise BundleError(f'{where}: observation.normalization.{key}: {norm[key]!r} must be '
+                              'a finite number >= 0')
+
+
+def _finite_region(region: Any, where: Path) -> None:
+    """goal_region: 3 finite lows <= 3 finite highs (a NaN would accept every goal)."""
+    if region is None:
+        return
+    if not isinstance(region, dict) or not {'low', 'high'} <= set(region):
+        raise BundleError(f'{where}: goal_region: needs low and high')
+    for key in ('low', 'high'):
+        values = region[key]
+        if not isinstance(values, list) or len(values) != 3 or \
+                not all(np.isfinite(_number(v)) for v in values):
+            raise BundleError(f'{where}: goal_region.{key}: {values!r} is not 3 finite numbers')
+    if any(_number(lo) > _number(hi) for lo, hi in zip(region['low'], region['high'],
+                                                       strict=True)):
+        raise BundleError(f'{where}: goal_region: low {region["low"]} above high '
+                          f'{region["high"]}')
 
 
 def record_evaluation(path: str | Path, summary: dict[str, Any], command: str) -> Path:

@@ -6,7 +6,9 @@ shadow mode's `~/shadow_command`, the `record_dir` recording). configure loads t
 tick, the velocity/effort stream and the watchdog; deactivate, shutdown, SIGINT, an e-stop and
 every bad input brake to rest within the robot's limits. The control path runs on a bare node
 in the main thread, services and /diagnostics on this node in a background thread (one lock
-orders them); if that thread dies, the loop latches an internal error and brakes.
+orders them); if that thread dies, the loop latches an internal error and brakes. An exception
+in a callback brakes and latches too (the node stays up for `~/reset` or a transition), and
+another node publishing on the command topic refuses activation or, while active, stops it.
 """
 from __future__ import annotations
 
@@ -28,7 +30,13 @@ from std_srvs.srv import Trigger
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.endpoints import Endpoints
-from rl_control.ros.hosting import blocking_service, control_node, flush, run_lifecycle_node
+from rl_control.ros.hosting import (
+    blocking_service,
+    control_node,
+    flush,
+    guarded,
+    run_lifecycle_node,
+)
 from rl_control.ros.hosting import locked as _locked
 from rl_control.ros.params import declare, guard, read
 from rl_control.ros.paths import default_bundle
@@ -57,7 +65,8 @@ class PolicyServer(LifecycleNode):
         self._control_timers, self._state_recv = [], 0.0
         self.io: Endpoints | None = None
         self._latency = diag.LatencyStats()
-        self._estop, self._late, self.failure, self._rate = False, 0, None, StateRate()
+        self._estop, self._late, self.failure, self.conflict = False, 0, None, ''
+        self._rate = StateRate()
         self.pump: Any = time.sleep
         guard(self, ServeSettings, lambda: self.loop is not None, self._apply_live)
         self.create_service(Trigger, '~/estop', self._on_estop)
@@ -113,9 +122,16 @@ class PolicyServer(LifecycleNode):
 
     @_locked
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start the policy tick, the output stream and the watchdog."""
+        """Start the policy tick, the output stream and the watchdog (alone on the topic)."""
         loop = self.loop
+        self.conflict = self.io.conflict(settle=True)
+        if self.conflict:
+            self.get_logger().error(f'activate refused: {self.conflict}')
+            self._publish_diagnostics()
+            return TransitionCallbackReturn.FAILURE
         loop.activate(self._now())
+        if self.failure:
+            loop.fail(self.failure)
         timers = [(min(loop.tick_s / 4, 0.01), self._watchdog, self._steady)]
         if self.p.trigger == 'timer':
             timers.append((loop.tick_s, self._tick, self._ctrl_clock))
@@ -147,7 +163,15 @@ class PolicyServer(LifecycleNode):
     on_shutdown = on_cleanup
 
     # -- inputs and outputs -------------------------------------------------------------------
-    @_locked
+    def fault(self, where: str, exc: Exception) -> None:
+        """An exception in a callback: latch it (the loop brakes), log it; the node stays up."""
+        text = f'{where}: {type(exc).__name__}: {" ".join(str(exc).split())[:300]}'
+        self.get_logger().error(f'{text}; braking, ~/reset or a lifecycle transition resumes',
+                                throttle_duration_sec=1.0)
+        if self.loop is not None and self.loop.failure is None:
+            self.loop.fail(text)
+
+    @guarded('joint state')
     def _on_state(self, msg: JointState) -> None:
         if self.loop is None:
             return
@@ -168,7 +192,7 @@ class PolicyServer(LifecycleNode):
         if self.loop is not None and self.loop.on_goal(*conv.point_array(msg)) is not None:
             self.get_logger().warning(self.loop.goals.last_refused, throttle_duration_sec=1.0)
 
-    @_locked
+    @guarded('robot state')
     def _on_robot_state(self, msg: Any) -> None:
         if self.loop is not None:
             self.loop.robot_state(self._now(), *conv.robot_state_fields(msg))  # watchdog brakes
@@ -193,7 +217,7 @@ class PolicyServer(LifecycleNode):
         res.success, res.message = answer
         return res
 
-    @_locked
+    @guarded('tick')  # the watchdog's next call brakes
     def _tick(self, now: float | None = None) -> None:
         if self.loop is None or not self._control_timers:
             return
@@ -225,7 +249,7 @@ class PolicyServer(LifecycleNode):
                 loop.input_problem(self._now(), time.monotonic()) is not None:
             self._tick()
 
-    @_locked
+    @guarded('stream')
     def _stream(self) -> None:
         cmd = None if self.loop is None else self.loop.stream(self._now())
         if cmd is not None and self.io is not None:
@@ -266,16 +290,27 @@ class PolicyServer(LifecycleNode):
     def _on_reset(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         self._estop = False
         if self.loop is not None:
-            self.loop.safety.reset(self._now())
+            self.loop.reset(self._now())  # lifts the e-stop and a latched error
+            if self.failure:
+                self.loop.fail(self.failure)
         res.success, res.message = True, 'e-stop reset: ramping in again'
         return res
 
     @_locked
     def _publish_diagnostics(self) -> None:
+        if self.io is not None:  # configured: shown before an activation would be refused
+            self.conflict = self.io.conflict()
+            if self.conflict and self._control_timers and self.loop.failure is None:
+                self.get_logger().error(f'{self.conflict}: braking')
+                self.loop.fail(self.conflict)
+                self._tick()
         level, message, hardware, values = diag.report(
             self.loop, bool(self._control_timers), self.configure_error, self.p.robot,
             self._latency, self._now(), time.monotonic())
-        values.update(bundle=self.bundle_path, late_messages=self._late)
+        values.update(bundle=self.bundle_path, late_messages=self._late,
+                      command_conflict=self.conflict)
+        if self.conflict and self.conflict not in message:
+            level, message = diag.ERROR, f'{message}: {self.conflict}'
         slow = None if self.io is None or self.p.trigger == 'state' else slow_source(
             self._rate.rate(time.monotonic()), self.p.min_state_rate_hz, self.io.topics['state'])
         level, message = diag.bring_up(level, message, values, self.p.shadow,

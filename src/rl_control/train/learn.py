@@ -2,8 +2,14 @@
 
 The run alternates a collector step (`offpolicy.py`, `onpolicy.py`) with the schedule's
 bookkeeping (`schedule.py`): evaluation on separate envs, checkpoints, stop requests, the
-target-return stop. At the end: a final evaluation, a checkpoint, the policy bundle and the
-learning-curve plot.
+target-return stop. At the end: a final evaluation, the policy bundle, a checkpoint and the
+learning-curve plot (the small bundle first: a disk that fills up on the large checkpoint
+keeps the policy).
+
+Faults (`signals.py`, `finite.py`, persistence.py `RunLock`): SIGINT and SIGTERM stop the run at
+the next step and it ends as above without the final evaluation (the bundle records the last
+one); NaN or inf in an observation, a reward or a loss stops it at once, writing nothing more,
+so the last good checkpoint and bundle stay; a second run on the same run directory is refused.
 
 Exact resume. A checkpoint holds everything that is not a pure function of its contents:
 agent (networks, optimizers, generators), normalizers, replay buffer, every RNG, counters,
@@ -44,21 +50,25 @@ from rl_control.train.config import TrainConfig
 from rl_control.train.control import Callback, FnCallback, TrainControl, TrainResult
 from rl_control.train.episodes import EpisodeStats
 from rl_control.train.evaluation import EvalResult, Evaluator
+from rl_control.train.finite import NonFiniteError, check_losses
 from rl_control.train.logger import RunLogger
 from rl_control.train.offpolicy import OffPolicyCollector
 from rl_control.train.onpolicy import OnPolicyCollector
 from rl_control.train.persistence import (
     ResumeError,
+    RunLock,
+    RunLockError,
     check_resumable,
-    latest_checkpoint,
-    load_checkpoint,
+    load_latest,
     restore_run,
     run_state,
     save_checkpoint,
 )
 from rl_control.train.schedule import Schedule
+from rl_control.train.signals import stop_on_signals
 
-__all__ = ['Callback', 'ResumeError', 'TrainControl', 'TrainResult', 'seed_everything', 'train']
+__all__ = ['Callback', 'NonFiniteError', 'ResumeError', 'RunLockError', 'TrainControl',
+           'TrainResult', 'seed_everything', 'train']
 
 _SEGMENT_SEED_STRIDE = 7919  # fallback segment k resets env i with seed + k * stride + i
 _EVAL_SEED_OFFSET = 1_000_000  # eval episode seeds never coincide with training seeds
@@ -78,16 +88,19 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
     `out_dir` receives progress.csv, tb/, checkpoints/, bundle/ and learning_curve.png.
     `resume=True` continues from `out_dir/checkpoints/latest` (fresh start if there is none).
+    Raises RunLockError (another run writes `out_dir`), ResumeError, NonFiniteError.
     """
     cbs = [c if isinstance(c, Callback) else FnCallback(c) for c in (callbacks or [])]
-    trainer = Trainer(cfg, Path(out_dir), progress, cbs, control or TrainControl(),
-                      command or ' '.join(sys.argv))
-    try:
-        if resume:
-            trainer.restore()
-        return trainer.run()
-    finally:
-        trainer.close()
+    control = control or TrainControl()
+    with RunLock(out_dir), stop_on_signals(control):
+        trainer = Trainer(cfg, Path(out_dir), progress, cbs, control,
+                          command or ' '.join(sys.argv))
+        try:
+            if resume:
+                trainer.restore()
+            return trainer.run()
+        finally:
+            trainer.close()
 
 
 class Trainer:
@@ -169,24 +182,32 @@ class Trainer:
                 self._reset_envs()
             while not self.schedule.done(self.env_steps) and not self._should_stop():
                 before = self.env_steps
-                if self.spec.on_policy:
-                    self._on_policy_iteration()
-                else:
-                    self._off_policy_iteration()
+                try:
+                    if self.spec.on_policy:
+                        self._on_policy_iteration()
+                    else:
+                        self._off_policy_iteration()
+                except NonFiniteError as exc:
+                    raise NonFiniteError(
+                        f'step {self.env_steps + exc.offset}: {exc.what}: training stopped; '
+                        f'the last checkpoint and bundle in {self.run_dir} are kept') from None
                 self._bookkeeping(before)
         finally:
             self._bar.close()
-        if self.last_eval is None or self.last_eval['step'] != self.env_steps:
+        by_signal = self.control.stop_signal
+        if by_signal is None and (self.last_eval is None or self.last_eval['step'] !=
+                                  self.env_steps):
             self._evaluate()
-        self._checkpoint()
-        bundle = self._save_bundle()
+        self.stopped = self.stopped or by_signal is not None
+        bundle = self._save_bundle()  # first: small, and what the run is for
+        ckpt = self._checkpoint()
         history = list(self.logger.rows)
         png = self.logger.close(f'{self.cfg.algo.upper()} on {self.cfg.env}',
                                 self.cfg.target_return)
         self.logger = None
         result = TrainResult(self.run_dir, bundle, png, self.env_steps, self.wall_s(),
                              self.last_eval, self.best_eval, self.reached_target, self.stopped,
-                             list(history))
+                             list(history), ckpt, by_signal)
         for cb in self.callbacks:
             cb.on_end(result)
         return result
@@ -198,6 +219,7 @@ class Trainer:
         self.collector.step(before, cut=self._cut_here(before))
         metrics = self.collector.train(self.env_steps, self.cfg.total_steps)
         if metrics is not None:
+            check_losses(metrics)
             self.last_metrics = metrics
 
     def _on_policy_iteration(self) -> None:
@@ -207,6 +229,7 @@ class Trainer:
         if hasattr(self.agent, 'set_progress'):
             self.agent.set_progress(1.0 - self.env_steps / self.cfg.total_steps)
         self.last_metrics = self.agent.update(rollout)
+        check_losses(self.last_metrics)
 
     def _cut_here(self, before: int) -> bool:
         """Fallback only (no env snapshots): whether the running episodes end after this step.
@@ -230,9 +253,9 @@ class Trainer:
         requested = self._ckpt_request
         if (self.schedule.checkpoint_due(before, after) or requested) and not \
                 self._should_stop():
-            self._checkpoint()
             if requested:  # someone wants the policy now, not only a resumable state
                 self._save_bundle()
+            self._checkpoint()
             if not self.snapshots:
                 self._reset_envs()
 
@@ -306,11 +329,15 @@ class Trainer:
         return path
 
     def restore(self) -> None:
-        """Load `checkpoints/latest` (no-op when there is none: the run starts fresh)."""
-        path = latest_checkpoint(self.ckpt_dir)
-        if path is None:
+        """Load `checkpoints/latest` (no-op when there is none: the run starts fresh).
+
+        An unreadable `latest` falls back to the previous checkpoint, with a warning.
+        """
+        found = load_latest(self.ckpt_dir, lambda text: print(f'warning: {text}',
+                                                              file=sys.stderr, flush=True))
+        if found is None:
             return
-        state = load_checkpoint(path)
+        path, state = found
         check_resumable(state, self.cfg.to_dict(), path)
         restore_run(self, state)
         self.resume_step = self.env_steps

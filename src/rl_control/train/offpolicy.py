@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from rl_control.envs.factory import final_observations, policy_input, step_info
+from rl_control.train import finite
 from rl_control.train.episodes import EpisodeStats
 
 
@@ -45,6 +46,7 @@ class OffPolicyCollector:
     def reset(self, seed: int) -> None:
         """Reset every env (a fresh run, or a resume whose envs could not be snapshotted)."""
         self.obs, _ = self.envs.reset(seed=seed)
+        finite.check('observation', policy_input(self.obs))
         self.stats.restart()
         self.agent.reset_noise(None)
         if self.reward_scaler is not None:
@@ -64,11 +66,15 @@ class OffPolicyCollector:
         next_obs, rew, terminated, truncated, infos = self.envs.step(actions)
         trunc_store = np.logical_or(truncated, cut)
         real_next = final_observations(next_obs, infos)
+        x_next = policy_input(real_next)
+        for what, value in (('observation', policy_input(next_obs)), ('reward', rew),
+                            ('final observation', x_next)):
+            finite.check(what, value)  # before the buffer or a normalizer sees it
         if self.her:  # the HER buffer stores the dict observations (and its info columns)
             info = {k: step_info(infos, k) for k in self.buffer.info_keys}
             self.buffer.add(self.obs, actions, rew, real_next, terminated, trunc_store, info)
         else:
-            self.buffer.add(x, actions, rew, policy_input(real_next), terminated, trunc_store)
+            self.buffer.add(x, actions, rew, x_next, terminated, trunc_store)
         if self.reward_scaler is not None:
             self.reward_scaler.update(rew, np.logical_or(terminated, trunc_store))
         done = self.stats.add(rew, terminated, truncated)
