@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='also plot distance and joint speed over time, and the settle times')
     p.add_argument('--realtime', action='store_true',
                    help='ros engine: on the wall clock (default: lockstep on /clock)')
+    p.add_argument('--state-topic', default='', metavar='TOPIC',
+                   help="ros engine: the server's joint-state topic (default: the robot's "
+                        'parameter file, e.g. franka/joint_states for the FR3)')
     _add_export_parsers(sub)
 
     p = sub.add_parser('gap', help='sim-to-real gap: a recording (or PyBullet) vs the MuJoCo '
@@ -373,7 +376,7 @@ def _bench_reach(args: argparse.Namespace) -> int:
             return _fail(f'--engine ros needs ROS 2 Python packages ({exc.name} not found)', 1)
         try:
             out = ros_bench.run_over_ros(args.bundle, spec, robot, goals, args.randomized, say,
-                                         realtime=args.realtime)
+                                         realtime=args.realtime, state_topic=args.state_topic)
         except (ValueError, RuntimeError) as exc:
             return _fail(str(exc), 1)
     else:

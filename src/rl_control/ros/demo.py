@@ -264,7 +264,7 @@ def summarize_episodes(results: list[dict[str, Any]], diag: dict[str, str]) -> d
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; exit code 0 when the episodes were collected (whatever the success)."""
     args = parse_args(argv)
-    from rl_control.ros.paths import config_file, default_bundle
+    from rl_control.ros.paths import config_file, default_bundle, server_params_file
 
     bundle = os.path.abspath(args.bundle or default_bundle())
     try:
@@ -276,8 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               '  (train one with `rl-control train`, or pass --bundle PATH)', file=sys.stderr)
         return 2
     goals = config_file(GOALS_FILE)
-    params_file = config_file('policy_server.yaml' if args.robot == 'panda'
-                              else f'policy_server_{args.robot}.yaml')
+    params_file = server_params_file(args.robot)
     if goals is None or params_file is None:
         print(f'rl-control demo: config/{GOALS_FILE} or the policy_server parameter file is '
               'not installed', file=sys.stderr)

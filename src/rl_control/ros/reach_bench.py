@@ -26,8 +26,15 @@ from rl_control.ros.demo import private_env, spin_until, start_node, stop_proces
 
 def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarray,
                  randomized: bool, say: Callable[..., None], realtime: bool = False,
-                 log_dir: str | None = None) -> dict[str, Any]:
-    """Run every goal once; returns {'summary': ..., 'episodes': [...]}."""
+                 log_dir: str | None = None, state_topic: str = '') -> dict[str, Any]:
+    """Run every goal once; returns {'summary': ..., 'episodes': [...]}.
+
+    The server loads the robot's parameter file (config/policy_server[_ROBOT].yaml: for the FR3
+    the 1 kHz `franka/joint_states`), `state_topic` overrides its joint-state topic (e.g. the
+    FR3's 30 Hz merged `joint_states`).
+    """
+    from rl_control.ros.paths import server_params_file
+
     if randomized:
         raise ValueError('--engine ros runs nominal dynamics: sim_robot has no randomization')
     effort = (spec.get('action') or {}).get('type') == 'joint_effort'
@@ -48,6 +55,8 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
            'publish_rate_hz': 1000.0 if realtime else 25.0}
     srv: dict[str, Any] = {'robot': robot, 'bundle': os.path.abspath(bundle),
                            'command_type': command_type, 'autostart': True}
+    if state_topic:
+        srv['joint_state_topic'] = state_topic
     if not realtime:
         # In lockstep the clock stands still while the sim computes a period: a loaded host
         # makes that gap long on the steady clock, which the real-time backstop would take for
@@ -58,7 +67,7 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
     try:
         procs.append(start_node('rl_control.ros.sim_robot', sim, logs / 'sim_robot.log', env))
         procs.append(start_node('rl_control.ros.policy_server', srv, logs / 'policy_server.log',
-                                env))
+                                env, params_file=server_params_file(robot)))
         results = _collect(len(goals), procs, realtime, say)
     finally:
         for p in reversed(procs):
@@ -66,6 +75,7 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
         os.unlink(goals_file)
     summary = summarize(results)
     summary.update(engine='ros', robot=robot, randomized=False, lockstep=not realtime,
+                   state_topic=state_topic or 'from the parameter file',
                    rejected=sum(r.get('rejected', 0) for r in results), logs=str(logs))
     return {'summary': summary, 'episodes': results}
 
