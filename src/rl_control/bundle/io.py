@@ -28,8 +28,8 @@ READABLE = (FORMAT, FORMAT_V1)
 # meaning it had: trained on the ideal velocity servo (no shaper, no randomization), by the
 # Panda reach task, whose goal box is this (envs/panda_reach.py GOAL_LOW / GOAL_HIGH, base
 # frame) and whose success distance is its distance_threshold (default 0.05 m).
-ROBOT_FIELDS = ('robot', 'shaper', 'randomization', 'goal_region', 'success_distance', 'hold',
-                'start_pose')  # start_pose: the joint positions episodes start from
+ROBOT_FIELDS = ('robot', 'shaper', 'torque', 'randomization', 'goal_region', 'success_distance',
+                'hold', 'start_pose')  # start_pose: the joint positions episodes start from
 V1_REACH_GOAL_REGION = {'low': [0.45, -0.15, 0.0], 'high': [0.75, 0.15, 0.3]}
 SPEC_FILE = 'policy.yaml'
 WEIGHTS_FILE = 'actor.safetensors'

@@ -44,6 +44,7 @@ from rl_control.contract import (
 )
 from rl_control.contract.shaper import GRID_S, ShaperConfig
 from rl_control.contract.spec import ACTION_TERMS
+from rl_control.contract.torque import TorqueConfig
 from rl_control.envs.panda_reach import GOAL_HIGH, GOAL_LOW, ReachTask
 from rl_control.envs.reach_metrics import HOLD_S, REST_EE_SPEED, REST_JOINT_SPEED, at_rest
 from rl_control.envs.shaped_arm import ShapedArm
@@ -108,7 +109,7 @@ class FrankaReachEnv(gym.Env):
                  randomize: bool = True, randomization: dict[str, Any] | None = None,
                  shaper: dict[str, Any] | None = None, physics_dt: float = 0.002,
                  action_history: int = 3, hold: bool = False, action_deadband: float = 0.0,
-                 action_exponent: float = 1.0,
+                 action_exponent: float = 1.0, torque_damping: float = 0.0,
                  hold_weights: tuple[float, float, float] = HOLD_WEIGHTS) -> None:
         self.profile = get_profile(robot)
         self.control = control
@@ -138,7 +139,8 @@ class FrankaReachEnv(gym.Env):
         self.contract = RobotContract(obs, act, CONTROL_PERIOD_S)
         self._obs_spec = obs.without('goal')
         self._ee = self._obs_spec.term_slice('ee_pos')
-        self.sim = ShapedArm(self.profile, self.shaper_cfg, engine, control, physics_dt)
+        torque = TorqueConfig(hold_damping=torque_damping)
+        self.sim = ShapedArm(self.profile, self.shaper_cfg, engine, control, physics_dt, torque)
         box3 = spaces.Box(-10.0, 10.0, (3,), np.float32)
         self.observation_space = spaces.Dict({
             'observation': spaces.Box(-10.0, 10.0, (self._obs_spec.size,), np.float32),
@@ -150,6 +152,7 @@ class FrankaReachEnv(gym.Env):
         self.robot_task = {
             'robot': self.profile.name,
             'shaper': self.shaper_cfg.to_yaml() if control == 'velocity' else None,
+            'torque': {'hold_damping': float(torque_damping)} if control == 'effort' else None,
             'randomization': self.randomization.to_yaml() if randomize else None,
             'goal_region': {'frame': self.profile.base_frame, 'low': GOAL_LOW.tolist(),
                             'high': GOAL_HIGH.tolist()},

@@ -56,7 +56,9 @@ def run_in_process(spec: dict[str, Any], policy: Any, engine: str, robot: str,
                          shaper=spec.get('shaper'),
                          action_history=sum(t.startswith('last_action') for t in terms),
                          action_deadband=contract.act_spec.deadband,
-                         action_exponent=contract.act_spec.exponent)
+                         action_exponent=contract.act_spec.exponent,
+                         torque_damping=float((spec.get('torque') or {}).get('hold_damping')
+                                              or 0.0))
     if terms != env.contract.obs_spec.terms:
         env.close()
         raise ValueError(f'the bundle observes {list(terms)}, the reach benchmark '

@@ -95,7 +95,8 @@ class LoopBuild:
                                      'trained')
         if s.command_type == 'effort':
             self.torque = TorqueShaper(prof.tau_max[idx], prof.dtau_max[idx],
-                                       TorqueConfig(damping=s.effort_damping),
+                                       TorqueConfig(damping=s.effort_damping,
+                                                    hold_damping=_hold_damping(spec)),
                                        qd_max=prof.qd_max[idx],
                                        q_range=(prof.q_min[idx], prof.q_max[idx]))
 
@@ -139,3 +140,15 @@ class LoopBuild:
         if a.shape != (self.act_spec.size,):
             raise ServeError(f'{where}: actor outputs {a.shape[0]} values, action.size is '
                              f'{self.act_spec.size}')
+
+
+def _hold_damping(spec: dict[str, Any]) -> float:
+    """The viscous torque an effort bundle was trained with (policy.yaml `torque`; 0: none)."""
+    try:
+        value = float((spec.get('torque') or {}).get('hold_damping') or 0.0)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not (value >= 0.0 and np.isfinite(value)):
+        raise ServeError(f"bundle torque.hold_damping must be a number >= 0, got "
+                         f"{(spec.get('torque') or {}).get('hold_damping')!r}")
+    return value
