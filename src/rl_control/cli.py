@@ -402,6 +402,9 @@ def _bench_reach(args: argparse.Namespace) -> int:
     if args.json:
         _flush_c_stdio()
         print(json.dumps(s), flush=True)
+    return 0
+
+
 def _add_export_parsers(sub: argparse._SubParsersAction) -> None:
     """`export` and `import-sb3`: the deploy formats (README, "Deploy formats")."""
     p = sub.add_parser('export', help="write a bundle's actor in another format (ONNX)",

@@ -18,7 +18,7 @@ from torch import nn
 from rl_control.algos.seeding import seeded_init, standard_normal, torch_generator
 
 __all__ = ['DeterministicActor', 'EnsembleQ', 'ForeachAdam', 'FrozenCritic', 'GaussianActor',
-           'SquashedGaussianActor', 'TwinQ', 'ValueNet', 'min_heads', 'mlp', 'seeded_init',
+           'SquashedGaussianActor', 'ValueNet', 'min_heads', 'mlp', 'seeded_init',
            'set_progress_lrs', 'standard_normal', 'torch_generator']
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {'relu': nn.ReLU, 'tanh': nn.Tanh}
@@ -227,8 +227,6 @@ class FrozenCritic:
         return c.evaluate([w.detach()[:1] for w in c.weights],
                           [b.detach()[:1] for b in c.biases], obs, act)[0]
 
-
-TwinQ = EnsembleQ  # the name INTERFACES.md uses (n_critics=2)
 
 
 def min_heads(q: torch.Tensor) -> torch.Tensor:

@@ -243,5 +243,3 @@ class TD3:
         """The deterministic actor tanh(MLP(obs)) in the bundle's MLP format."""
         return self.actor.export()
 
-
-DDPG = TD3

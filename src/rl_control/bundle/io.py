@@ -33,7 +33,7 @@ ROBOT_FIELDS = ('robot', 'shaper', 'randomization', 'goal_region', 'success_dist
 V1_REACH_GOAL_REGION = {'low': [0.45, -0.15, 0.0], 'high': [0.75, 0.15, 0.3]}
 SPEC_FILE = 'policy.yaml'
 WEIGHTS_FILE = 'actor.safetensors'
-ACTION_TYPES = ('box', 'joint_velocity', 'joint_effort', 'joint_position_delta')
+ACTION_TYPES = ('box', 'joint_velocity', 'joint_effort')
 
 
 class BundleError(ValueError):

@@ -298,7 +298,3 @@ def contract_from_yaml(d: Mapping[str, Any]) -> RobotContract:
         exponent=act.get('exponent') or 1.0)
     return RobotContract(obs_spec, act_spec, float(period))
 
-
-# INTERFACES.md names these spec_to_yaml / spec_from_yaml.
-spec_to_yaml = contract_to_yaml
-spec_from_yaml = contract_from_yaml
