@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
@@ -110,8 +109,8 @@ class PolicyServer(LifecycleNode):
         for w in self.loop.warnings:
             self.get_logger().warning(w)
         try:
-            self.io = Endpoints(self, self.state_node, p, self._on_goal, self._on_state,
-                                self._on_robot_state)
+            self.io = Endpoints(self, self.state_node, p, self.loop.task.goal_message,
+                                self._on_goal, self._on_state, self._on_robot_state)
         except (OSError, ValueError) as exc:
             self.configure_error, self.loop = f'endpoints: {exc}', None
             self.get_logger().error(f'configure failed: {self.configure_error}')
@@ -135,7 +134,7 @@ class PolicyServer(LifecycleNode):
         timers = [(min(loop.tick_s / 4, 0.01), self._watchdog, self._steady)]
         if self.p.trigger == 'timer':
             timers.append((loop.tick_s, self._tick, self._ctrl_clock))
-        if self.p.command_type != 'trajectory':
+        if loop.output.streams:
             timers.append((1.0 / self.p.stream_rate_hz, self._stream, self._ctrl_clock))
         self._control_timers = [self.state_node.create_timer(dt, cb, clock=c)
                                 for dt, cb, c in timers]
@@ -187,9 +186,9 @@ class PolicyServer(LifecycleNode):
             self._tick(self.loop.due_time)
 
     @_locked
-    def _on_goal(self, msg: PointStamped) -> None:
+    def _on_goal(self, msg: Any) -> None:
         self.io.record('goal', msg)  # (subscribed only while self.io exists)
-        if self.loop is not None and self.loop.on_goal(*conv.point_array(msg)) is not None:
+        if self.loop is not None and self.loop.on_goal(*self.io.goal.decode(msg)) is not None:
             self.get_logger().warning(self.loop.goals.last_refused, throttle_duration_sec=1.0)
 
     @guarded('robot state')
@@ -205,7 +204,7 @@ class PolicyServer(LifecycleNode):
                    else self.loop.move_to_start(self._now(), time.monotonic(),
                                                 self.p.start_speed, self.p.shadow))
             if not isinstance(out, str):
-                self.io.publish(conv.trajectory_to_msg(out.trajectory))
+                self.io.publish(self.io.encode(out.trajectory))
         if isinstance(out, str):
             res.success, res.message = False, out
             return res
@@ -223,7 +222,7 @@ class PolicyServer(LifecycleNode):
             return
         out = self.loop.tick(self._now() if now is None else now, time.monotonic())
         if out.trajectory is not None and self.io is not None:
-            msg = conv.trajectory_to_msg(out.trajectory)
+            msg = self.io.encode(out.trajectory)
             raw = serialize_message(msg)  # before the deadline check: the send is then short
             if self._now() > out.plan.t0 - SEND_MARGIN_S:
                 # this process stalled between the state and now: sent, the message would
@@ -236,7 +235,7 @@ class PolicyServer(LifecycleNode):
             else:
                 self.io.publish(msg, raw)
                 self._late += self._now() > out.plan.t0  # the controller steps
-        if out.reason == 'ok' and self.p.command_type == 'trajectory':
+        if out.reason == 'ok' and out.trajectory is not None:  # one message per tick
             self._latency.add(time.perf_counter() - self._state_recv)
         if self.loop.ticks % max(1, round(0.2 / self.loop.tick_s)) == 0:
             self._status_pub.publish(conv.json_string(self.loop.goal_status()))
@@ -253,7 +252,7 @@ class PolicyServer(LifecycleNode):
     def _stream(self) -> None:
         cmd = None if self.loop is None else self.loop.stream(self._now())
         if cmd is not None and self.io is not None:
-            self.io.publish(conv.float64_multiarray(cmd))
+            self.io.publish(self.io.encode(cmd))
 
     def stop_robot(self, why: str, wait_s: float = 2.0) -> None:
         """Brake to rest (one message, or a stream); waits unlocked: states keep arriving."""

@@ -136,7 +136,8 @@ def begin_move(loop: Any, now: float, wall: float, speed: float, shadow: bool
     """
     problem = loop.input_problem(now, wall)
     shaper = loop.shaper
-    why = ('command_type must be trajectory' if loop.settings.command_type != 'trajectory'
+    why = (f'command_type {loop.settings.command_type} cannot run it (trajectory can)'
+           if not loop.output.starts_moves
            else 'the server is not active' if not loop.safety.active
            else 'e-stopped (~/reset first)' if loop.safety.estopped
            else 'a goal is being served' if loop.goals.goal is not None
