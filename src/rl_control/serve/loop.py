@@ -50,6 +50,10 @@ __all__ = ['INTERNAL_ERROR', 'ServeError', 'ServingLoop', 'TickOutput', 'default
 
 INTERNAL_ERROR = 'internal_error'
 MOVE_TO_START = 'move_to_start'
+SEND_MARGIN_S = 0.002
+"""A trajectory is sent only this long before its plan start or earlier: local DDS delivers in
+well under a millisecond (the stamps in `rl-control demo --record` recordings), so a message sent
+later would start late (`ServingLoop.withheld`)."""
 
 
 class ServingLoop(LoopBuild, LoopReport):
@@ -97,7 +101,7 @@ class ServingLoop(LoopBuild, LoopReport):
         self.answered_stamp = self.due_time = 0.0
         self.reason = safety.INACTIVE
         self.failure: str | None = None
-        self.reanchors = self.withdrawn = 0
+        self.reanchors = self.withdrawn = self.late = 0
         self._undo: tuple[Any, ...] = (self.shaper.savepoint(), None, None)
         self.brake_started: float | None = None
         self.last_braking_s = 0.0
@@ -189,6 +193,10 @@ class ServingLoop(LoopBuild, LoopReport):
             return self.goals.reason
         return None
 
+    def inputs_failed(self, now: float, wall: float) -> bool:
+        """Serving, but the inputs just went bad: the watchdog brakes now, not next tick."""
+        return self.reason == safety.OK and self.input_problem(now, wall) is not None
+
     def tick(self, now: float, wall: float) -> TickOutput:
         """One policy tick at `now` (control clock) / `wall` (steady clock).
 
@@ -256,6 +264,17 @@ class ServingLoop(LoopBuild, LoopReport):
                 self.shaper.rollback(point)
                 self._sent, self.brake_started = sent, started
         return TickOutput(None, INTERNAL_ERROR)
+
+    def withheld(self, now: float, plan: Any) -> bool:
+        """Whether the tick's message, about to be sent at `now`, is too late and withdrawn."""
+        if now <= plan.t0 - SEND_MARGIN_S:
+            return False
+        self.withdraw()
+        return True
+
+    def sent(self, now: float, plan: Any) -> None:
+        """The tick's message left at `now`; after its plan start, the controller steps."""
+        self.late += now > plan.t0
 
     def withdraw(self) -> None:
         """The last tick's message was not sent (it would have started late): forget it.

@@ -14,6 +14,8 @@ start pose, so a controller that receives nothing more stops there by itself.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+import time
 from typing import Any
 
 import numpy as np
@@ -178,3 +180,18 @@ def move_runs(loop: Any, now: float, problem: str | None) -> bool:
         return True
     move.abort(why)
     return False
+
+
+def await_arrival(loop: Any, now: Callable[[], float], lock: Any, pause_s: float = 0.02
+                  ) -> tuple[bool, str]:
+    """Block until the loop's move to start has an answer (the arm is there, or why not).
+
+    For a host's service thread: the loop is read under `lock` (the control path's) every
+    `pause_s`, while states keep arriving.
+    """
+    while True:
+        time.sleep(pause_s)
+        with lock:
+            answer = loop.start_move.check(now(), loop.cache.q, loop.cache.qd)
+        if answer is not None:
+            return answer
