@@ -190,8 +190,8 @@ class EnsembleQ(nn.Module):
         """The MLP heads given by stacked weights `ws` (n, in, out) and biases `bs` (n, 1, out).
 
         The 1-wide output layer is a multiply and a sum, not a batched matmul: MKL's batched
-        GEMM with one output column, and the two batched products of its backward, take ~150
-        us each at 2 x 256 x 256 on this CPU against ~30 us for the elementwise form.
+        GEMM with one output column, and the two batched products of its backward, are several
+        times slower on a CPU than the elementwise form (bench/README.md has the figures).
         """
         x = torch.cat([obs, act], dim=-1)
         x = x.expand(ws[0].shape[0], *x.shape)

@@ -67,7 +67,7 @@ def fk(q: np.ndarray) -> np.ndarray:
 
 
 def fk_single(q: Sequence[float]) -> tuple[float, float, float]:
-    """The same chain as `fk` on Python floats, unrolled: ~4x faster again than the loop.
+    """The same chain as `fk` on Python floats, unrolled (the serving path's one call).
 
     Why unrolled: the server calls this once per joint state (up to 1 kHz), and for one
     configuration the interpreter overhead of a loop over the DH table (tuple packing, branches
