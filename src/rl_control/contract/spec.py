@@ -218,7 +218,7 @@ def action_to_command(spec: ActionSpec, action: Sequence[float]) -> np.ndarray:
     `band` is the spec's dead band and exponent (identity when they are 0 and 1).
 
     np.maximum/np.minimum in place rather than np.clip (same values, as low <= high; several
-    times cheaper on 7-vectors), and the finiteness check sums a Python list first: a finite
+    times cheaper on short vectors), and the finiteness check sums a Python list first: a finite
     sum proves every entry finite; only a non-finite one (NaN/Inf, or an overflow of huge but
     finite entries) pays for the exact per-entry check.
     """

@@ -191,7 +191,7 @@ class SimParams:
                           'merged copy on joint_states at joint_state_rate_hz | broadcaster: '
                           'joint_states only | auto: franka_bringup for the fr3, broadcaster '
                           'for the panda', choices=('auto', 'franka_bringup', 'broadcaster'))
-    joint_state_topic: str = param('', 'JointState of the 7 arm joints at publish_rate_hz '
+    joint_state_topic: str = param('', 'JointState of the arm joints at publish_rate_hz '
                                    "(joint_state_broadcaster); empty: the topology's")
     joint_state_rate_hz: float = param(30.0, "franka_bringup topology: joint_state_publisher's "
                                        'rate (franka.launch.py joint_state_rate)',

@@ -56,7 +56,7 @@ class ServeSettings:
                             '(panda_link0 / fr3_link0); an empty frame_id is taken as it')
     robot_joints: list[str] = param([], 'names of the policy joints on this robot in the '
                                     "bundle's joint order; empty: the robot profile's arm "
-                                    'joints (panda_joint1..7 / fr3_joint1..7)')
+                                    'joints (e.g. panda_joint1..7 / fr3_joint1..7)')
     command_joints: list[str] = param([], 'joint order of the command (a permutation of '
                                       'robot_joints); empty: robot_joints')
     control_rate_hz: float = param(0.0, 'policy tick rate; 0: 1 / the bundle control period',
