@@ -1,13 +1,13 @@
-"""The standard Franka reach benchmark, in process (engines `mujoco` and `pybullet`).
+"""The standard reach benchmark, in process (engines `mujoco` and `pybullet`).
 
-A bundle runs deterministically on `rl_control/FrankaReach-v1` (or `...Effort-v1` for a torque
-bundle) with the goals of `config/reach_goals.yaml`, one 4 s episode per goal from rest at the
-profile's home: the same command shaper and robot limits as serving, nominal dynamics unless
-`randomized`. Success = *held*: the true (noise-free) end effector within the distance and the
-arm at rest over the episode's last second; *reached* (within d at some control period), time
-to settle, last-second distance and path, path ratio and the final joint speed beside it
-(`reach_metrics.EpisodeTrace`); reflexes = episodes in which the 1 kHz libfranka check of the
-commanded reference failed. The `ros` engine
+A bundle runs deterministically on the reach env of its action type and task (FrankaReachEnv:
+the same command shaper and robot limits as serving, nominal dynamics unless `randomized`)
+with the goals of `config/reach_goals.yaml`, one 4 s episode per goal from rest at the
+profile's home. The task measures each episode (reach: envs/reach_metrics.py): success =
+*held*, the true (noise-free) end effector within the distance and the arm at rest over the
+episode's last second; *reached* (within d at some control period), time to settle,
+last-second distance and path, path ratio and the final joint speed beside it; reflexes =
+episodes in which the robot's 1 kHz check of the commanded reference failed. The `ros` engine
 (`ros/reach_bench.py`) runs the same goals through sim_robot and policy_server over DDS.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ A task declares the observation terms a policy sees (contract/terms.py), the goa
 message and the gate that accepts it), the reward and success, the episode measures (success
 and hold), how an episode starts and how goals are drawn. The training env
 (envs/franka_reach.py), the serving loop's goal handling (serve/build.py, serve/report.py),
-sim_robot's episodes (envs/sim_episodes.py) and the reach benchmark (envs/reach_bench.py) all
+sim_robot's episodes (envs/sim_core.py) and the reach benchmark (envs/reach_bench.py) all
 ask it. A bundle names its task in policy.yaml (`task_name`; bundles without one are reach
 bundles). Adding a task is one file with a class following `Task` and one `register_task`
 line (docs/ARCHITECTURE.md, "Add a task").
