@@ -157,8 +157,8 @@ def test_sim_robot_runs_its_episodes(task):
 
     p = dataclasses.replace(SimParams(), task='table_touch', episode_s=0.2, seed=4,
                             success_threshold=0.01)
-    core = SimCore(p, Outputs(), epoch=0.0, mono0=0.0, wall_clock=lambda: 0.0)
-    core.start_episode()
+    core = SimCore(p, Outputs(), wall_clock=lambda: 0.0)
+    core.start(epoch=0.0, mono0=0.0)
     assert core.goal[2] == pytest.approx(TABLE_Z)
     np.testing.assert_array_equal(core.arm.state()['q'], PANDA.home)
     for _ in range(2):

@@ -62,11 +62,10 @@ class SimOutputs(Protocol):
 class SimCore:
     """One simulated robot and its episodes (module docstring); `p` is a `ros.params.SimParams`."""
 
-    def __init__(self, p: Any, out: SimOutputs, epoch: float, mono0: float,
+    def __init__(self, p: Any, out: SimOutputs,
                  wall_clock: Callable[[], float] = time.time) -> None:
-        """The robot of `p`, its first episode not started yet (`start_episode`).
+        """The robot of `p`, settled at rest; its clock and first episode start with `start`.
 
-        `epoch`: the ROS time of grid time 0; `mono0`: the steady clock then [s];
         `wall_clock`: the time episode results are stamped with.
         """
         self.p, self.out, self.wall_clock = p, out, wall_clock
@@ -92,8 +91,16 @@ class SimCore:
                                 p.reset_guard_s)
         self.muted_at: float | None = None  # fault injection: joint states stopped (grid time)
         self.mode_published = ''
-        self.epoch, self.mono0 = epoch, mono0
+        self.epoch, self.mono0 = 0.0, 0.0
         self.goal = np.zeros(3)
+
+    def start(self, epoch: float, mono0: float) -> None:
+        """Start the clock and the first episode (the host calls this last, once it publishes).
+
+        Grid time 0 is ROS time `epoch` and the steady clock's `mono0` [s].
+        """
+        self.epoch, self.mono0 = epoch, mono0
+        self.start_episode()
 
     # -- time -------------------------------------------------------------------------------
     def ros_time(self, t_arm: float) -> float:

@@ -63,9 +63,7 @@ class SimRobot(Node):
         self.p = p = declare(self, SimParams)
         iface = command_interface(p.command_type)
         self.command_msg = conv.COMMAND_MESSAGES[iface.message]
-        # grid time 0 = ROS time epoch, measured on the steady clock from here on
-        epoch = 0.0 if p.publish_clock else self.get_clock().now().nanoseconds * 1e-9
-        self.core = core = SimCore(p, self, epoch, time.monotonic())
+        self.core = core = SimCore(p, self)
         self.profile, self._diag_wall, self._diag_mode = core.profile, 0.0, ''
         topic = p.command_topic or iface.default_topic(p.robot)
         self._cmd_sub = self.create_subscription(self.command_msg.type, topic, self._on_command,
@@ -100,7 +98,9 @@ class SimRobot(Node):
         self.create_timer(0.5, self.goal, clock=steady)  # late joiners get the goal
         self.create_timer(1.0 / p.robot_state_rate_hz, self._publish_robot_state,
                           clock=steady)
-        core.start_episode()
+        # grid time 0 = ROS time epoch, measured on the steady clock from here on
+        core.start(0.0 if p.publish_clock else self.get_clock().now().nanoseconds * 1e-9,
+                   time.monotonic())
         self.get_logger().info(
             f'sim_robot: {p.robot} ({p.fidelity} fidelity), {p.command_type} commands on '
             f'{self.resolve_topic_name(topic)}, '
