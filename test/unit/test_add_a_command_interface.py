@@ -87,3 +87,16 @@ def test_the_shipped_bundle_reaches_a_goal_through_it_and_stops_without_a_reflex
     assert st['reflex'] is None and st['dropped'] == 0 and st['command_errors'] == 0
     assert closest < 0.02  # reached (this bundle is a v1 reach policy: it does not hold)
     assert loop.stopped(arm.time) and st['at_rest']
+
+
+def test_the_shipped_interfaces_name_parts_every_layer_has():
+    from rl_control.contract.actions import ACTION_TYPES
+    from rl_control.serve.outputs import OUTPUTS
+
+    assert sorted(COMMAND_INTERFACES) == ['effort', 'trajectory', 'velocity']
+    for iface in COMMAND_INTERFACES.values():
+        assert iface.action_type in ACTION_TYPES and iface.output in OUTPUTS, iface
+    pytest.importorskip('rclpy')
+    from rl_control.ros.conversions import COMMAND_MESSAGES
+
+    assert all(i.message in COMMAND_MESSAGES for i in COMMAND_INTERFACES.values())

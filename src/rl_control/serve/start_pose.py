@@ -31,6 +31,11 @@ REST_RAD_S = 1e-3
 """|qd| below which a joint counts as at rest [rad/s] (robots/franka.py REST_VELOCITY)."""
 SETTLE_S = 1.0
 """How long after the plan's end the measured arm may take to arrive before the move fails."""
+START_LEAD_S = 0.1
+"""The move starts this long after the request, beyond the shaper's lead: its one message carries
+hundreds of waypoints, built and serialized in Python (where a garbage collection can pause a
+thread for tens of milliseconds), and must reach the controller before it starts, or the
+controller steps into it (a reflex on a Franka). The arm is at rest and holds meanwhile."""
 
 
 class StartMoveError(ValueError):
@@ -153,7 +158,7 @@ def begin_move(loop: Any, now: float, wall: float, speed: float, shadow: bool
         loop._sent = None
     else:
         loop._reanchor_if_elsewhere(now)
-    t0 = shaper.next_start(now)
+    t0 = shaper.next_start(now + START_LEAD_S)
     try:
         plan = plan_to_start(shaper.limits, loop.shaper_cfg, shaper.velocity_limits,
                              shaper.plan.at(t0), loop.start_q, t0, speed)
