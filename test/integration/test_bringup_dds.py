@@ -16,7 +16,7 @@ FR3_PARAMS = str(REPO / 'config' / 'policy_server_fr3.yaml')
 
 
 def start_fr3(nodes: Nodes, bundle: Path, sim: dict, srv: dict) -> tuple:
-    from rl_control.ros.demo import start_node
+    from rl_control.ros.processes import start_node
 
     sim_proc = nodes.start('rl_control.ros.sim_robot', {'robot': 'fr3', **sim})
     log = nodes.log_dir / 'policy_server.log'

@@ -196,7 +196,7 @@ def test_v1_bundles_load_with_their_old_meaning():
 
 def test_v1_goal_region_is_the_reach_task_box():
     from rl_control.bundle.io import V1_REACH_GOAL_REGION
-    from rl_control.envs.panda_reach import GOAL_HIGH, GOAL_LOW
+    from rl_control.envs.reach_task import GOAL_HIGH, GOAL_LOW
 
     assert V1_REACH_GOAL_REGION == {'low': GOAL_LOW.tolist(), 'high': GOAL_HIGH.tolist()}
 

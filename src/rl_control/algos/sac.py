@@ -30,13 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl_control.algos.networks import (
-    EnsembleQ,
-    ForeachAdam,
-    SquashedGaussianActor,
-    min_heads,
-    set_progress_lrs,
-)
+from rl_control.algos.networks import EnsembleQ, SquashedGaussianActor, min_heads
+from rl_control.algos.optim import ForeachAdam, set_progress_lrs
 from rl_control.algos.polyak import polyak_update
 from rl_control.algos.seeding import seeded_init, standard_normal, torch_generator
 from rl_control.algos.types import Batch, Metrics

@@ -20,20 +20,24 @@ import yaml
 
 from rl_control import __version__
 from rl_control.bundle.atomic import atomic_write_bytes, atomic_write_text
+from rl_control.contract.actions import ACTION_TYPES as CONTRACT_ACTION_TYPES
 
 FORMAT = 'rl_control.policy/2'
 FORMAT_V1 = 'rl_control.policy/1'
 READABLE = (FORMAT, FORMAT_V1)
 # Robot-task sections of /2 (null for generic gymnasium tasks). A /1 bundle is read with the
 # meaning it had: trained on the ideal velocity servo (no shaper, no randomization), by the
-# Panda reach task, whose goal box is this (envs/panda_reach.py GOAL_LOW / GOAL_HIGH, base
+# Panda reach task, whose goal box is this (envs/reach_task.py GOAL_LOW / GOAL_HIGH, base
 # frame) and whose success distance is its distance_threshold (default 0.05 m).
+# start_pose: the joint positions episodes start from; task_name: the task (envs/tasks.py),
+# optional: absent in bundles written before tasks had names, all of them reach bundles.
 ROBOT_FIELDS = ('robot', 'shaper', 'torque', 'randomization', 'goal_region', 'success_distance',
-                'hold', 'start_pose')  # start_pose: the joint positions episodes start from
+                'hold', 'start_pose', 'task_name')
 V1_REACH_GOAL_REGION = {'low': [0.45, -0.15, 0.0], 'high': [0.75, 0.15, 0.3]}
 SPEC_FILE = 'policy.yaml'
 WEIGHTS_FILE = 'actor.safetensors'
-ACTION_TYPES = ('box', 'joint_velocity', 'joint_effort', 'joint_position_delta')
+ACTION_TYPES = ('box', *CONTRACT_ACTION_TYPES)
+"""`box`: a generic gymnasium task's affine map; the rest are robot contract action types."""
 
 
 class BundleError(ValueError):
@@ -223,6 +227,7 @@ def upgrade_v1(spec: dict[str, Any]) -> dict[str, Any]:
     reach = env_id.startswith('rl_control/PandaJointReach')
     out['goal_region'] = ({'frame': 'panda_link0', **V1_REACH_GOAL_REGION} if reach else None)
     out['success_distance'] = float(kwargs.get('distance_threshold', 0.05)) if reach else None
+    out['task_name'] = 'reach' if reach else None
     return out
 
 

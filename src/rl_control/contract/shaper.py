@@ -48,7 +48,7 @@ __all__ = ['GRID_S', 'Limits', 'MotionState', 'Plan', 'Shaper', 'ShaperConfig', 
 
 @dataclass(frozen=True, eq=False)
 class Limits:
-    """Joint limits in planning order: position range, velocity, acceleration, jerk (7,)."""
+    """Joint limits in planning order: position range, velocity, acceleration, jerk (n,)."""
 
     q_min: np.ndarray
     q_max: np.ndarray

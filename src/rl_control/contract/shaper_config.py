@@ -22,9 +22,9 @@ class ShaperConfig:
     The fractions scale the profile's limits: planning below the limits leaves room for the
     controller's spline interpolation between waypoints (a quintic through samples of a
     bang-bang-jerk profile overshoots the planned jerk) and for finite-difference noise.
-    A stop (`Shaper.brake`) plans closer to the limits (`brake_*`): 0.9 / 0.7 raised no reflex
-    in 300 e-stops at random times from a random policy through the JTC on the MuJoCo arm,
-    0.95 / 0.9 one in 20, 1.0 / 1.0 twenty in 20 (the quintic's overshoot). The tails of
+    A stop (`Shaper.brake`) plans closer to the limits (`brake_*`), but not at them: the
+    controller's quintic overshoots a stop planned at 100 % (e-stops at random times through
+    the JTC on the MuJoCo arm raise reflexes there and none at these defaults). The tails of
     running plans keep the tracking fractions: they are the motion the policy was trained on.
     """
 

@@ -2,9 +2,10 @@
 
 Kept apart from loop.py (which reads as the tick) as a mixin of `ServingLoop`: the joint
 mapping by name (the server maps `/joint_states` by NAME, never by index), the shaper on the
-served profile's limits (the FR3's position-dependent velocity band), the safety gate, the goal
-region, the joint-state cache with its plausibility bounds (`guards.py`), and the dry run that
-proves the actor takes the contract's observation before any robot moves.
+served profile's limits (the band the profile says to plan inside: the FR3's position-dependent
+one), the safety gate, the bundle's task with its goal gate (envs/tasks.py), the joint-state
+cache with its plausibility bounds (`guards.py`), and the dry run that proves the actor takes
+the contract's observation before any robot moves.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from rl_control.contract.actions import action_type
 from rl_control.contract.shaper import Limits, Shaper, ShaperConfig, ShaperError
-from rl_control.contract.torque import TorqueConfig, TorqueShaper
+from rl_control.envs.tasks import task_for_bundle
 from rl_control.robots.profiles import get_profile
 from rl_control.serve import goals, guards, safety, state
 
@@ -67,7 +69,7 @@ class LoopBuild:
                 cfg = ShaperConfig(**{**cfg.to_yaml(), 'lead_s': s.lead_s})
         except ShaperError as exc:
             raise ServeError(f'bundle shaper / lead_s: {exc}') from None
-        if trained is None and s.command_type != 'effort':
+        if trained is None and action_type(self.act_spec.type).shaping == 'motion':
             self.warnings.append('the bundle was trained without command shaping (ideal '
                                  'servo): served motions are jerk-limited and may lag the '
                                  'training dynamics')
@@ -75,9 +77,9 @@ class LoopBuild:
         limits = Limits.from_profile(prof, idx)
 
         def band(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            full = np.broadcast_to(prof.home, (*np.shape(q)[:-1], 7)).copy()
+            full = np.broadcast_to(prof.home, (*np.shape(q)[:-1], prof.dof)).copy()
             full[..., idx] = q
-            lo, hi = prof.libfranka_velocity_limits(full)
+            lo, hi = prof.shaping_velocity_limits(full)
             return (np.broadcast_to(lo, full.shape)[..., idx],
                     np.broadcast_to(hi, full.shape)[..., idx])
 
@@ -93,33 +95,29 @@ class LoopBuild:
                                      f'its {", ".join(tighter)} are tighter, so motions stay '
                                      f'inside the {prof.name} range and may be slower than '
                                      'trained')
-        if s.command_type == 'effort':
-            self.torque = TorqueShaper(prof.tau_max[idx], prof.dtau_max[idx],
-                                       TorqueConfig(damping=s.effort_damping,
-                                                    hold_damping=_hold_damping(spec)),
-                                       qd_max=prof.qd_max[idx],
-                                       q_range=(prof.q_min[idx], prof.q_max[idx]))
+        self.hold_damping = _hold_damping(spec)  # effort: serve/outputs.py TorqueStream
 
     def _build_gates(self, spec: dict[str, Any]) -> None:
         s, prof, idx, act = self.settings, self.profile, self.profile_idx, self.act_spec
-        robot_limit = prof.tau_max[idx] if act.type == 'joint_effort' else prof.qd_max[idx]
+        robot_limit = action_type(act.type).limits(prof)[idx]
         low, high = np.maximum(act.low, -robot_limit), np.minimum(act.high, robot_limit)
         try:
             self.safety = safety.SafetyFilter(low, high, s.clamp_scale, s.ramp_in_s)
         except ValueError as exc:
             raise ServeError(f'clamp_scale / ramp_in_s: {exc}') from None
-        region = spec.get('goal_region') or {}
         self.base_frame = s.base_frame or prof.base_frame
         try:
-            self.goals = goals.GoalGate(self.base_frame, region.get('low'), region.get('high'))
+            self.task = task_for_bundle(spec)
+            self.goals = goals.GoalGate(self.base_frame, *(self.task.goal_region()
+                                                            or (None, None)))
         except ValueError as exc:
-            raise ServeError(f'bundle goal_region: {exc}') from None
+            raise ServeError(f'bundle goal_region / task_name: {exc}') from None
         if s.goal_low or s.goal_high:
             try:
                 self.goals.tighten(s.goal_low, s.goal_high)
             except ValueError as exc:
                 raise ServeError(str(exc)) from None
-        self.success_distance = float(spec.get('success_distance') or 0.05)
+        self.success_distance = self.task.distance_threshold
         self.cache = state.JointStateCache(
             self.robot_joints, state.StateLimits(s.stale_periods * self.tick_s,
                                                  s.max_state_age_s, s.backstop_s,
@@ -127,7 +125,7 @@ class LoopBuild:
             need_velocity='joint_vel' in self.obs_spec.terms,
             plausible=guards.plausible(prof, idx))
         cmd = idx[self.perm]
-        self._cmd_limits = (prof.q_min[cmd], prof.q_max[cmd], prof.qd_max[cmd])
+        self.cmd_limits = (prof.q_min[cmd], prof.q_max[cmd], prof.qd_max[cmd])
 
     def _dry_run(self, where: str) -> None:
         """Prove the actor takes the contract's observation before any robot moves."""

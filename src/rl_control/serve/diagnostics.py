@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from rl_control.serve.sources import slow_source
+
 OK, WARN, ERROR = 0, 1, 2
 ERROR_REASONS = ('estop', 'missing_joint', 'duplicate_joints', 'implausible_state',
                  'internal_error')
@@ -84,6 +86,26 @@ def report(loop: Any, active: bool, configure_error: str, robot: str, latency: L
         detail = loop.failure
     level, message = level_and_message(active, loop.reason, rate_hz, 1.0 / loop.tick_s, detail)
     return level, message, loop.profile.name, values
+
+
+def server_status(loop: Any, active: bool, configure_error: str, settings: Any,
+                  latency: LatencyStats, now: float, wall: float, bundle: str, conflict: str,
+                  recorder: Any, state_rate: tuple[float, str] | None
+                  ) -> tuple[int, str, str, dict[str, Any]]:
+    """The policy server's whole status: `report`, a command-topic conflict, `bring_up`.
+
+    `state_rate`: (joint states per second, their topic) once configured, else None.
+    """
+    level, message, hardware, values = report(loop, active, configure_error, settings.robot,
+                                              latency, now, wall)
+    values.update(bundle=bundle, late_messages=0 if loop is None else loop.late,
+                  command_conflict=conflict)
+    if conflict and conflict not in message:
+        level, message = ERROR, f'{message}: {conflict}'
+    slow = None if state_rate is None or settings.trigger == 'state' else slow_source(
+        state_rate[0], settings.min_state_rate_hz, state_rate[1])
+    return (*bring_up(level, message, values, settings.shadow, recorder, slow), hardware,
+            values)
 
 
 def bring_up(level: int, message: str, values: dict[str, Any], shadow: bool,

@@ -60,3 +60,8 @@ def check_trajectory(msg: Any, names: list[str], q_min: np.ndarray, q_max: np.nd
 def clip_velocity(qd: np.ndarray, qd_max: np.ndarray) -> np.ndarray:
     """A streamed velocity inside the limits (the stream is a plan's own, so this is a guard)."""
     return np.clip(np.nan_to_num(qd, nan=0.0), -qd_max, qd_max)
+
+
+def clip_position(q: np.ndarray, q_min: np.ndarray, q_max: np.ndarray) -> np.ndarray:
+    """A streamed position inside the range (a plan's own, so this is a guard too)."""
+    return np.clip(q, q_min, q_max)

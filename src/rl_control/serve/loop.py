@@ -18,12 +18,12 @@ the state was measured: a reflex, a controller switch, a push), never for late s
 only on a plausible one (guards.py: a state no arm can be in is refused like a NaN, until
 plausible states return). Every trajectory is checked against the limits before it leaves,
 and an exception anywhere in a tick brakes from the last good plan and latches
-`internal_error` until `reset` or `activate` (`tick`). Construction is build.py, reporting
-report.py.
+`internal_error` until `reset` or `activate` (`tick`). What leaves is the command
+interface's output (serve/outputs.py: a trajectory per tick, or a stream). Construction is
+build.py, reporting report.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,32 +35,25 @@ from rl_control.contract import (
     build_observation,
     contract_from_yaml,
 )
-from rl_control.contract.shaper import Plan
+from rl_control.robots.command_interfaces import command_interface
 from rl_control.robots.profiles import get_profile
 from rl_control.robots.trajectory import JointTrajectory
-from rl_control.serve import guards, safety, state
+from rl_control.serve import safety, state
 from rl_control.serve.build import LoopBuild, ServeError, default_robot_joints
-from rl_control.serve.commands import trajectory_message
+from rl_control.serve.outputs import OUTPUTS, TickOutput
 from rl_control.serve.report import LoopReport
 from rl_control.serve.robot_errors import ROBOT_ERROR, RobotErrorWatch
-from rl_control.serve.settings import COMMAND_TYPES, TRIGGERS, ServeSettings
+from rl_control.serve.settings import TRIGGERS, ServeSettings
 from rl_control.serve.start_pose import StartMove, begin_move, move_runs
 
 __all__ = ['INTERNAL_ERROR', 'ServeError', 'ServingLoop', 'TickOutput', 'default_robot_joints']
 
-ACTION_FOR_COMMAND = {'velocity': 'joint_velocity', 'trajectory': 'joint_velocity',
-                      'effort': 'joint_effort'}
 INTERNAL_ERROR = 'internal_error'
 MOVE_TO_START = 'move_to_start'
-
-
-@dataclass
-class TickOutput:
-    """What one policy tick decided: a trajectory to publish (or None) and why it moves or not."""
-
-    trajectory: JointTrajectory | None
-    reason: str
-    plan: Plan | None = None
+SEND_MARGIN_S = 0.002
+"""A trajectory is sent only this long before its plan start or earlier: local DDS delivers in
+well under a millisecond (the stamps in `rl-control demo --record` recordings), so a message sent
+later would start late (`ServingLoop.withheld`)."""
 
 
 class ServingLoop(LoopBuild, LoopReport):
@@ -70,8 +63,10 @@ class ServingLoop(LoopBuild, LoopReport):
                  bundle_path: str = '') -> None:
         s = self.settings = settings
         where = f'bundle {bundle_path}' if bundle_path else 'bundle'
-        if s.command_type not in COMMAND_TYPES:
-            raise ServeError(f'command_type {s.command_type!r} is not one of {COMMAND_TYPES}')
+        try:
+            self.interface = command_interface(s.command_type)
+        except ValueError as exc:
+            raise ServeError(str(exc)) from None
         if s.trigger not in TRIGGERS:
             raise ServeError(f'trigger {s.trigger!r} is not one of {TRIGGERS}')
         try:
@@ -81,12 +76,16 @@ class ServingLoop(LoopBuild, LoopReport):
             raise ServeError(f'{where}: {exc}') from None
         self.policy, self.spec = policy, spec
         act = self.act_spec = contract.act_spec
-        if act.type != ACTION_FOR_COMMAND[s.command_type]:
+        if act.type != self.interface.action_type:
             raise ServeError(f'{where} has action.type {act.type!r}, which cannot drive '
                              f'command_type {s.command_type!r}')
         self.warnings: list[str] = []
         self._map_joints(list(contract.obs_spec.joint_names))
-        self.obs_spec = ObservationSpec(tuple(self.robot_joints), contract.obs_spec.terms)
+        try:
+            self.obs_spec = ObservationSpec(tuple(self.robot_joints), contract.obs_spec.terms,
+                                            self.profile.name)
+        except ContractError as exc:
+            raise ServeError(f'{where}: {exc}') from None
         self.period_s = float(contract.control_period_s)
         rate = s.control_rate_hz or 1.0 / self.period_s
         self.tick_s = 1.0 / rate
@@ -96,17 +95,16 @@ class ServingLoop(LoopBuild, LoopReport):
                                  'own rate and may behave differently')
         self._build_shaping(spec)
         self._build_gates(spec)
+        self.output = OUTPUTS[self.interface.output](self)
         self._dry_run(where)
         self.last_tick: float | None = None
         self.answered_stamp = self.due_time = 0.0
         self.reason = safety.INACTIVE
         self.failure: str | None = None
-        self.reanchors = self.withdrawn = 0
+        self.reanchors = self.withdrawn = self.late = 0
         self._undo: tuple[Any, ...] = (self.shaper.savepoint(), None, None)
         self.brake_started: float | None = None
         self.last_braking_s = 0.0
-        self._tau_target: np.ndarray | None = None
-        self._stream_t: float | None = None
         self._sent: JointTrajectory | None = None  # the controller's message (commands.py)
         self.ticks, self._rate_window = 0, (0, None)
         self.actions: list[np.ndarray] = []  # shaped targets as actions, newest first
@@ -129,8 +127,7 @@ class ServingLoop(LoopBuild, LoopReport):
         self.actions = []
         self.answered_stamp = 0.0
         self.last_tick = None
-        if self.settings.command_type == 'effort':
-            self.torque.reset()
+        self.output.activate()
 
     def deactivate(self) -> None:
         """Stop serving; the host brakes first (`tick` after `safety.deactivate` brakes).
@@ -196,6 +193,10 @@ class ServingLoop(LoopBuild, LoopReport):
             return self.goals.reason
         return None
 
+    def inputs_failed(self, now: float, wall: float) -> bool:
+        """Serving, but the inputs just went bad: the watchdog brakes now, not next tick."""
+        return self.reason == safety.OK and self.input_problem(now, wall) is not None
+
     def tick(self, now: float, wall: float) -> TickOutput:
         """One policy tick at `now` (control clock) / `wall` (steady clock).
 
@@ -234,17 +235,10 @@ class ServingLoop(LoopBuild, LoopReport):
         latest = (np.zeros(self.act_spec.size) if result.command is None else
                   np.clip(result.command / self.act_spec.scale, -1.0, 1.0))
         self.actions = [latest, *self.actions[:2]]
-        if self.settings.command_type == 'effort':
-            self._tau_target = result.command
-            return TickOutput(None, result.reason)
-        if result.command is not None:
-            previous = self.shaper.plan
-            plan = self.shaper.step(now, result.command)
-            self.brake_started = None
-            return TickOutput(self._message(plan, previous, now), result.reason, plan)
-        return self._brake(now, result.reason)
+        return self.output.apply(now, result)
 
-    def _brake(self, now: float, reason: str) -> TickOutput:
+    def brake(self, now: float, reason: str) -> TickOutput:
+        """Plan a time-optimal stop (the outputs' and a fault's brake)."""
         if self.shaper.at_rest(now):
             return TickOutput(None, reason)  # at rest already: the controller holds
         previous = self.shaper.plan
@@ -252,33 +246,35 @@ class ServingLoop(LoopBuild, LoopReport):
         if self.brake_started is None:
             self.brake_started = now
             self.last_braking_s = plan.end - now
-        return TickOutput(self._message(plan, previous, now), reason, plan)
-
-    def _message(self, plan: Plan, previous: Plan | None, now: float) -> JointTrajectory | None:
-        """The controller's message for `plan` (trajectory mode), checked against the limits."""
-        if self.settings.command_type != 'trajectory':
-            return None
-        msg = trajectory_message(plan, previous, now, self.shaper_cfg.sample_s, self.cmd_joints,
-                                 self.perm, self._sent)
-        guards.check_trajectory(msg, self.cmd_joints, *self._cmd_limits)
-        self._sent = msg
-        return msg
+        return TickOutput(self.output.message(plan, previous, now), reason, plan)
 
     def _fault(self, now: float, exc: Exception) -> TickOutput:
         """Brake from the plan before this tick (or leave the last message: it ends at rest)."""
         text = ' '.join(str(exc).split())[:300]
         self.failure = f'{type(exc).__name__}: {text}' if text else type(exc).__name__
-        self.reason, self._tau_target = INTERNAL_ERROR, None
+        self.reason = INTERNAL_ERROR
+        self.output.fault()
         point, sent, started = self._undo
         self.shaper.rollback(point)
         self._sent, self.brake_started = sent, started
         if self.shaper.anchored:
             try:
-                return self._brake(now, INTERNAL_ERROR)
+                return self.brake(now, INTERNAL_ERROR)
             except Exception:  # noqa: BLE001 - the last sent message ends at rest
                 self.shaper.rollback(point)
                 self._sent, self.brake_started = sent, started
         return TickOutput(None, INTERNAL_ERROR)
+
+    def withheld(self, now: float, plan: Any) -> bool:
+        """Whether the tick's message, about to be sent at `now`, is too late and withdrawn."""
+        if now <= plan.t0 - SEND_MARGIN_S:
+            return False
+        self.withdraw()
+        return True
+
+    def sent(self, now: float, plan: Any) -> None:
+        """The tick's message left at `now`; after its plan start, the controller steps."""
+        self.late += now > plan.t0
 
     def withdraw(self) -> None:
         """The last tick's message was not sent (it would have started late): forget it.
@@ -326,31 +322,9 @@ class ServingLoop(LoopBuild, LoopReport):
 
     # -- the output stream (velocity / effort) ------------------------------------------------
     def stream(self, now: float) -> np.ndarray | None:
-        """The velocity or torque to send at `now`, in command order (None: nothing yet)."""
-        if self.settings.command_type == 'velocity':
-            if not self.shaper.anchored:
-                return None
-            return guards.clip_velocity(self.shaper.reference(now).qd[self.perm],
-                                        self._cmd_limits[2])
-        if self.settings.command_type != 'effort':
-            return None
-        dt = 0.0 if self._stream_t is None else now - self._stream_t
-        self._stream_t = now
-        if self._tau_target is not None:
-            tau = self.torque.step(dt, self._tau_target, self.cache.qd, self.cache.q)
-        elif not self.cache.received:
-            return None
-        elif now - float(self.cache.arrival.min()) > self.cache.limits.stale_s \
-                or self.cache.bad.any():
-            # no measured velocity to damp: damping the last one would push on forever
-            # (the arm decelerates, then accelerates back); ramp to zero torque and float
-            tau = self.torque.step(dt, np.zeros_like(self.torque.tau))
-        else:
-            tau = self.torque.brake(dt, self.cache.qd, self.cache.q)
-        return tau[self.perm]
+        """The value to stream at `now`, in command order (None: nothing; serve/outputs.py)."""
+        return self.output.stream(now)
 
     def stopped(self, now: float) -> bool:
         """Whether a stop has brought the arm to rest (the host can stop streaming)."""
-        if self.settings.command_type == 'effort':
-            return bool(np.abs(self.cache.qd).max() < 1e-3)
-        return self.settings.command_type == 'trajectory' or self.shaper.at_rest(now)
+        return self.output.stopped(now)

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from rl_control.robots.kinematics import fk_single
 from rl_control.serve import goals, safety
 
 
@@ -39,7 +38,9 @@ class LoopReport:
                 out['state'], out['reason'] = 'refused', self.goals.last_refused
             return out
         if self.cache.received and not np.isinf(self.cache.arrival).any():
-            d = float(np.linalg.norm(np.asarray(fk_single(self.cache.q.tolist())) - g))
+            q = self.profile.home.copy()
+            q[self.profile_idx] = self.cache.q
+            d = float(np.linalg.norm(self.task.achieved(self.profile, q) - g))
             out['distance'] = d
             if d <= self.success_distance:
                 out['state'] = 'reached'

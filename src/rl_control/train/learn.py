@@ -44,7 +44,7 @@ import torch
 from rl_control.algos.registry import get_algorithm
 from rl_control.bundle import save_bundle
 from rl_control.envs.factory import env_metadata, make_vec_env, obs_dims, template_env
-from rl_control.envs.snapshot import vector_env_state
+from rl_control.envs.snapshot import set_vector_env_state, vector_env_state
 from rl_control.train import build
 from rl_control.train.config import TrainConfig
 from rl_control.train.control import Callback, FnCallback, TrainControl, TrainResult
@@ -55,14 +55,17 @@ from rl_control.train.logger import RunLogger
 from rl_control.train.offpolicy import OffPolicyCollector
 from rl_control.train.onpolicy import OnPolicyCollector
 from rl_control.train.persistence import (
+    CHECKPOINT_FORMAT,
     ResumeError,
     RunLock,
     RunLockError,
     check_resumable,
     load_latest,
-    restore_run,
-    run_state,
+    load_object_state,
+    object_state,
+    rng_state,
     save_checkpoint,
+    set_rng_state,
 )
 from rl_control.train.schedule import Schedule
 from rl_control.train.signals import stop_on_signals
@@ -227,8 +230,7 @@ class Trainer:
         rollout = self.collector.collect()
         self.env_steps += self.collector.n_steps * self.cfg.n_envs
         self._ckpt_request = self.control.take_checkpoint_request()
-        if hasattr(self.agent, 'set_progress'):
-            self.agent.set_progress(1.0 - self.env_steps / self.cfg.total_steps)
+        self.agent.set_progress(1.0 - self.env_steps / self.cfg.total_steps)
         self.last_metrics = self.agent.update(rollout)
         check_losses(self.last_metrics)
 
@@ -319,7 +321,39 @@ class Trainer:
     # -- checkpoints and bundle ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs (see the module docstring)."""
-        return run_state(self)
+        keep_buffer = self.buffer is not None and self.cfg.save_replay_buffer
+        return {
+            'format': CHECKPOINT_FORMAT, 'config': self.cfg.to_dict(),
+            'agent': self.agent.state_dict(), 'normalizer': object_state(self.normalizer),
+            'reward_scaler': object_state(self.reward_scaler),
+            'buffer': object_state(self.buffer) if keep_buffer else None,
+            'collector': self.collector.state_dict(),
+            'envs': vector_env_state(self.envs) if self.snapshots else None,
+            'episodes': self.stats.state_dict(), 'rng': rng_state(),
+            'counters': {'env_steps': self.env_steps, 'segment': self.segment,
+                         'n_evals': self.n_evals, 'wall_s': self.wall_s()},
+            'last_metrics': dict(self.last_metrics),
+            'last_eval': self.last_eval, 'best_eval': self.best_eval,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of `state_dict` on a freshly built Trainer of the same config."""
+        self.agent.load_state_dict(state['agent'])
+        load_object_state(self.normalizer, state['normalizer'])
+        load_object_state(self.reward_scaler, state['reward_scaler'])
+        if self.buffer is not None and state['buffer'] is not None:
+            load_object_state(self.buffer, state['buffer'])
+        self.stats.load_state_dict(state['episodes'])
+        set_rng_state(state['rng'])
+        c = state['counters']
+        self.env_steps, self.segment = c['env_steps'], c['segment']
+        self.n_evals, self.wall_offset = c['n_evals'], c['wall_s']
+        self.last_metrics = state['last_metrics']
+        self.last_eval, self.best_eval = state['last_eval'], state['best_eval']
+        self.collector.load_state_dict(state['collector'])
+        if state['envs'] is not None:
+            set_vector_env_state(self.envs, state['envs'])
+            self.restored_envs = True
 
     def _checkpoint(self) -> Path:
         if not self.snapshots:
@@ -340,7 +374,7 @@ class Trainer:
             return
         path, state = found
         check_resumable(state, self.cfg.to_dict(), path)
-        restore_run(self, state)
+        self.load_state_dict(state)
         self.resume_step = self.env_steps
 
     def _save_bundle(self) -> Path:

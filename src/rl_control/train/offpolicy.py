@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rl_control.algos.types import Agent
 from rl_control.envs.factory import final_observations, policy_input, step_info
 from rl_control.train import finite
 from rl_control.train.episodes import EpisodeStats
@@ -28,7 +29,7 @@ from rl_control.train.episodes import EpisodeStats
 class OffPolicyCollector:
     """Holds the latest observations of the vector env between steps."""
 
-    def __init__(self, envs: Any, agent: Any, buffer: Any, normalizer: Any, algo_cfg: Any,
+    def __init__(self, envs: Any, agent: Agent, buffer: Any, normalizer: Any, algo_cfg: Any,
                  her: bool, rng: np.random.Generator, stats: EpisodeStats,
                  reward_scaler: Any = None) -> None:
         self.envs, self.agent, self.buffer, self.normalizer = envs, agent, buffer, normalizer
@@ -36,10 +37,10 @@ class OffPolicyCollector:
         self.her, self.rng, self.stats = her, rng, stats
         self.n_envs = envs.num_envs
         self.act_dim = int(np.prod(envs.single_action_space.shape))
-        self.learning_starts = int(getattr(algo_cfg, 'learning_starts', 100))
-        self.train_freq = max(1, int(getattr(algo_cfg, 'train_freq', 1)))
-        self.gradient_steps = int(getattr(algo_cfg, 'gradient_steps', 1))
-        self.batch_size = int(getattr(algo_cfg, 'batch_size', 256))
+        self.learning_starts = int(algo_cfg.learning_starts)
+        self.train_freq = max(1, int(algo_cfg.train_freq))
+        self.gradient_steps = int(algo_cfg.gradient_steps)
+        self.batch_size = int(algo_cfg.batch_size)
         self.obs: Any = None
         self.iteration = 0  # vector steps taken
 
@@ -51,7 +52,7 @@ class OffPolicyCollector:
         self.agent.reset_noise(None)
         if self.reward_scaler is not None:
             self.reward_scaler.reset()
-        if hasattr(self.buffer, 'end_episodes'):  # HER: episodes never span a reset
+        if self.her:  # HER stores whole episodes: none spans a reset
             self.buffer.end_episodes()
 
     def step(self, env_steps: int, cut: bool = False) -> None:
@@ -88,8 +89,7 @@ class OffPolicyCollector:
         if env_steps <= self.learning_starts or self.iteration % self.train_freq:
             return None
         n = self.gradient_steps if self.gradient_steps >= 0 else self.train_freq * self.n_envs
-        if hasattr(self.agent, 'set_progress'):
-            self.agent.set_progress(1.0 - env_steps / total_steps)
+        self.agent.set_progress(1.0 - env_steps / total_steps)
         metrics = None
         for _ in range(n):
             batch = self.buffer.sample(self.batch_size)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl_control.algos.types import Rollout
+from rl_control.algos.types import OnPolicyAgent, Rollout
 from rl_control.envs.factory import final_observations, policy_input
 from rl_control.train import finite
 from rl_control.train.episodes import EpisodeStats
@@ -20,12 +20,12 @@ from rl_control.train.episodes import EpisodeStats
 class OnPolicyCollector:
     """Collects rollouts for `agent.update(rollout)`; holds the latest observations."""
 
-    def __init__(self, envs: Any, agent: Any, normalizer: Any, reward_scaler: Any,
+    def __init__(self, envs: Any, agent: OnPolicyAgent, normalizer: Any, reward_scaler: Any,
                  algo_cfg: Any, stats: EpisodeStats) -> None:
         self.envs, self.agent, self.stats = envs, agent, stats
         self.normalizer, self.reward_scaler = normalizer, reward_scaler
         self.n_envs = envs.num_envs
-        self.n_steps = int(getattr(algo_cfg, 'n_steps', 5))
+        self.n_steps = int(algo_cfg.n_steps)
         self.obs: Any = None
 
     def reset(self, seed: int) -> None:

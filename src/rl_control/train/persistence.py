@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-# Re-exported: the atomic writers live in the torch-free core/atomic.py (serving path).
+# Re-exported: the atomic writers live in the torch-free bundle/atomic.py (serving path).
 from rl_control.bundle.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = ['CHECKPOINT_FORMAT', 'LATEST', 'ResumeError', 'RunLock', 'RunLockError',
@@ -202,51 +202,6 @@ def load_object_state(obj: Any, state: Any) -> None:
         obj.load_state_dict(state)
     else:
         vars(obj).update(state)
-
-
-def run_state(run: Any) -> dict[str, Any]:
-    """A checkpoint's content for a `learn.Trainer` (see learn.py: "Exact resume")."""
-    from rl_control.envs.snapshot import vector_env_state
-
-    keep_buffer = run.buffer is not None and run.cfg.save_replay_buffer
-    return {
-        'format': CHECKPOINT_FORMAT,
-        'config': run.cfg.to_dict(),
-        'agent': run.agent.state_dict(),
-        'normalizer': object_state(run.normalizer),
-        'reward_scaler': object_state(run.reward_scaler),
-        'buffer': object_state(run.buffer) if keep_buffer else None,
-        'collector': run.collector.state_dict(),
-        'envs': vector_env_state(run.envs) if run.snapshots else None,
-        'episodes': run.stats.state_dict(),
-        'rng': rng_state(),
-        'counters': {'env_steps': run.env_steps, 'segment': run.segment,
-                     'n_evals': run.n_evals, 'wall_s': run.wall_s()},
-        'last_metrics': dict(run.last_metrics),
-        'last_eval': run.last_eval, 'best_eval': run.best_eval,
-    }
-
-
-def restore_run(run: Any, state: dict[str, Any]) -> None:
-    """Inverse of `run_state` on a freshly built Trainer of the same config."""
-    from rl_control.envs.snapshot import set_vector_env_state
-
-    run.agent.load_state_dict(state['agent'])
-    load_object_state(run.normalizer, state['normalizer'])
-    load_object_state(run.reward_scaler, state['reward_scaler'])
-    if run.buffer is not None and state['buffer'] is not None:
-        load_object_state(run.buffer, state['buffer'])
-    run.stats.load_state_dict(state['episodes'])
-    set_rng_state(state['rng'])
-    c = state['counters']
-    run.env_steps, run.segment = c['env_steps'], c['segment']
-    run.n_evals, run.wall_offset = c['n_evals'], c['wall_s']
-    run.last_metrics = state['last_metrics']
-    run.last_eval, run.best_eval = state['last_eval'], state['best_eval']
-    run.collector.load_state_dict(state['collector'])
-    if state['envs'] is not None:
-        set_vector_env_state(run.envs, state['envs'])
-        run.restored_envs = True
 
 
 class RunLockError(ValueError):
