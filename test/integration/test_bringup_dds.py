@@ -37,8 +37,9 @@ def test_move_to_start_over_dds(nodes: Nodes, probe: Probe, test_bundle: Path) -
 
     probe.record(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
     robot = probe.record(String, '/sim_robot/robot_state', qos.RESULTS)
+    # stale_periods 5: this test is about the move, not about a loaded host's late states
     procs = start_fr3(nodes, test_bundle, {'episode_s': 60.0, 'seed': 3},
-                      {'goal_topic': '/no_goals_here'})
+                      {'goal_topic': '/no_goals_here', 'stale_periods': 5.0})
     wait_for(lambda: server_diag(probe).get('last_reason') == 'no_goal', 30,
              'the server active, with no goal', procs)
     res = probe.call(Trigger, '/policy_server/move_to_start', timeout=30.0)
