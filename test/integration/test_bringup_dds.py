@@ -63,7 +63,7 @@ def test_a_reflex_brakes_waits_and_after_recovery_the_next_goal_is_reached(
     probe.record(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
     results = probe.record(String, '/sim_robot/episode_result', qos.RESULTS)
     procs = start_fr3(nodes, shipped_bundle,
-                      {'episode_s': 4.0, 'goals_file': str(REPO / 'config/reach_goals.yaml')}, {})
+                      {'episode_s': 8.0, 'goals_file': str(REPO / 'config/reach_goals.yaml')}, {})
     wait_for(lambda: len(results) >= 1, 30, 'a first episode', procs)
     time.sleep(0.3)  # mid-episode: the arm is on its way to the goal
     probe.call(Trigger, '/sim_robot/inject_reflex')
