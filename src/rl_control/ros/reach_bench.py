@@ -55,8 +55,11 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
     sim = {'robot': robot, 'fidelity': 'franka', 'command_type': iface.name, 'task': task.name,
            'goals_file': goals_file, 'episode_s': 4.0, 'publish_clock': not realtime,
            'publish_rate_hz': 1000.0 if realtime else 25.0}
+    # the robot's parameter file names its trajectory controller's topic: the bundle's own
+    # interface picks the topic sim_robot listens on (an effort bundle: the effort controller)
     srv: dict[str, Any] = {'robot': robot, 'bundle': os.path.abspath(bundle),
-                           'command_type': iface.name, 'autostart': True}
+                           'command_type': iface.name, 'autostart': True,
+                           'command_topic': iface.default_topic(robot)}
     if state_topic:
         srv['joint_state_topic'] = state_topic
     if not realtime:
