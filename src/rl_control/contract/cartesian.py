@@ -1,5 +1,6 @@
-"""Cartesian actions: an end-effector velocity, turned into the joint velocity target the shaper
-then plans toward (the same command path as a joint action from there on).
+"""Cartesian actions: an end-effector velocity, turned into a joint velocity target.
+
+The shaper then plans toward that target: the same command path as a joint action from there on.
 
 Why: a pick-and-place policy that must coordinate seven joints to move the hand in a straight
 line with its fingers pointing down spends most of its training learning the arm's kinematics;
@@ -11,12 +12,12 @@ in training and in serving alike:
     xdot = [v, k_o * e_R],  qd = J^+ xdot + (I - J^+ J) k_p (q_posture - q)
 
 with v the commanded end-effector velocity (base frame), e_R the orientation error of the hand
-(outside a small dead band) from `HAND_DOWN` (pointing down, fingers opening along the base y axis, as at the Panda's home
-pose), J the 6 x 7 geometric Jacobian, J^+ its damped least-squares inverse
-J^T (J J^T + lambda^2 I)^-1 (Nakamura & Hanafusa 1986; Wampler 1986), and an optional
-null-space pull toward the posture (the home pose). A zero command with the hand inside the
-orientation band is exactly zero joint velocity: "stay" is a point of the action box. The result is clamped at the action's joint limits like any
-joint velocity target.
+(outside a small dead band) from `HAND_DOWN` (pointing down, fingers opening along the base y
+axis, as at the Panda's home pose), J the 6 x 7 geometric Jacobian, J^+ its damped
+least-squares inverse J^T (J J^T + lambda^2 I)^-1 (Nakamura & Hanafusa 1986; Wampler 1986),
+and an optional null-space pull toward the posture (the home pose). A zero command with the
+hand inside the orientation band is exactly zero joint velocity: "stay" is a point of the
+action box. The result is clamped at the action's joint limits like any joint velocity target.
 """
 from __future__ import annotations
 

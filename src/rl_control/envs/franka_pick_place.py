@@ -182,8 +182,10 @@ class FrankaPickPlaceEnv(gym.Env):
     # -- episodes -----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None,
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Arm near home, hand open, cube on the table, a goal; options {'goal', 'q', 'cube',
-        'grasped'} fix them."""
+        """Arm near home, hand open, cube on the table, a goal.
+
+        Options {'goal', 'q', 'cube', 'grasped'} fix them.
+        """
         super().reset(seed=seed)
         options, rng, r, prof = options or {}, self.np_random, self.randomization, self.profile
         q = (np.asarray(options['q'], np.float64) if 'q' in options
@@ -331,7 +333,8 @@ class FrankaPickPlaceEnv(gym.Env):
     def state_dict(self) -> dict[str, Any]:
         """Arm, cell, goal, switch, episode and RNG (a checkpoint mid-episode resumes)."""
         import copy
-        return {'sim': self.sim.state_dict(), 'goal': self._goal.copy(), 'actions': [a.copy() for a in self._actions],
+        return {'sim': self.sim.state_dict(), 'goal': self._goal.copy(),
+                'actions': [a.copy() for a in self._actions],
                 'closed': self.switch.closed, 'episode': copy.deepcopy(self._ep),
                 'tracker': copy.deepcopy(self.tracker), 'rng': self.np_random.bit_generator.state}
 

@@ -1,8 +1,11 @@
 """The pick-and-place episode measures: grasped, lifted, dropped, held (one definition everywhere).
 
 The words, in the reach task's sense (envs/reach_metrics.py) where they overlap:
-- *grasped*: both finger pads touch the cube and the hand's width is within 5 mm of the cube's
-  size (a closed hand squeezing it, not a finger brushing it);
+- *grasped*: both finger pads touch the cube and the hand's width lies between the cube's size
+  (less `GRASP_WIDTH_TOL`) and its diagonal (plus it): the cube is between the pads. The hand
+  cannot turn to the cube's yaw (contract/cartesian.py), so a cube turned by psi is first held
+  at its edges, at size * (cos psi + sin psi), until the squeeze turns it square; an open hand
+  (8 cm) can touch it with one pad only;
 - *lifted*: grasped with the cube's bottom more than `LIFT_Z` above the table;
 - *dropped*: the cube left the hand while more than `DROP_Z` above the table (lost in the air,
   not put down), or fell off the table; an episode with a drop has failed, whatever happens
@@ -36,8 +39,9 @@ OFF_TABLE_Z = TABLE_TOP_Z - 0.05
 
 
 def grasped(pads: tuple[bool, bool], width: float, cube_size: float = 2 * CUBE_HALF) -> bool:
-    """Both pads on the cube and the hand closed to its size (module docstring)."""
-    return bool(pads[0] and pads[1] and abs(width - cube_size) <= GRASP_WIDTH_TOL)
+    """Both pads on the cube, the hand closed to between its size and diagonal (module doc)."""
+    return bool(pads[0] and pads[1] and cube_size - GRASP_WIDTH_TOL <= width
+                <= np.sqrt(2.0) * cube_size + GRASP_WIDTH_TOL)
 
 
 class PickTrace:

@@ -3,8 +3,9 @@
 It reads the same observation a policy does (the contract's terms: end effector, hand width and
 command, tracked cube pose, goal) and answers the same action (an end-effector velocity, or the
 joint velocities the contract's Cartesian law gives for it, and the gripper entry). It keeps no
-memory: every decision is a function of the observation (its last action included), so it can be served like a bundle's
-actor. Above the cube, down to it, close, wait for the grasp, carry the cube to the goal, stop.
+memory: every decision is a function of the observation (its last action included), so it can
+be served like a bundle's actor. Above the cube, down to it, close, wait for the grasp, carry
+the cube to the goal (lifted while far from it), stop.
 """
 from __future__ import annotations
 

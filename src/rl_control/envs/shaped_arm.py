@@ -37,9 +37,12 @@ class ShapedArm:
                  control: str = 'velocity', physics_dt: float = 0.002,
                  torque_cfg: TorqueConfig | None = None, physics: Any = None,
                  collision: Any = None) -> None:
-        """`physics`: a built physics (e.g. robots/hand_cell.py's cell) instead of the engine's
+        """The profile's arm on `engine`, shaped and checked as the real arm's commands are.
+
+        `physics`: a built physics (e.g. robots/hand_cell.py's cell) instead of the engine's
         arm; `collision`: a robots/contact.py `CollisionBehavior` judging its external wrench
-        every physics step (a physics that measures one)."""
+        every physics step (a physics that measures one).
+        """
         shaping = action_type_for_control(control).shaping
         self.profile, self.control, self.engine = profile, control, engine
         self.joint_names = profile.all_joint_names

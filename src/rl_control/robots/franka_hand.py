@@ -167,7 +167,10 @@ class FrankaHand:
                 self.grasped = ok
                 # a successful grasp keeps squeezing; a failed one stops where it is
                 self.target = max(cmd.width - 0.01, 0.0) if ok else float(width)
-        elif abs(width - cmd.width) < self.ARRIVED or run.stalled_s >= self.STALL_S:
+        elif (run.target == cmd.width and abs(width - cmd.width) < self.ARRIVED
+              or run.stalled_s >= self.STALL_S):
+            # arrived (the servo at the width, the fingers within ARRIVED of it: no jump of
+            # the servo at the end) or blocked (stop where the fingers are)
             self._finish(MOVE, abs(width - cmd.width) < 10 * self.ARRIVED)
             self.target = float(width) if run.stalled_s >= self.STALL_S else cmd.width
         return self.target, self.force

@@ -137,7 +137,7 @@ class CellPhysics(MujocoTracking):
         self.history.add(0.0, self.cube_pose())
 
     def set_cube(self, mass: float, friction: float) -> None:
-        """This episode's cube: mass [kg] and sliding friction coefficient."""
+        """Set this episode's cube: mass [kg] and sliding friction coefficient."""
         m = self.sim.model
         scale = mass / m.body_mass[self._cube_body]
         m.body_mass[self._cube_body] = mass

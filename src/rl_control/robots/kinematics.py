@@ -176,9 +176,10 @@ HAND_YAW = -math.pi / 4
 
 
 def fk_frame(q: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """End-effector position (3,), the hand's rotation (3, 3; columns: its x, y, z axes in the
-    base frame) and the geometric Jacobian (6, 7: linear rows, then angular) at joints `q`.
+    """End-effector position, hand rotation and geometric Jacobian at joints `q`.
 
+    Shapes: (3,); (3, 3), columns its x, y, z axes in the base frame; (6, 7), linear rows, then
+    angular.
     The same modified-DH chain as `fk`. Joint i turns about the z axis of frame i (after the
     twist and the offset a_{i-1}); its column is z_i x (p_ee - o_i) and z_i. The hand's y axis
     is the direction the fingers open along (franka_description: finger joint axes +-y).

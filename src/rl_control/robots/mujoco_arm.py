@@ -31,8 +31,9 @@ class MujocoArm:
 
     def __init__(self, profile: RobotProfile, timestep: float | None = None,
                  model: mujoco.MjModel | None = None) -> None:
-        """Load the profile's model (or use `model`, whose first joints and actuators are the
-        arm's); `timestep` [s] overrides the model's physics step.
+        """Load the profile's model, or use `model` (its first joints and actuators the arm's).
+
+        `timestep` [s] overrides the model's physics step.
 
         Training steps 40 ms at a time, so 10 ms (4 substeps) is plenty; a node that advances
         the physics in smaller ticks (e.g. 1 ms) must pass a timestep that divides its tick.

@@ -145,8 +145,10 @@ class RobotProfile:
         return self.kinematics.ee_position(q)
 
     def ee_frame(self, q: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(end-effector position, hand rotation, 6 x dof Jacobian) at `q`, where the
-        kinematics has them (`kinematics.FrankaKinematics.ee_frame`)."""
+        """(end-effector position, hand rotation, 6 x dof Jacobian) at `q`.
+
+        Where the kinematics has them (`kinematics.FrankaKinematics.ee_frame`).
+        """
         frame = getattr(self.kinematics, 'ee_frame', None)
         if frame is None:
             raise ValueError(f'the {self.name} kinematics give no end-effector frame and '
