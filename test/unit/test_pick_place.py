@@ -1,5 +1,5 @@
-"""Pick and place with the Franka hand in MuJoCo: the env, the scripted pick, the episode
-measures (grasped, dropped, held), the gripper's franka_gripper semantics and the tracker."""
+"""Pick and place with the Franka hand in MuJoCo: the env, the scripted pick and the episode
+measures (grasped, dropped, held); the hand and tracker are in test_pick_place_hand.py."""
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -273,3 +273,49 @@ def test_the_env_draws_the_tracker_delay_and_noise_from_its_ranges(env):
     np.testing.assert_allclose(obs['achieved_goal'], cube[:3], atol=1e-6)  # no noise
     assert nominal.tracker.delay_s == pytest.approx(0.05) and HOLD_S == 1.0
     nominal.close()
+
+
+def test_ramming_the_table_raises_the_collision_reflex_and_a_careful_pick_does_not(env):
+    u = env.unwrapped
+    env.reset(seed=0, options={'cube': np.r_[0.7, 0.1, CUBE_HALF, 0.0, 0.0, 0.0, 1.0]})
+    for _ in range(25):  # straight down at full speed, hand open, 20 cm above the table
+        _, _, _, _, info = env.step(np.array([0.0, 0.0, -1.0, -1.0], np.float32))
+    assert u.cell.contacts()['hand_table']
+    assert info['reflexes'] > 0 and info['reflex'] in ('joint_reflex', 'cartesian_reflex')
+    assert u.episode_result()['contact_reflexes'] > 0
+    res, infos = _episode(env, _policy(env).act, 0)
+    assert res['success'] and infos[-1]['reflexes'] == 0 and res['contact_reflexes'] == 0
+
+
+def test_an_episode_started_grasped_holds_the_cube_in_the_closed_hand(env):
+    u = env.unwrapped
+    env.reset(seed=1, options={'grasped': True})
+    assert u.switch.closed
+    for k in range(25):  # up 10 cm (0.4 s), then stay, hand closed
+        _, _, _, _, info = env.step(np.array([0.0, 0.0, 0.8 if k < 10 else 0.0, 1.0],
+                                             np.float32))
+    assert info['grasped'] and not info['dropped'] and u.cell.hand.commands == 1
+    np.testing.assert_allclose(u.cell.cube_pose()[:3], u.true_ee_position() - [0, 0, 0.005],
+                               atol=0.005)
+
+
+def test_a_snapshot_mid_episode_resumes_exactly(env):
+    """Checkpoints resume mid-episode: arm, hand, cube, tracker (and the pose history it reads
+    from, which the first version left out), RNG."""
+    u = env.unwrapped
+    pick = _policy(env)
+    obs, _ = env.reset(seed=3)
+    for _ in range(60):  # carrying the cube: the tracker reads poses from before the snapshot
+        obs, *_ = env.step(pick.act(_full(obs)))
+    snap = u.state_dict()
+
+    def run(obs):
+        rows = []
+        for _ in range(20):
+            obs, reward, _, _, info = env.step(pick.act(_full(obs)))
+            rows.append(np.r_[obs['observation'], reward, info['grasped']])
+        return np.array(rows)
+
+    first = run(obs)
+    u.load_state_dict(snap)
+    np.testing.assert_array_equal(run(obs), first)

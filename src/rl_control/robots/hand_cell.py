@@ -220,9 +220,10 @@ class CellPhysics(MujocoTracking):
 
     # -- snapshots -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """MuJoCo state, hand, cube parameters and clock (exact resume)."""
+        """MuJoCo state, hand, cube parameters, clock and pose history (exact resume)."""
         m = self.sim.model
         return {**super().state_dict(), 'hand': self.hand.state_dict(), 't': self.t,
+                'history': (list(self.history.times), [p.copy() for p in self.history.poses]),
                 'cube': (float(m.body_mass[self._cube_body]),
                          m.body_inertia[self._cube_body].copy(),
                          float(m.geom_friction[self._cube_geom, 0])),
@@ -234,6 +235,9 @@ class CellPhysics(MujocoTracking):
         m = self.sim.model
         self.hand.load_state_dict(state['hand'])
         self.t = state['t']
+        self.history.clear()  # the tracker reads past poses: they are state too
+        for t, pose in zip(*state['history'], strict=True):
+            self.history.add(t, pose)
         mass, inertia, friction = state['cube']
         m.body_mass[self._cube_body], m.body_inertia[self._cube_body] = mass, inertia
         m.geom_friction[self._cube_geom, 0] = friction
