@@ -159,7 +159,15 @@ class SAC:
         """Actions in [-1, 1] for a batch (n, obs_dim) or a single observation (obs_dim,)."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         single = x.ndim == 1
-        out = self.actor.action(x[None] if single else x, deterministic, self.generator)
+        # `SquashedGaussianActor.action`'s arithmetic on the layers directly: the same kernels,
+        # without the nn.Module call machinery (one call per env step).
+        z = grads.mlp_forward(self._actor_layers, x[None] if single else x, self.cfg.activation)
+        mu, log_std = z.split(self.act_dim, dim=-1)
+        if deterministic:
+            out = torch.tanh(mu)
+        else:
+            std = log_std.clamp(self.cfg.log_std_min, self.cfg.log_std_max).exp()
+            out = torch.tanh(mu + std * standard_normal(mu.shape, self.generator, mu))
         out = out.cpu().numpy()
         return out[0] if single else out
 
