@@ -37,10 +37,14 @@ def _act_(x: torch.Tensor, act: str) -> torch.Tensor:
 
 
 def _act_backward(g: torch.Tensor, out: torch.Tensor, act: str) -> torch.Tensor:
-    """The gradient through a hidden activation, from the activation's output."""
+    """The gradient through a hidden activation, from the activation's output.
+
+    Written into `g` (every caller passes a fresh temporary): autograd's kernels, without
+    allocating another activation-sized tensor.
+    """
     if act == 'relu':
-        return torch.ops.aten.threshold_backward(g, out, 0)
-    return torch.ops.aten.tanh_backward(g, out)
+        return torch.ops.aten.threshold_backward.grad_input(g, out, 0, grad_input=g)
+    return torch.ops.aten.tanh_backward.grad_input(g, out, grad_input=g)
 
 
 def mlp_forward(layers: Sequence[Layer], x: torch.Tensor, act: str,
