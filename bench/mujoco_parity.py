@@ -15,7 +15,8 @@ the issue defines it: at 50k, IQM ratio >= 0.9 with the CI's lower bound >= 0.75
 Each finished run is kept as bench/results/mujoco_parity/<env>_<impl>_s<seed>.json (with the
 git commit of the code that ran it) and skipped when the command runs again; a killed run
 leaves no file and starts again from scratch. SB3's runs go first (`--impls`): a defect found
-in rl_control meanwhile only asks for rl_control's side again (`--impls ours --force`).
+in rl_control meanwhile only asks for rl_control's side again (`--impls ours --force`);
+`--interleave` goes seed by seed instead, so that a batch stopped early leaves pairs.
 `--report` only rebuilds the table and the plot. Long runs: nice them, one at a time:
 
     setsid nohup nice -n 19 .venv/bin/python bench/mujoco_parity.py --jobs 1 \\
@@ -169,6 +170,9 @@ def main() -> None:
     p.add_argument('--envs', nargs='+', default=list(ENVS), choices=ENVS)
     p.add_argument('--impls', nargs='+', default=['sb3', 'ours'], choices=['ours', 'sb3'],
                    help='in this order (all runs of the first, then of the next)')
+    p.add_argument('--interleave', action='store_true',
+                   help='seed by seed instead: both libraries on both envs, then the next seed '
+                        '(a batch stopped early leaves pairs)')
     p.add_argument('--seeds', type=int, nargs='+', default=list(range(100, 108)))
     p.add_argument('--steps', type=int, default=50_000)
     p.add_argument('--budgets', type=int, nargs='+', default=[30_000, 50_000])
@@ -185,6 +189,8 @@ def main() -> None:
     RUNS = RESULTS / a.name
     RUNS.mkdir(parents=True, exist_ok=True)
     jobs = [(env, impl, seed) for impl in a.impls for seed in a.seeds for env in a.envs]
+    if a.interleave:
+        jobs = [(env, impl, seed) for seed in a.seeds for env in a.envs for impl in a.impls]
     todo = [j for j in jobs if a.force or not run_path(*j).is_file()]
     cores: queue.Queue[int] = queue.Queue()
     for c in range(a.jobs):
