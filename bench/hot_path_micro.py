@@ -42,7 +42,8 @@ def worker(number: int) -> dict[str, float]:
         build_observation,
         contract_from_yaml,
     )
-    from rl_control.robots.kinematics import PANDA, fk, fk_single
+    from rl_control.robots.kinematics import fk, fk_single
+    from rl_control.robots.profiles import PANDA
     from rl_control.serve.safety import SafetyConfig, SafetyFilter
 
     spec, policy = load_bundle(BUNDLE)

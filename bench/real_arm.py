@@ -48,7 +48,7 @@ BIN = Path(sys.executable).parent
 REST = 1e-3          # rad/s: at rest
 MOVING = 0.2         # rad/s: mid-motion, the fault is injected above this
 
-from rl_control.ros.demo import _die_with_parent, private_env, ros_args  # noqa: E402
+from rl_control.ros.processes import _die_with_parent, private_env, ros_args  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------

@@ -222,7 +222,7 @@ def main() -> int:
     import rclpy.executors
     from rclpy.signals import SignalHandlerOptions
 
-    from rl_control.ros.demo import start_node, stop_process
+    from rl_control.ros.processes import start_node, stop_process
 
     tmp = Path(tempfile.mkdtemp(prefix='serve_latency_'))
     bundle = args.bundle or (str(REPO / 'models' / 'panda_reach_sac')

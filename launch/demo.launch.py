@@ -35,7 +35,7 @@ from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
-from rl_control.ros.launch_args import truthy
+from rl_control.ros.launch_args import robot_choices, truthy
 
 
 def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, str]]:
@@ -96,7 +96,7 @@ def generate_launch_description() -> LaunchDescription:
             'bundle', default_value='',
             description="Policy bundle folder; '' = the installed models/panda_reach_sac."),
         DeclareLaunchArgument(
-            'robot', default_value='panda', choices=['panda', 'fr3'],
+            'robot', default_value='panda', choices=robot_choices(),
             description='The simulated robot and the server profile: panda or fr3.'),
         DeclareLaunchArgument(
             'namespace', default_value='',

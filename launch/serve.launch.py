@@ -48,7 +48,7 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
-from rl_control.ros.launch_args import set_overrides, truthy
+from rl_control.ros.launch_args import robot_choices, set_overrides, truthy
 
 PACKAGE = 'rl_control'
 
@@ -151,7 +151,7 @@ def generate_launch_description() -> LaunchDescription:
             description="Policy bundle folder (policy.yaml + actor.safetensors); '' = "
                         'params_file value, else the installed models/panda_reach_sac.'),
         DeclareLaunchArgument(
-            'robot', default_value='panda', choices=['panda', 'fr3'],
+            'robot', default_value='panda', choices=robot_choices(),
             description='Selects the default params_file, which sets the robot profile: '
                         'policy_server.yaml (panda_joint1..7) or policy_server_fr3.yaml '
                         '(fr3_joint1..7, FR3 limits, fr3_position_trajectory_controller).'),

@@ -35,7 +35,7 @@ from launch.substitutions import PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
-from rl_control.ros.launch_args import set_overrides, truthy
+from rl_control.ros.launch_args import robot_choices, set_overrides, truthy
 
 PACKAGE = 'rl_control'
 
@@ -104,7 +104,7 @@ def generate_launch_description() -> LaunchDescription:
             description='Lockstep: publish /clock and step once per received command (run '
                         'the policy server with use_sim_time:=true).'),
         DeclareLaunchArgument(
-            'robot', default_value='', choices=['', 'panda', 'fr3'],
+            'robot', default_value='', choices=['', *robot_choices()],
             description="Robot profile: joint names, limits, base frame ('' = params_file "
                         'value, panda).'),
         DeclareLaunchArgument(

@@ -20,7 +20,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='ROS 2 Python packages (rclpy) are not installed')
 
-from rl_control.ros.demo import start_node, stop_process  # noqa: E402
+from rl_control.ros.processes import start_node, stop_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_BUNDLE = REPO / 'models' / 'panda_reach_sac'

@@ -319,6 +319,10 @@ def test_lifecycle_deactivate_and_sigint_brake(nodes: Nodes, probe: Probe,
         assert_brakes_to_rest(robot, t0, t1 - t0 + 0.005)
         assert not traj_after(robot.commands, t1 + 0.05), 'inactive again: silent'
         assert _change_state(probe, Transition.TRANSITION_ACTIVATE)
+        t_active = time.monotonic()
+        time.sleep(0.5)  # the goal was forgotten on deactivate: no motion toward it
+        assert not [m for t, m in traj_after(robot.commands, t_active) if peak_speed(m) > 0]
+        publish_goal(probe)
         wait_moving(robot, time.monotonic(), proc)
         t2 = time.monotonic()
         assert nodes.stop(proc) == 0, nodes.log(proc)[-2000:]

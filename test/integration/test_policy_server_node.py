@@ -108,7 +108,7 @@ def test_empty_velocities_are_fine_when_the_policy_does_not_observe_them(
         private_context: Any, test_bundle: Path, tmp_path: Path) -> None:
     no_vel = make_test_bundle(tmp_path / 'no_joint_vel', joint_velocities=False)
     node = make_server(no_vel, private_context)
-    plain = make_server(test_bundle, private_context)
+    plain = make_server(test_bundle, private_context, command_topic='/test/commands_plain')
     try:
         for n in (node, plain):
             n._on_goal(conv.point_stamped(GOAL, 'panda_link0'))
@@ -191,3 +191,30 @@ def test_an_exception_in_the_services_thread_brakes_the_arm(
     t_rest = assert_brakes_to_rest(robot, services.died_at, 0.1)
     print(f'services thread died: reference at rest after {1e3 * t_rest:.0f} ms')
     assert node.failure == 'services thread died'
+
+
+def test_an_exception_in_a_callback_latches_and_neither_it_nor_the_shutdown_path_raises(
+        private_context: Any, test_bundle: Path) -> None:
+    node = make_server(test_bundle, private_context)
+    try:
+        node._on_goal(conv.point_stamped(GOAL, 'panda_link0'))
+        node._on_state(conv.make_joint_state(PANDA_ARM, PANDA_HOME, np.zeros(7),
+                                             stamp=_stamp(time.time())))
+        node._tick()
+        assert node.loop.reason == 'ok'
+
+        def boom(*_args: Any) -> None:
+            raise ValueError('-101 is not a valid Result.')
+
+        node.loop.tick = boom  # what Ruckig's unknown error code did inside a tick
+        node._tick()
+        node._on_state(conv.make_joint_state(PANDA_ARM, PANDA_HOME, np.zeros(7),
+                                             stamp=_stamp(time.time())))
+        assert node.loop.failure == 'tick: ValueError: -101 is not a valid Result.'
+        assert node.loop.input_problem(node._now(), time.monotonic()) == 'internal_error'
+        node.stop_robot('shutdown')  # ticks again, as SIGINT's path does
+        del node.loop.tick
+        node._on_reset(None, type('R', (), {})())
+        assert node.loop.failure is None
+    finally:
+        _destroy(node)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rl_control.robots.profiles import K_LIMIT_EPS, RobotProfile
+from rl_control.robots.franka_limits import K_LIMIT_EPS
+from rl_control.robots.robot import RobotProfile
 
 
 def ruckig_velocity_ramp(profile: RobotProfile, joint: int, target: float,

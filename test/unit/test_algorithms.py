@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from rl_control.algos.a2c import A2C, A2CConfig, compute_gae
-from rl_control.algos.networks import EnsembleQ, ForeachAdam, SquashedGaussianActor
+from rl_control.algos.networks import EnsembleQ, SquashedGaussianActor
 from rl_control.algos.noise import OrnsteinUhlenbeckNoise, ou_std
+from rl_control.algos.optim import ForeachAdam
 from rl_control.algos.polyak import polyak_update
 from rl_control.algos.sac import SAC, SACConfig
 from rl_control.algos.seeding import STREAMS, stream_seed
@@ -41,8 +42,8 @@ def test_foreach_adam_equals_torch_adam(monkeypatch, path):
     """Bit for bit torch.optim.Adam(fused=True) (the fused kernel), or torch's foreach Adam
     when the tensors cannot be fused."""
     if path == 'foreach':
-        from rl_control.algos import adam
-        monkeypatch.setattr(adam, '_fusable', lambda params: False)
+        from rl_control.algos import optim
+        monkeypatch.setattr(optim, '_fusable', lambda params: False)
     torch.manual_seed(0)
     ours = [torch.randn(4, 3, requires_grad=True), torch.randn(3, requires_grad=True),
             torch.randn(2, requires_grad=True)]

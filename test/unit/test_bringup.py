@@ -36,7 +36,7 @@ def run_move(loop, arm, speed):
     out = loop.move_to_start(t, t, speed)
     assert not isinstance(out, str), out
     assert out.reason == MOVE_TO_START and out.trajectory.points[-1].velocities == [0.0] * 7
-    arm.submit_trajectory(t + 0.001, out.trajectory)
+    arm.submit(t + 0.001, out.trajectory)
     answer = None
     while answer is None:
         arm.step(40)
@@ -113,12 +113,13 @@ def test_reflex_brakes_and_waits_then_recovery_reanchors_on_the_measured_state()
     for _ in range(5):
         t, _q, _qd = feed(loop, arm)
         out = loop.tick(t, t)
-        arm.submit_trajectory(t + 0.001, out.trajectory)
+        arm.submit(t + 0.001, out.trajectory)
         arm.step(40)
     loop.robot_state(t, 4, ['joint_reflex'])  # ROBOT_MODE_REFLEX
     t, _q, _qd = feed(loop, arm)
     out = loop.tick(t, t)
     assert out.reason == ROBOT_ERROR and out.plan.braking  # a brake, not a new target
+    assert out.trajectory is None  # not sent: it could reach the controller after recovery
     assert loop.values(t)['robot_error'] == 'reflex: joint_reflex'
     arm.reset(FR3.home + 0.1)  # the robot stopped elsewhere than the plan
     anchors = loop.reanchors

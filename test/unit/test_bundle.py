@@ -196,6 +196,27 @@ def test_v1_bundles_load_with_their_old_meaning():
 
 def test_v1_goal_region_is_the_reach_task_box():
     from rl_control.bundle.io import V1_REACH_GOAL_REGION
-    from rl_control.envs.panda_reach import GOAL_HIGH, GOAL_LOW
+    from rl_control.envs.reach_task import GOAL_HIGH, GOAL_LOW
 
     assert V1_REACH_GOAL_REGION == {'low': GOAL_LOW.tolist(), 'high': GOAL_HIGH.tolist()}
+
+
+@pytest.mark.parametrize('key, index, value, words', [
+    ('var', 1, -4.0, 'observation.normalization.var[1]: -4.0 is negative'),
+    ('var', 2, float('nan'), 'observation.normalization.var[2]: nan is not finite'),
+    ('mean', 0, float('inf'), 'observation.normalization.mean[0]: inf is not finite'),
+])
+def test_a_normalizer_a_server_cannot_compute_with_is_refused_naming_it(bundle, key, index,
+                                                                        value, words):
+    path, _agent = bundle
+    edit_spec(path, lambda s: s['observation']['normalization'][key].__setitem__(index, value))
+    msg = error_of(path)
+    assert words in msg and '\n' not in msg
+
+
+def test_a_nan_in_the_goal_region_is_refused_at_load(bundle):
+    path, _agent = bundle
+    edit_spec(path, lambda s: s.update(goal_region={'frame': 'panda_link0',
+                                                    'low': [0.45, float('nan'), 0.0],
+                                                    'high': [0.75, 0.15, 0.3]}))
+    assert 'goal_region.low: [0.45, nan, 0.0] is not 3 finite numbers' in error_of(path)

@@ -118,7 +118,7 @@ def test_parser_has_all_subcommands():
 def test_ros_subcommand_missing_module_is_a_clear_message(monkeypatch, capsys):
     import rl_control.cli as cli_mod
 
-    monkeypatch.setitem(cli_mod._ROS_COMMANDS, 'demo', ('rl_control.ros.no_such_node', 'x'))
+    monkeypatch.setitem(cli_mod.ROS_COMMANDS, 'demo', ('rl_control.ros.no_such_node', 'x'))
     assert main(['demo', '--foo']) == 1
     err = capsys.readouterr().err
     assert 'rl_control.ros.no_such_node' in err and 'Traceback' not in err
@@ -130,7 +130,7 @@ def test_ros_subcommand_passes_arguments(monkeypatch, tmp_path):
     pkg = tmp_path / 'fake_ros_node.py'
     pkg.write_text('seen = []\ndef main(argv):\n    seen.append(argv)\n    return 3\n')
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(cli_mod._ROS_COMMANDS, 'serve', ('fake_ros_node', 'x'))
+    monkeypatch.setitem(cli_mod.ROS_COMMANDS, 'serve', ('fake_ros_node', 'x'))
     assert main(['serve', '--bundle', 'models/x', '--ros-args', '-r', 'a:=b']) == 3
     import fake_ros_node
     assert fake_ros_node.seen == [['--bundle', 'models/x', '--ros-args', '-r', 'a:=b']]

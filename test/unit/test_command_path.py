@@ -19,7 +19,7 @@ def drive(profile, targets, latency, cfg=None, stop_after=None, **jtc):
     cfg = cfg or ShaperConfig()
     arm = FrankaArm(profile, 'trajectory', **jtc)
     shaper = Shaper(Limits.from_profile(profile), cfg,
-                    velocity_limits=profile.libfranka_velocity_limits)
+                    velocity_limits=profile.shaping_velocity_limits)
     shaper.anchor(arm.time, arm.state()['q'])
     period = cfg.period_s
     n_ticks = len(targets) if stop_after is None else stop_after
@@ -28,7 +28,7 @@ def drive(profile, targets, latency, cfg=None, stop_after=None, **jtc):
         prev = shaper.plan
         plan = shaper.step(now, targets[k])
         msg = trajectory_message(plan, prev, now, cfg.sample_s, profile.joint_names, PERM)
-        arm.submit_trajectory(now + latency(k), msg)
+        arm.submit(now + latency(k), msg)
         arm.step(round(period / arm.dt))
     return arm, shaper
 

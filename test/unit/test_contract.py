@@ -12,9 +12,10 @@ from rl_control.contract.spec import (
     contract_from_yaml,
     contract_to_yaml,
 )
-from rl_control.robots.kinematics import PANDA, fk
+from rl_control.robots.kinematics import fk
+from rl_control.robots.profiles import FR3, PANDA
 
-ARM = PANDA.arm_joint_names
+ARM = PANDA.joint_names
 FULL = ObservationSpec(ARM, ('joint_pos', 'joint_vel', 'ee_pos', 'goal'))
 
 
@@ -73,15 +74,15 @@ def test_wrong_lengths_and_goal_errors():
 
 
 def test_fr3_names_use_the_same_kinematics():
-    spec = ObservationSpec(PANDA.fr3_joint_names, FULL.terms)
+    spec = ObservationSpec(FR3.joint_names, FULL.terms)
     q, qd = _state(np.random.default_rng(2))
-    np.testing.assert_array_equal(build_observation(spec, PANDA.fr3_joint_names, q, qd, [0] * 3),
+    np.testing.assert_array_equal(build_observation(spec, FR3.joint_names, q, qd, [0] * 3),
                                   build_observation(FULL, ARM, q, qd, [0] * 3))
 
 
 def _act_spec():
-    return ActionSpec('joint_velocity', ARM, scale=0.5 * PANDA.limits.qd_max,
-                      low=-PANDA.limits.qd_max, high=np.full(7, 0.6))
+    return ActionSpec('joint_velocity', ARM, scale=0.5 * PANDA.qd_max,
+                      low=-PANDA.qd_max, high=np.full(7, 0.6))
 
 
 def test_action_scaling_and_clamping():

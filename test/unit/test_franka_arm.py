@@ -17,7 +17,7 @@ def _unit(j, value):
 
 def _feed(arm, samples, t0=0.0):
     for k, v in enumerate(samples):
-        arm.submit_velocity(t0 + (k + 1) * DT, v)
+        arm.submit(t0 + (k + 1) * DT, v)
     return t0 + len(samples) * DT
 
 
@@ -28,7 +28,7 @@ def test_reflex_brakes_ignores_commands_and_recover_does_not_resume_the_held_com
     t = _feed(arm, ramp)
     arm.step(len(ramp) + 10)
     assert arm.state()['mode'] == 'move' and arm.state()['qd'][0] == pytest.approx(1.0)
-    arm.submit_velocity(arm.time, _unit(0, 1.0) + _unit(2, 0.3))     # step on joint 3
+    arm.submit(arm.time, _unit(0, 1.0) + _unit(2, 0.3))     # step on joint 3
     arm.step(1)
     s = arm.state()
     assert s['mode'] == 'reflex' and s['reflex'] == fl.VELOCITY_DISCONTINUITY
@@ -40,16 +40,19 @@ def test_reflex_brakes_ignores_commands_and_recover_does_not_resume_the_held_com
     assert log['commands'][-1] == {'t': pytest.approx(arm.time), 'arrival': pytest.approx(
         arm.time - DT), 'refused': None}
     for k in range(200):                               # a host insisting: ignored
-        arm.submit_velocity(arm.time + k * DT, _unit(0, 1.0))
+        arm.submit(arm.time + k * DT, _unit(0, 1.0))
     bound = brake_time_bound(profile, s['qd'])
     arm.step(int(np.ceil(bound / DT)))
     s = arm.state()
     assert np.max(np.abs(s['qd'])) < 1e-3 and s['at_rest'] and s['mode'] == 'reflex'
     arm.step(250)
     assert arm.state()['ignored'] == 200 and arm.state()['at_rest']
+    for k in range(5):                                 # sent in the reflex, not yet arrived
+        arm.submit(arm.time + (k + 1) * DT, _unit(0, 1.0))
     arm.recover()
     s = arm.state()
     assert s['mode'] == 'idle' and s['reflex'] is None and s['reflex_count'] == 1
+    assert s['ignored'] == 205  # dropped: the recovery re-activates the controller
     assert np.allclose(s['q_ref'], s['q']) and not np.any(s['qd_ref'])
     arm.step(50)                                       # the held 1 rad/s is NOT resumed
     assert arm.state()['at_rest'] and arm.state()['mode'] == 'idle'
@@ -65,10 +68,10 @@ def test_a_late_host_changes_nothing():
     live = FrankaArm(PANDA, 'velocity')
     batch = FrankaArm(PANDA, 'velocity')
     for k, v in enumerate(ramp):            # a punctual host: submit, step one tick
-        live.submit_velocity((k + 0.5) * DT, v)
+        live.submit((k + 0.5) * DT, v)
         live.step(1)
     for k, v in enumerate(ramp):            # a late host: everything at once, then 80 ticks
-        batch.submit_velocity((k + 0.5) * DT, v)
+        batch.submit((k + 0.5) * DT, v)
     batch.step(len(ramp))
     a, b = live.state(), batch.state()
     assert np.array_equal(a['q'], b['q']) and np.array_equal(a['qd_ref'], b['qd_ref'])
@@ -80,29 +83,29 @@ def test_forward_controller_refuses_nan_and_wrong_length_without_partial_applica
     ramp = ruckig_velocity_ramp(PANDA, 0, 0.2)
     _feed(arm, ramp)
     arm.step(len(ramp))
-    arm.submit_velocity(arm.time, [np.nan] + [0.0] * 6)
-    arm.submit_velocity(arm.time + 5 * DT, [0.0] * 6)
+    arm.submit(arm.time, [np.nan] + [0.0] * 6)
+    arm.submit(arm.time + 5 * DT, [0.0] * 6)
     arm.step(20)
     s = arm.state()
     assert s['dropped'] == 1 and s['command_errors'] > 0 and s['reflex'] is None
     assert s['qd'][0] == pytest.approx(0.2)          # the last good command keeps running
-    assert arm.forward.last_error == 'command size (6) does not match number of interfaces (7)'
+    assert arm.controller.last_error == 'command size (6) does not match number of interfaces (7)'
 
 
 def test_torque_rate_limiter_of_franka_ros2_and_without_it():
     limited = FrankaArm(PANDA, 'effort')              # franka_ros2 default: limiter on
-    limited.submit_effort(0.0, _unit(4, 1.5))
+    limited.submit(0.0, _unit(4, 1.5))
     limited.step(1)
     assert limited.state()['tau_ref'][4] == pytest.approx(1.0, abs=1e-5)
     limited.step(1)
     assert limited.state()['tau_ref'][4] == pytest.approx(1.5) and limited.reflex is None
     raw = FrankaArm(PANDA, 'effort', torque_rate_limiter=False)
-    raw.submit_effort(0.0, _unit(4, 1.5))
+    raw.submit(0.0, _unit(4, 1.5))
     raw.step(1)
     assert raw.state()['reflex'] == fl.TORQUE_DISCONTINUITY
     ok = FrankaArm(PANDA, 'effort', torque_rate_limiter=False)
     for k in range(26):                               # 0.5 Nm/ms up to 13 Nm > tau_max 12
-        ok.submit_effort((k + 1) * DT, _unit(4, 0.5 * (k + 1)))
+        ok.submit((k + 1) * DT, _unit(4, 0.5 * (k + 1)))
     ok.step(30)
     s = ok.state()
     assert s['reflex'] is None and s['torque_clipped'] > 0      # clipped, not a reflex
@@ -121,19 +124,19 @@ def test_zero_torque_floats_and_gripper_reports_an_open_hand():
 def test_mujoco_tracks_a_ramp_and_brakes():
     pytest.importorskip('mujoco')
     from rl_control.robots.physics import MujocoTracking
-    arm = FrankaArm(PANDA, 'velocity', physics=MujocoTracking())
+    arm = FrankaArm(PANDA, 'velocity', physics=MujocoTracking(PANDA))
     ramp = ruckig_velocity_ramp(PANDA, 0, 0.3)
     _feed(arm, ramp)
     arm.step(len(ramp) + 150)
     s = arm.state()
     assert s['reflex'] is None and s['qd'][0] == pytest.approx(0.3, abs=0.02)
     assert np.max(np.abs(s['q'] - s['q_ref'])) < 0.01
-    arm.submit_velocity(arm.time, _unit(1, 0.3) + _unit(0, 0.3))
+    arm.submit(arm.time, _unit(1, 0.3) + _unit(0, 0.3))
     # MuJoCo's arm settles on the stopped brake reference within ~100 ms (see MujocoTracking)
     arm.step(int(np.ceil(brake_time_bound(PANDA, s['qd']) / DT)) + 100)
     s = arm.state()
     assert s['reflex'] == fl.VELOCITY_DISCONTINUITY and np.max(np.abs(s['qd'])) < 1e-3
-    effort = FrankaArm(PANDA, 'effort', physics=MujocoTracking())
+    effort = FrankaArm(PANDA, 'effort', physics=MujocoTracking(PANDA))
     effort.step(200)                                  # zero torque: gravity-compensated float
     assert np.max(np.abs(effort.state()['qd'])) < 1e-2
 
@@ -142,7 +145,7 @@ def test_ideal_arm_takes_a_velocity_step_and_reset_puts_it_at_rest_elsewhere():
     arm = FrankaArm(PANDA, 'velocity', check_limits=False)
     cmd = np.zeros(7)
     cmd[0] = 0.5
-    arm.submit_velocity(0.0, cmd)
+    arm.submit(0.0, cmd)
     arm.step(20)
     st = arm.state()
     assert st['reflex'] is None and st['qd'][0] == pytest.approx(0.5)

@@ -32,14 +32,14 @@ def _vel(v0):
 def test_nonzero_final_velocity_rejected_then_accepted_with_the_option():
     msg = JointTrajectory(NAMES, [_pt(0.5, 0.05, _vel(0.1))])
     arm = FrankaArm(PANDA, 'trajectory')
-    arm.submit_trajectory(0.0, msg)
+    arm.submit(0.0, msg)
     arm.step(5)
     s = arm.state()
     assert s['rejected'] == 1 and s['mode'] == 'idle'
     assert s['rejections'][0][1] == ('Velocity of last trajectory point of joint panda_joint1 '
                                       'is not zero: 0.100000000000000')
     ok = FrankaArm(PANDA, 'trajectory', allow_nonzero_velocity_at_trajectory_end=True)
-    ok.submit_trajectory(0.0, msg)
+    ok.submit(0.0, msg)
     ok.step(5)
     assert ok.state()['rejected'] == 0 and ok.state()['mode'] == 'move'
 
@@ -73,9 +73,9 @@ def test_rejections_carry_the_controller_log_text(msg, text):
 def test_trajectory_ending_in_the_past_is_rejected():
     arm = FrankaArm(PANDA, 'trajectory')
     arm.step(1000)
-    arm.submit_trajectory(arm.time, JointTrajectory(NAMES, [_pt(0.2, 0.01)], stamp=0.5))
+    arm.submit(arm.time, JointTrajectory(NAMES, [_pt(0.2, 0.01)], stamp=0.5))
     later = _pt(0.6, 0.005, [0.0] * 7)        # cubic from rest: no reflex of its own
-    arm.submit_trajectory(arm.time, JointTrajectory(NAMES, [later], stamp=0.5))
+    arm.submit(arm.time, JointTrajectory(NAMES, [later], stamp=0.5))
     arm.step(2)
     s = arm.state()
     assert s['rejected'] == 1 and s['rejections'][0][1] == (
@@ -89,7 +89,7 @@ def test_nan_positions_pass_validation_and_stop_the_arm():
     arm = FrankaArm(PANDA, 'trajectory')
     q = HOME.copy()
     q[2] = np.nan
-    arm.submit_trajectory(0.0, JointTrajectory(NAMES, [JointTrajectoryPoint(0.2, q.tolist())]))
+    arm.submit(0.0, JointTrajectory(NAMES, [JointTrajectoryPoint(0.2, q.tolist())]))
     arm.step(3)
     s = arm.state()
     assert s['rejected'] == 0 and s['reflex'] == fl.NON_FINITE_COMMAND
@@ -130,7 +130,7 @@ def test_the_command_is_the_spline_one_period_ahead_and_the_last_point_is_held()
     # from rest at home to home + 0.1 on joint 1 in 0.5 s, quintic (pos, vel, acc given)
     msg = JointTrajectory(NAMES, [_pt(0.5, 0.1, [0.0] * 7, [0.0] * 7)])
     arm = FrankaArm(PANDA, 'trajectory')
-    arm.submit_trajectory(0.0005, msg)            # installed at the 1 ms tick: start = 1 ms
+    arm.submit(0.0005, msg)            # installed at the 1 ms tick: start = 1 ms
     arm.step(201)                    # tick 201 (0.201 s) writes the sample at 0.202 s
     expected = _quintic(0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.5, 0.202 - 0.001)
     assert arm.state()['q_ref'][0] - HOME[0] == pytest.approx(expected, abs=1e-12)
@@ -165,7 +165,7 @@ def _stream(arm, start_of, n=50, stamp_lead=None, quintic=True):
             if i == len(knots) - 1:
                 v = a = 0.0                  # the controller rejects a moving final point
             pts.append(_pt(float(tf), p, _vel(v), _vel(a) if quintic else ()))
-        arm.submit_trajectory(arrival, JointTrajectory(NAMES, pts, stamp=float(stamp)))
+        arm.submit(arrival, JointTrajectory(NAMES, pts, stamp=float(stamp)))
     arm.step(20 * n)
     return arm.state()
 
@@ -186,7 +186,7 @@ def _rounded(arrival):
 def test_stream_planned_for_the_install_tick_blends_without_a_reflex(quintic):
     arm = FrankaArm(PANDA, 'trajectory', **HEAD)
     s = _stream(arm, _install_tick, quintic=quintic)
-    assert s['reflex'] is None and s['rejected'] == 0 and arm.jtc.blends == 49
+    assert s['reflex'] is None and s['rejected'] == 0 and arm.controller.blends == 49
     assert s['q_ref'][0] - HOME[0] == pytest.approx(_plan(1.0 + 0.001)[0], abs=1e-6)
 
 

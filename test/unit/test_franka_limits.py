@@ -17,7 +17,7 @@ def _unit(j, value):
 
 def test_velocity_step_held_by_forward_controller_reflexes_at_first_tick():
     arm = FrankaArm(PANDA, 'velocity')
-    arm.submit_velocity(0.0, _unit(0, 0.5))
+    arm.submit(0.0, _unit(0, 0.5))
     arm.step(10)
     s = arm.state()
     assert s['reflex'] == fl.VELOCITY_DISCONTINUITY
@@ -31,7 +31,7 @@ def test_ruckig_velocity_ramp_passes_on_the_velocity_interface(profile):
     ramp = ruckig_velocity_ramp(profile, 1, 0.5)
     arm = FrankaArm(profile, 'velocity')
     for k, v in enumerate(ramp):
-        arm.submit_velocity(k * DT + 0.0004, v)     # arrives mid-tick, applied at tick k + 1
+        arm.submit(k * DT + 0.0004, v)     # arrives mid-tick, applied at tick k + 1
     arm.step(len(ramp) + 50)
     s = arm.state()
     assert s['reflex'] is None and s['mode'] == 'move'
@@ -79,7 +79,7 @@ def test_velocity_limit_violation():
     ramp = ruckig_velocity_ramp(PANDA, 0, 2.3)     # beyond 2.175, acc / jerk inside
     arm = FrankaArm(PANDA, 'velocity')
     for k, v in enumerate(ramp):
-        arm.submit_velocity((k + 1) * DT, v)
+        arm.submit((k + 1) * DT, v)
     arm.step(len(ramp) + 5)
     s = arm.state()
     assert s['reflex'] == fl.VELOCITY_LIMITS
@@ -92,7 +92,7 @@ def test_fr3_velocity_limit_is_position_dependent():
     arm = FrankaArm(FR3, 'velocity', q0=q0)
     ramp = ruckig_velocity_ramp(FR3, 0, 1.5)      # fine at home, too fast this close to the limit
     for k, v in enumerate(ramp):
-        arm.submit_velocity((k + 1) * DT, v)
+        arm.submit((k + 1) * DT, v)
     arm.step(len(ramp))
     assert arm.state()['reflex'] == fl.VELOCITY_LIMITS
 
@@ -103,7 +103,7 @@ def test_position_limit_violation_on_the_velocity_interface():
     arm = FrankaArm(PANDA, 'velocity', q0=q0)
     ramp = ruckig_velocity_ramp(PANDA, 0, 0.2)
     for k, v in enumerate(ramp + [_unit(0, 0.2)]):
-        arm.submit_velocity((k + 1) * DT, v)
+        arm.submit((k + 1) * DT, v)
     arm.step(len(ramp) + 20)
     s = arm.state()
     assert s['reflex'] == fl.POSITION_LIMITS

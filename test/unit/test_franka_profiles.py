@@ -3,14 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from rl_control.robots.profiles import (
-    FR3,
-    K_LIMIT_EPS,
-    PANDA,
-    fr3_libfranka_lower_velocity,
-    fr3_libfranka_upper_velocity,
-    get_profile,
-)
+from rl_control.robots.fr3 import libfranka_lower_velocity as fr3_libfranka_lower_velocity
+from rl_control.robots.fr3 import libfranka_upper_velocity as fr3_libfranka_upper_velocity
+from rl_control.robots.franka_limits import K_LIMIT_EPS
+from rl_control.robots.profiles import FR3, PANDA, get_profile
 
 
 def test_exact_project_values():
@@ -56,7 +52,7 @@ def _cpp_lower(q):
 @pytest.mark.parametrize('q', [FR3.home, FR3.q_max - 0.05, FR3.q_min + 0.05,
                                0.5 * (FR3.q_min + FR3.q_max), FR3.q_max])
 def test_fr3_velocity_limits_match_libfranka(q):
-    lo, hi = FR3.libfranka_velocity_limits(q)
+    lo, hi = FR3.shaping_velocity_limits(q)
     assert np.allclose(hi, _cpp_upper(q), rtol=0, atol=1e-12)
     assert np.allclose(lo, _cpp_lower(q), rtol=0, atol=1e-12)
     assert np.allclose(hi, fr3_libfranka_upper_velocity(q)) and np.allclose(
@@ -75,4 +71,4 @@ def test_fr3_velocity_limit_hand_values():
     lo_p, hi_p = PANDA.velocity_limits(FR3.q_max)
     assert np.array_equal(hi_p, PANDA.qd_max) and np.array_equal(lo_p, -PANDA.qd_max)
     # Panda band libfranka 0.9.2 targets: 2.175 - kLimitEps - 3 * 1e-3 * (15 - kLimitEps)
-    assert PANDA.libfranka_velocity_limits(PANDA.home)[1][0] == pytest.approx(2.129003)
+    assert PANDA.shaping_velocity_limits(PANDA.home)[1][0] == pytest.approx(2.129003)

@@ -51,7 +51,7 @@ def record_session(root, delay_s=0.0, seconds=2.0, reset_k=None):
             prev = shaper.plan
         plan = shaper.step(now, v)
         msg = trajectory_message(plan, prev, now, 0.004, PANDA.joint_names, np.arange(7))
-        arm.submit_trajectory(now, msg)
+        arm.submit(now, msg)
         pts = [T['trajectory_msgs/msg/JointTrajectoryPoint'](
             positions=np.array(p.positions), velocities=np.array(p.velocities),
             accelerations=np.array(p.accelerations), effort=np.zeros(0),

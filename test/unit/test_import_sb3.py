@@ -266,3 +266,74 @@ def test_a_cnn_policy_is_refused_by_name():
     model = sb3.SAC('MultiInputPolicy', ImageReach(), device='cpu', buffer_size=10)
     with pytest.raises(Sb3ImportError, match='camera: NatureCNN'):
         _actor_layers(model, 'SAC', 'model.zip (SAC)')
+
+
+class _Marker:
+    """Unpickled, it creates a file: what a malicious model would do."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f'touch {self.path}',))
+
+
+def _rewrite_zip(src, dst, edit):
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, 'w') as zout:
+        for item in zin.infolist():
+            zout.writestr(item, edit(item.filename, zin.read(item.filename)))
+
+
+def test_a_serialized_field_in_the_zip_is_never_unpickled(tmp_path, capsys):
+    import base64
+    import json
+    import pickle
+
+    train(tmp_path, 'SAC', REACH, True)
+    marker = tmp_path / 'marker'
+    payload = base64.b64encode(pickle.dumps(_Marker(marker))).decode()
+
+    def evil(name, raw):
+        if name != 'data':
+            return raw
+        data = json.loads(raw)
+        for key in ('observation_space', 'action_space', 'policy_class'):
+            data[key][':serialized:'] = payload
+        return json.dumps(data).encode()
+
+    _rewrite_zip(tmp_path / 'model.zip', tmp_path / 'evil.zip', evil)
+    status = main(['import-sb3', str(tmp_path / 'evil.zip'), '--env', REACH, '--vecnormalize',
+                   str(tmp_path / 'vecnormalize.pkl'), '--out', str(tmp_path / 'b')])
+    assert not marker.exists()
+    assert status == 0 and 'matches SB3 predict' in capsys.readouterr().out  # checked
+
+
+def test_malicious_weights_and_vecnormalize_files_are_refused_without_running(tmp_path,
+                                                                             capsys):
+    import pickle
+
+    train(tmp_path, 'SAC', REACH, True)
+    marker = tmp_path / 'marker'
+    (tmp_path / 'evil.pkl').write_bytes(pickle.dumps(_Marker(marker)))
+    status = main(['import-sb3', str(tmp_path / 'model.zip'), '--env', REACH,
+                   '--vecnormalize', str(tmp_path / 'evil.pkl'), '--out', str(tmp_path / 'x')])
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert status == 2 and err.count('\n') == 1, err
+    assert 'evil.pkl: holds posix.system, which is not read' in err and '--trust-pickle' in err
+    buf = __import__('io').BytesIO()
+    torch.save({'actor.mu.weight': _Marker(marker)}, buf)
+    _rewrite_zip(tmp_path / 'model.zip', tmp_path / 'evil.zip',
+                 lambda name, raw: buf.getvalue() if name == 'policy.pth' else raw)
+    err = _fails(capsys, ['import-sb3', str(tmp_path / 'evil.zip'), '--env', REACH,
+                          '--out', str(tmp_path / 'x')])
+    assert 'evil.zip' in err and 'policy.pth' in err
+    assert not marker.exists() and not (tmp_path / 'x').exists()
+    # a genuine file the user vouches for reads the same with --trust-pickle
+    assert main(['import-sb3', str(tmp_path / 'model.zip'), '--env', REACH, '--vecnormalize',
+                 str(tmp_path / 'vecnormalize.pkl'), '--trust-pickle',
+                 '--out', str(tmp_path / 'trusted')]) == 0

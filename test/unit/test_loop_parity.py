@@ -33,7 +33,7 @@ pytest.importorskip('mujoco')
 HIDDEN = [64, 64]
 BATCH = 64
 SEED = 3
-# Our Adam is the fused kernel (networks.ForeachAdam); SB3 gets it too, so that both round
+# Our Adam is the fused kernel (optim.ForeachAdam); SB3 gets it too, so that both round
 # alike (torch's for-loop Adam, SB3's default, rounds differently, and training amplifies that).
 OPTIMIZER = {'fused': True}
 

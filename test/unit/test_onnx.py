@@ -273,3 +273,60 @@ def test_policy_server_backend_parameter_selects_the_runtime(tmp_path, meta):
                 node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_an_onnx_graph_that_is_not_the_bundles_actor_is_refused_at_load(tmp_path, meta):
+    """A replaced actor.onnx with its sha256 and source recorded to match: the graph itself
+    is compared with the weights."""
+    path = make_bundle(tmp_path / 'b', meta)
+    other = make_bundle(tmp_path / 'other', meta, activation='tanh')
+    export_onnx(path)
+    export_onnx(other)
+    shutil.copy(other / ONNX_FILE, path / ONNX_FILE)
+    blob = (path / ONNX_FILE).read_bytes()
+    _edit_spec(path, lambda s: s['exports']['onnx'].update(
+        sha256=hashlib.sha256(blob).hexdigest()))
+    with pytest.raises(BundleError, match="does not compute this bundle's weights"):
+        load_bundle(path, backend='onnx')
+
+
+def test_onnx_with_external_data_is_refused(tmp_path, meta):
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    path = make_bundle(tmp_path / 'b', meta)
+    export_onnx(path)
+    model = onnx.load(str(path / ONNX_FILE))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location='w.bin',
+                                   size_threshold=0)
+    onnx.save(model, str(path / ONNX_FILE))
+    blob = (path / ONNX_FILE).read_bytes()
+    _edit_spec(path, lambda s: s['exports']['onnx'].update(
+        sha256=hashlib.sha256(blob).hexdigest()))
+    with pytest.raises(BundleError, match=r"external data \['w.bin'\]"):
+        load_bundle(path, backend='onnx')
+
+
+@pytest.mark.parametrize('field', ['weights', 'onnx'])
+@pytest.mark.parametrize('name', ['/tmp/actor', '../outside/actor'])
+def test_bundle_file_references_must_stay_inside_the_bundle(tmp_path, meta, field, name):
+    path = make_bundle(tmp_path / 'b', meta)
+    export_onnx(path)
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    suffix = '.safetensors' if field == 'weights' else '.onnx'
+    src = path / ('actor.safetensors' if field == 'weights' else ONNX_FILE)
+    target = Path(name + suffix) if name.startswith('/') else outside / f'actor{suffix}'
+    shutil.copy(src, target)
+    ref = str(target) if name.startswith('/') else name + suffix
+    if field == 'weights':
+        _edit_spec(path, lambda s: s['weights'].update(file=ref))
+    else:
+        _edit_spec(path, lambda s: s['exports']['onnx'].update(file=ref))
+    try:
+        with pytest.raises(BundleError, match=f"{field if field == 'weights' else 'exports.onnx'}"
+                                              r"\.file: .* is not a file inside the bundle"):
+            load_bundle(path, backend='numpy' if field == 'weights' else 'onnx')
+    finally:
+        if name.startswith('/'):
+            target.unlink()

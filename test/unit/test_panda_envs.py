@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 
 from rl_control.contract.spec import build_observation
+from rl_control.envs import reach_task
 import rl_control.envs.panda_reach as pe
-from rl_control.robots.kinematics import PANDA, fk
+from rl_control.envs.registration import MAX_EPISODE_STEPS
+from rl_control.robots.kinematics import fk
+from rl_control.robots.profiles import PANDA
 
 MUJOCO_ID = 'rl_control/PandaJointReach-v0'
 BULLET_ID = 'rl_control/PandaJointReachBullet-v0'
@@ -29,7 +32,7 @@ def _ik(goal, q0, iters=200):
             break
         jac = (fk(q + np.eye(7) * 1e-6) - fk(q)).T / 1e-6
         q = q + jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(3), err)
-        q = np.clip(q, PANDA.limits.q_min + 0.05, PANDA.limits.q_max - 0.05)
+        q = np.clip(q, PANDA.q_min + 0.05, PANDA.q_max - 0.05)
     return np.linalg.norm(goal - fk(q))
 
 
@@ -50,7 +53,7 @@ def test_env_checker_passes(env_id):
 
 
 def test_registration_spaces_and_time_limit(env):
-    assert env.spec.max_episode_steps == pe.MAX_EPISODE_STEPS == 50
+    assert env.spec.max_episode_steps == MAX_EPISODE_STEPS == 50
     assert env.action_space == gym.spaces.Box(-1, 1, (7,), np.float32)
     obs, info = env.reset(seed=3)
     assert obs['observation'].shape == (17,) and obs['desired_goal'].shape == (3,)
@@ -134,10 +137,11 @@ def test_same_seed_same_start_on_both_engines():
 @pytest.mark.parametrize('engine', ['mujoco', 'bullet'])
 def test_fixed_velocity_moves_joint_by_v_dt(engine):
     if engine == 'mujoco':
-        from rl_control.robots.mujoco_panda import MujocoPanda as Sim
+        from rl_control.robots.mujoco_arm import MujocoArm
+        sim = MujocoArm(PANDA)
     else:
-        from rl_control.robots.bullet_panda import BulletPanda as Sim
-    sim = Sim()
+        from rl_control.robots.bullet_panda import BulletPanda
+        sim = BulletPanda()
     period = 0.04
     for j in range(7):
         for v in (0.4, -0.4):
@@ -157,11 +161,11 @@ def test_fixed_velocity_moves_joint_by_v_dt(engine):
 
 
 def test_mujoco_velocity_command_is_clamped_and_effort_mode_holds():
-    from rl_control.robots.mujoco_panda import MujocoPanda
-    sim = MujocoPanda()
+    from rl_control.robots.mujoco_arm import MujocoArm
+    sim = MujocoArm(PANDA)
     sim.set_joint_velocity_command(np.full(7, 10.0))
     sim.step(0.2)      # a servo, not a kinematic clamp: within 2% of the limit
-    assert np.all(np.abs(sim.joint_state()[2][:7]) <= 1.02 * PANDA.limits.qd_max)
+    assert np.all(np.abs(sim.joint_state()[2][:7]) <= 1.02 * PANDA.qd_max)
     sim.set_control_mode('effort')
     sim.reset()
     sim.set_joint_effort_command(np.zeros(7))
@@ -173,9 +177,10 @@ def test_mujoco_velocity_command_is_clamped_and_effort_mode_holds():
 
 def test_goal_box_is_reachable():
     rng = np.random.default_rng(0)
-    corners = np.array(np.meshgrid(*zip(pe.GOAL_LOW, pe.GOAL_HIGH, strict=True)))
+    low, high = reach_task.GOAL_LOW, reach_task.GOAL_HIGH
+    corners = np.array(np.meshgrid(*zip(low, high, strict=True)))
     corners = corners.reshape(3, -1).T
-    goals = np.concatenate([corners, rng.uniform(pe.GOAL_LOW, pe.GOAL_HIGH, (100, 3))])
+    goals = np.concatenate([corners, rng.uniform(low, high, (100, 3))])
     assert max(_ik(g, PANDA.home) for g in goals) < 1e-3
 
 
@@ -194,12 +199,12 @@ def test_reach_is_feasible_within_the_episode(env_id, episodes):
 
 
 def test_step_duration_must_be_whole_timesteps():
-    from rl_control.robots.mujoco_panda import MujocoPanda
-    sim = MujocoPanda()
+    from rl_control.robots.mujoco_arm import MujocoArm
+    sim = MujocoArm(PANDA)
     assert sim.timestep == pytest.approx(0.01)
     with pytest.raises(ValueError, match='timestep'):
         sim.step(0.001)                     # would silently run 10x too fast if rounded
-    fine = MujocoPanda(timestep=0.001)
+    fine = MujocoArm(PANDA, timestep=0.001)
     fine.set_joint_velocity_command(np.full(7, 0.2))
     for _ in range(40):
         fine.step(0.001)

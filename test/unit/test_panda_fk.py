@@ -4,23 +4,22 @@ import os
 import numpy as np
 import pytest
 
-from rl_control.robots.kinematics import (
-    FR3_JOINT_NAMES,
-    PANDA,
-    fk,
-    fk_single,
-    joint_names,
-    random_configurations,
-)
+from rl_control.robots.kinematics import fk, fk_single
+from rl_control.robots.kinematics import random_configurations as _random
+from rl_control.robots.profiles import FR3, PANDA
+
+
+def random_configurations(rng: np.random.Generator, n: int) -> np.ndarray:
+    return _random(rng, n, PANDA.q_min, PANDA.q_max)
 
 
 def test_constants_match_franka_datasheet():
-    assert PANDA.arm_joint_names == tuple(f'panda_joint{i}' for i in range(1, 8))
+    assert PANDA.joint_names == tuple(f'panda_joint{i}' for i in range(1, 8))
     assert PANDA.all_joint_names[-2:] == ('panda_finger_joint1', 'panda_finger_joint2')
-    assert joint_names('fr3') == FR3_JOINT_NAMES == tuple(f'fr3_joint{i}' for i in range(1, 8))
-    np.testing.assert_allclose(PANDA.limits.qd_max, [2.175] * 4 + [2.61] * 3)
-    np.testing.assert_allclose(PANDA.limits.effort_max, [87] * 4 + [12] * 3)
-    assert np.all(PANDA.limits.q_min < PANDA.home) and np.all(PANDA.home < PANDA.limits.q_max)
+    assert FR3.joint_names == tuple(f'fr3_joint{i}' for i in range(1, 8))
+    np.testing.assert_allclose(PANDA.qd_max, [2.175] * 4 + [2.61] * 3)
+    np.testing.assert_allclose(PANDA.tau_max, [87] * 4 + [12] * 3)
+    assert np.all(PANDA.q_min < PANDA.home) and np.all(PANDA.home < PANDA.q_max)
 
 
 def test_fk_batch_equals_single_and_rejects_bad_shape():
@@ -69,10 +68,10 @@ def test_fk_matches_pybullet_panda_gym_ee_link():
 def test_fk_matches_mujoco_ee_site():
     import mujoco
 
-    from rl_control.robots.mujoco_panda import MujocoPanda
-    sim = MujocoPanda()
-    assert sim.model.jnt_range[:, 0] == pytest.approx(PANDA.limits.q_min)
-    assert sim.model.jnt_range[:, 1] == pytest.approx(PANDA.limits.q_max)
+    from rl_control.robots.mujoco_arm import MujocoArm
+    sim = MujocoArm(PANDA)
+    assert sim.model.jnt_range[:, 0] == pytest.approx(PANDA.q_min)
+    assert sim.model.jnt_range[:, 1] == pytest.approx(PANDA.q_max)
     qs = random_configurations(np.random.default_rng(2), 200)
     site = sim.model.site('ee').id
     errors = []

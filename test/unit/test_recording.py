@@ -76,3 +76,67 @@ def _float64_array(values):
     layout = t['std_msgs/msg/MultiArrayLayout'](dim=[], data_offset=0)
     msg = t['std_msgs/msg/Float64MultiArray'](layout=layout, data=np.array(values))
     return store.serialize_cdr(msg, 'std_msgs/msg/Float64MultiArray')
+
+
+def test_a_recorder_opened_after_a_killed_writer_continues_after_its_partial(tmp_path):
+    assert write(tmp_path, 35, 'kill').returncode == 9
+    left = sorted(p.name for p in tmp_path.glob('.seg_*.partial'))
+    assert left == ['.seg_00003.partial']
+    rec = BagRecorder(tmp_path, segment_s=10.0)
+    rec.write('x', 'std_msgs/msg/Float64MultiArray', 1, _float64_array([7.0]))
+    rec.close()
+    assert [s.name for s in segments(tmp_path)] == ['seg_00000', 'seg_00001', 'seg_00002',
+                                                    'seg_00004']
+    last = list(read_recording(segments(tmp_path)[-1]))
+    assert np.array_equal(last[0][3].data, [7.0])
+
+
+def test_segment_metadata_is_replaced_atomically(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import yaml
+
+    rec = BagRecorder(tmp_path, segment_s=10.0)
+    rec.write('x', 'std_msgs/msg/Float64MultiArray', 1, _float64_array([1.0]))
+    rec.writer.close()  # what _close_segment does first; the metadata then gets renamed
+    rec.writer.close = lambda: None
+    meta = tmp_path / '.seg_00000.partial' / 'metadata.yaml'
+    before = meta.read_text()
+    real = Path.write_text
+
+    def disk_full(self, data, *args, **kwargs):  # half the bytes, then the disk is full
+        real(self, data[:len(data) // 2], *args, **kwargs)
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(Path, 'write_text', disk_full)
+    with pytest.raises(OSError):
+        rec.close()
+    monkeypatch.undo()
+    assert meta.read_text() == before and yaml.safe_load(before)
+
+
+def test_the_topic_recorder_drops_and_counts_instead_of_blocking(monkeypatch, tmp_path):
+    pytest.importorskip('rclpy')
+    import threading
+    import time
+
+    from std_msgs.msg import Float64MultiArray
+
+    from rl_control.ros import recorder
+    from rl_control.serve import diagnostics
+
+    stuck = threading.Event()
+    monkeypatch.setattr(recorder, 'QUEUE_SIZE', 5)
+    monkeypatch.setattr(recorder.BagRecorder, 'write', lambda *a: stuck.wait(10))
+    rec = recorder.TopicRecorder(str(tmp_path / 'rec'))
+    t0 = time.perf_counter()
+    for k in range(50):
+        rec.record('/x', Float64MultiArray(data=[float(k)]), k)
+    assert time.perf_counter() - t0 < 0.5
+    assert 44 <= rec.dropped <= 45  # 5 queued, one perhaps taken by the stuck writer
+    values = {}
+    level, message = diagnostics.bring_up(diagnostics.OK, 'serving', values, False, rec)
+    assert level == diagnostics.WARN and f'dropped {rec.dropped} messages' in message
+    assert values['recording_dropped'] == rec.dropped
+    stuck.set()
+    rec.close()

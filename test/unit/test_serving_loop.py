@@ -135,7 +135,7 @@ def test_the_brake_is_within_the_robot_limits_on_the_franka_model():
             loop.safety.estop()
         out = loop.tick(t, t)
         if out.trajectory is not None:
-            arm.submit_trajectory(t + 0.004, out.trajectory)
+            arm.submit(t + 0.004, out.trajectory)
         arm.step(40)
     st = arm.state()
     assert st['reflex'] is None and st['rejected'] == 0
@@ -275,7 +275,7 @@ def _serve_against_the_arm(loop, arm, steps, rng, extra_tick=0.0, latency_s=(0.0
             out = loop.tick(t, t)
             if out.trajectory is not None:
                 arrival = max(arrival, t + rng.uniform(*latency_s))  # DDS keeps the order
-                arm.submit_trajectory(arrival, out.trajectory)
+                arm.submit(arrival, out.trajectory)
         arm.step(1)
     return arm.state()
 
@@ -411,7 +411,7 @@ def _stall_once(withhold):
             if withhold and t > out.plan.t0 - 0.002:  # what policy_server does
                 loop.withdraw()
             else:
-                arm.submit_trajectory(t, out.trajectory)
+                arm.submit(t, out.trajectory)
         if t >= stalled_until - 1e-9:
             names, q, qd, _ = arm.joint_state()
             loop.on_state(t, t, list(names), q, qd, t)
@@ -421,7 +421,7 @@ def _stall_once(withhold):
                 if abs(t - 0.6) < 5e-4:
                     pending, stalled_until = out, t + 0.06
                 elif out.trajectory is not None:
-                    arm.submit_trajectory(t + 0.001, out.trajectory)
+                    arm.submit(t + 0.001, out.trajectory)
         arm.step(1)
     return arm.state(), loop
 

@@ -140,7 +140,7 @@ def test_fr3_position_dependent_velocity_band_is_respected_near_a_limit():
     from rl_control.robots.profiles import FR3 as PROFILE
 
     shaper = Shaper(Limits.from_profile(PROFILE), ShaperConfig(position_margin=0.02),
-                    velocity_limits=PROFILE.libfranka_velocity_limits)
+                    velocity_limits=PROFILE.shaping_velocity_limits)
     shaper.anchor(0.0, HOME)
     v = np.zeros(7)
     v[0] = 2.5

@@ -182,3 +182,61 @@ def test_package_and_cli_never_import_ray_or_optuna():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == '[]'
+
+
+def _signal_when(paths, signum=None):
+    """SIGINT this process once every path exists (the runs are training)."""
+    import signal
+    import threading
+    import time
+
+    def wait():
+        end = time.monotonic() + 120
+        while not all(p.is_file() for p in paths) and time.monotonic() < end:
+            time.sleep(0.1)
+        signal.raise_signal(signum or signal.SIGINT)
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
+def test_ctrl_c_of_train_seeds_stops_every_run_with_its_bundle_and_checkpoint(
+        ray_local, tmp_path, capsys):
+    from rl_control.train.persistence import latest_checkpoint, load_checkpoint
+
+    out = tmp_path / 'seeds'
+    long = [s for s in SHORT if not s.startswith('total_steps')]
+    sets = [a for s in long + ['target_return=null', 'total_steps=1000000']
+            for a in ('--set', s)]
+    _signal_when([out / f'seed_{s}' / 'progress.csv' for s in (0, 1)])
+    status = cli.main(['train', '--config', PENDULUM, '--seeds', '0', '1', '--out', str(out),
+                       '--json', *sets])
+    assert status == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert not report['failed']
+    for s in (0, 1):
+        run = out / f'seed_{s}'
+        ckpt = latest_checkpoint(run / 'checkpoints')
+        steps = load_checkpoint(ckpt)['counters']['env_steps']
+        assert 100 <= steps < 1000000
+        assert (run / 'bundle' / 'policy.yaml').stat().st_mtime_ns <= ckpt.stat().st_mtime_ns
+    assert not (out / '.stop').exists()
+
+
+def test_ctrl_c_of_a_sweep_stops_each_trials_run_with_its_bundle_and_checkpoint(
+        ray_local, tmp_path, capsys):
+    from rl_control.train.persistence import latest_checkpoint
+
+    space = _space(tmp_path, 'algo_kwargs.lr: {type: loguniform, low: 3.0e-4, high: 3.0e-3}\n')
+    out = tmp_path / 'sweep'
+    long = [s for s in SHORT if not s.startswith('total_steps')]
+    sets = [a for s in long + ['total_steps=1000000', 'target_return=null']
+            for a in ('--set', s)]
+    _signal_when([out / 'trial_000' / 'progress.csv'])
+    status = cli.main(['sweep', '--config', PENDULUM, '--space', space, '--trials', '2',
+                       '--out', str(out), '--no-early-stop', *sets])
+    assert status == 0, capsys.readouterr()
+    run = out / 'trial_000'
+    ckpt = latest_checkpoint(run / 'checkpoints')
+    assert (run / 'bundle' / 'policy.yaml').stat().st_mtime_ns <= ckpt.stat().st_mtime_ns
+    assert _table(out)[0]['status'] == 'done'
+    assert not (out / '.stop').exists()

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rl_control.algos.networks import GaussianActor, ValueNet, set_progress_lrs
+from rl_control.algos.networks import GaussianActor, ValueNet
+from rl_control.algos.optim import set_progress_lrs
 from rl_control.algos.seeding import seeded_init, torch_generator
 from rl_control.algos.types import Rollout
 

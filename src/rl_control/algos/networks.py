@@ -15,12 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from rl_control.algos.adam import ForeachAdam, set_progress_lrs
 from rl_control.algos.seeding import seeded_init, standard_normal, torch_generator
 
-__all__ = ['DeterministicActor', 'EnsembleQ', 'ForeachAdam', 'FrozenCritic', 'GaussianActor',
-           'SquashedGaussianActor', 'TwinQ', 'ValueNet', 'min_heads', 'mlp', 'seeded_init',
-           'set_progress_lrs', 'standard_normal', 'torch_generator']
+__all__ = ['DeterministicActor', 'EnsembleQ', 'FrozenCritic', 'GaussianActor',
+           'SquashedGaussianActor', 'ValueNet', 'min_heads', 'mlp', 'seeded_init',
+           'standard_normal', 'torch_generator']
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {'relu': nn.ReLU, 'tanh': nn.Tanh}
 LOG_2PI = math.log(2.0 * math.pi)
@@ -191,8 +190,8 @@ class EnsembleQ(nn.Module):
         """The MLP heads given by stacked weights `ws` (n, in, out) and biases `bs` (n, 1, out).
 
         The 1-wide output layer is a multiply and a sum, not a batched matmul: MKL's batched
-        GEMM with one output column, and the two batched products of its backward, take ~150
-        us each at 2 x 256 x 256 on this CPU against ~30 us for the elementwise form.
+        GEMM with one output column, and the two batched products of its backward, are several
+        times slower on a CPU than the elementwise form (bench/README.md has the figures).
         """
         x = torch.cat([obs, act], dim=-1)
         x = x.expand(ws[0].shape[0], *x.shape)
@@ -228,8 +227,6 @@ class FrozenCritic:
         return c.evaluate([w.detach()[:1] for w in c.weights],
                           [b.detach()[:1] for b in c.biases], obs, act)[0]
 
-
-TwinQ = EnsembleQ  # the name INTERFACES.md uses (n_critics=2)
 
 
 def min_heads(q: torch.Tensor) -> torch.Tensor:

@@ -24,8 +24,13 @@ class RunningMeanStd:
         self.count = 0.0
 
     def update(self, x: np.ndarray) -> None:
-        """Merge a batch shaped (n, *shape) (or one sample shaped `shape`)."""
+        """Merge a batch shaped (n, *shape) (or one sample shaped `shape`).
+
+        Samples holding a NaN or inf are left out: one would make the statistics non-finite
+        for good (the training loop stops the run on them before they come here).
+        """
         x = np.asarray(x, dtype=np.float64).reshape(-1, *self.shape)
+        x = x[np.isfinite(x).reshape(x.shape[0], -1).all(axis=1)]
         n = x.shape[0]
         if n == 0:
             return

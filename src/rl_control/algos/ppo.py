@@ -14,29 +14,30 @@ minibatch when `normalize_advantage`; R = A + V_old is the TD(lambda) return (un
 The clip removes the incentive to move r outside [1 - eps, 1 + eps], so n_epochs passes over
 the same data stay near the policy that collected it.
 
-Matching SB3 (stable_baselines3/ppo/ppo.py, common/buffers.py, common/on_policy_algorithm.py of
-SB3 2.9.2; line numbers below are those files') lets RL-Zoo hyperparameters transfer by name:
-- the rollout is flattened env-major, sample k = env * n_steps + step (RolloutBuffer
-  `swap_and_flatten`, buffers.py:63-75), and each epoch draws one permutation of all
-  n_steps * n_envs samples and cuts it into minibatches of batch_size, the last one shorter if
-  batch_size does not divide the rollout (buffers.py:481-506). The permutation comes from this
-  agent's own generator (SB3 uses the global numpy RNG), saved in `state_dict`;
-- advantages are normalized inside each minibatch with the unbiased std + 1e-8 (ppo.py:216-219);
-- value clipping uses the clipped prediction only (ppo.py:234-244), not the max of clipped and
-  unclipped losses that OpenAI Baselines and CleanRL use;
+Matching SB3 (stable_baselines3/ppo/ppo.py `PPO.train`, common/buffers.py `RolloutBuffer`,
+common/on_policy_algorithm.py `collect_rollouts`, SB3 2.9.2) lets RL-Zoo hyperparameters
+transfer by name:
+- the rollout is flattened env-major, sample k = env * n_steps + step (`swap_and_flatten`),
+  and each epoch draws one permutation of all n_steps * n_envs samples and cuts it into
+  minibatches of batch_size, the last one shorter if batch_size does not divide the rollout
+  (`RolloutBuffer.get`). The permutation comes from this agent's own generator (SB3 uses the
+  global numpy RNG), saved in `state_dict`;
+- advantages are normalized inside each minibatch with the unbiased std + 1e-8;
+- value clipping uses the clipped prediction only, not the max of clipped and unclipped losses
+  that OpenAI Baselines and CleanRL use;
 - early stop (`target_kl`): before each optimizer step, approx_kl = mean((r - 1) - log r)
-  (Schulman's low-variance KL estimator) is measured on the minibatch; above 1.5 target_kl that
-  minibatch is not applied and the update ends (ppo.py:262-282);
+  (Schulman's low-variance KL estimator) is computed on the minibatch; above 1.5 target_kl that
+  minibatch is not applied and the update ends;
 - one Adam step (eps 1e-5) per minibatch after clip_grad_norm(max_grad_norm) over all
-  parameters; `n_updates` counts epochs, as SB3's `_n_updates` (ppo.py:280);
-- metrics are SB3's logger keys (ppo.py:287-300, learning_rate from base_class.py:296): the
+  parameters; `n_updates` counts epochs, as SB3's `_n_updates`;
+- metrics are SB3's logger keys (learning_rate as `BaseAlgorithm._update_learning_rate`): the
   losses averaged over every minibatch evaluated, approx_kl over the last epoch's only, `loss`
   the last minibatch's (the one an early stop skipped, too), explained_variance of the
   rollout's values against the returns (population variances; NaN for constant returns).
 
 Acting is A2C's (see a2c.py): the rollout stores the unclipped Gaussian sample, the env gets it
 clipped to [-1, 1]. With gSDE the exploration matrices are drawn at the start of each rollout
-and, if sde_sample_freq > 0, every sde_sample_freq vector steps (on_policy_algorithm.py:189-197);
+and, if sde_sample_freq > 0, every sde_sample_freq vector steps (as `collect_rollouts`);
 the agent counts its `act_with_value` calls since the last `update` to know where it is.
 
 The old log-probabilities are not stored during the rollout: `update` recomputes them from the
@@ -63,7 +64,7 @@ from rl_control.algos.networks import (
 )
 from rl_control.algos.types import Rollout
 
-ADAM_EPS = 1e-5  # SB3's ActorCriticPolicy sets Adam's eps to 1e-5 (policies.py:472)
+ADAM_EPS = 1e-5  # SB3's ActorCriticPolicy sets Adam's eps to 1e-5 (its optimizer_kwargs)
 _SHUFFLE_STREAM = 0x5050  # spawn key of the minibatch-shuffling stream (see _shuffle_generator)
 
 

@@ -32,7 +32,7 @@ class AlgoSpec:
     on_policy: bool
 
     def make_config(self, kwargs: dict[str, Any]) -> Any:
-        """Build the hyperparameter dataclass; DDPG falls back to `TD3Config.ddpg(**kw)`."""
+        """Build the hyperparameter dataclass (DDPG: `td3.DDPGConfig`, TD3's with its defaults)."""
         return self.config_cls(**kwargs)
 
 
@@ -43,24 +43,5 @@ def get_algorithm(name: str) -> AlgoSpec:
     module_name, agent_name, cfg_name, on_policy = _ALGORITHMS[name]
     module = importlib.import_module(module_name)
     agent_cls = getattr(module, agent_name)
-    cfg_cls = getattr(module, cfg_name, None)
-    if cfg_cls is None and name == 'ddpg':
-        cfg_cls = _ddpg_config_factory(module.TD3Config)
-    if cfg_cls is None:
-        raise ImportError(f'{module_name} has no {cfg_name}')
-    return AlgoSpec(name, agent_cls, cfg_cls, on_policy)
+    return AlgoSpec(name, agent_cls, getattr(module, cfg_name), on_policy)
 
-
-def _ddpg_config_factory(td3_config: type) -> type:
-    """A TD3Config subclass whose constructor applies the DDPG settings via `TD3Config.ddpg`.
-
-    Used only when core/td3.py exposes `TD3Config.ddpg()` rather than a `DDPGConfig` class; the
-    subclass keeps the same fields so YAML validation still works on dataclass fields.
-    """
-
-    class DDPGConfig(td3_config):  # type: ignore[misc, valid-type]
-        def __new__(cls, **kwargs: Any) -> Any:  # noqa: D102
-            return td3_config.ddpg(**kwargs)
-
-    DDPGConfig.__name__ = 'DDPGConfig'
-    return DDPGConfig

@@ -32,13 +32,8 @@ import numpy as np
 import torch
 
 from rl_control.algos import sac_grads as grads
-from rl_control.algos.networks import (
-    EnsembleQ,
-    ForeachAdam,
-    SquashedGaussianActor,
-    linears,
-    set_progress_lrs,
-)
+from rl_control.algos.networks import EnsembleQ, SquashedGaussianActor, linears
+from rl_control.algos.optim import ForeachAdam, set_progress_lrs
 from rl_control.algos.polyak import polyak_update
 from rl_control.algos.seeding import seeded_init, standard_normal, torch_generator
 from rl_control.algos.types import Batch, Metrics

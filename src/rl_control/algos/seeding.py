@@ -2,9 +2,9 @@
 
 An agent draws random numbers for several purposes: network initialization, action sampling
 (SAC's reparameterization, A2C's Gaussian), TD3's target-policy smoothing noise and its
-exploration noise. Seeding them `seed`, `seed + 1`, `seed + 2` (as this package once did)
-makes seed s's sampling stream the init stream of seed s + 1: runs of neighbouring seeds are
-then correlated, which is exactly what a multi-seed experiment must not be.
+exploration noise. Seeding them `seed`, `seed + 1`, `seed + 2` would make seed s's sampling
+stream the init stream of seed s + 1: runs of neighbouring seeds would be correlated, which is
+exactly what a multi-seed experiment must not be.
 
 Here each stream is a child of `numpy.random.SeedSequence(seed)`: stream i is
 `SeedSequence(seed).spawn(n)[i]` (written `SeedSequence(seed, spawn_key=(i,))`, the same

@@ -25,14 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl_control.algos.networks import (
-    DeterministicActor,
-    EnsembleQ,
-    ForeachAdam,
-    min_heads,
-    set_progress_lrs,
-)
+from rl_control.algos.networks import DeterministicActor, EnsembleQ, min_heads
 from rl_control.algos.noise import GaussianNoise, make_noise
+from rl_control.algos.optim import ForeachAdam, set_progress_lrs
 from rl_control.algos.polyak import polyak_update
 from rl_control.algos.seeding import seeded_init, standard_normal, stream_seed, torch_generator
 from rl_control.algos.types import Batch, Metrics
@@ -243,5 +238,3 @@ class TD3:
         """The deterministic actor tanh(MLP(obs)) in the bundle's MLP format."""
         return self.actor.export()
 
-
-DDPG = TD3

@@ -127,3 +127,13 @@ class Agent(Protocol):
 
     def set_progress(self, progress_remaining: float) -> None:
         """Learning-rate schedule hook: progress_remaining goes from 1 to 0 over training."""
+
+
+class OnPolicyAgent(Agent, Protocol):
+    """An on-policy agent (A2C, PPO): what `train.onpolicy.OnPolicyCollector` calls besides."""
+
+    def act_with_value(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For rollouts: (action to store, action for the env, V(obs)) for (n_envs, obs_dim)."""
+
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """V(obs) for a batch of observations, shaped (n,)."""

@@ -1,7 +1,8 @@
 """Atomic file writes (stdlib only): the helpers checkpoints and policy bundles share.
 
-Why a module of its own: core/bundle.py is on the policy server's import path, and importing
-these helpers from core/checkpoint.py pulled in torch (~5 s of node start-up) for nothing.
+Why a module of its own: bundle/io.py is on the policy server's import path, which must not
+import torch (seconds of node start-up; test_serving_imports.py), and train/persistence.py
+(which does) writes checkpoints with the same helpers.
 
 Every file is written to a temporary file in the same directory, fsynced, then `os.replace`d
 over the target (atomic on POSIX), and the directory is fsynced: a crash or SIGKILL mid-write

@@ -3,8 +3,11 @@
 A bundle is what leaves the training machine and drives a robot, so loading it must never
 unpickle anything (safetensors holds only arrays) and must fail loudly, naming the file and the
 field, on anything missing, corrupt or inconsistent: a policy that silently reads the wrong
-joint order or stale weights moves a real arm wrongly. No torch import here: the serving path is
-numpy only.
+joint order or stale weights moves a real arm wrongly. Every file a bundle names
+(`weights.file`, `exports.onnx.file`) must lie inside its folder (`bundle_file`), and every
+number the server computes with must be finite: a normalization variance that is negative or
+NaN would serve NaN actions forever, a NaN in `goal_region` would switch the goal check off.
+No torch import here: the serving path is numpy only.
 """
 from __future__ import annotations
 
@@ -17,20 +20,24 @@ import yaml
 
 from rl_control import __version__
 from rl_control.bundle.atomic import atomic_write_bytes, atomic_write_text
+from rl_control.contract.actions import ACTION_TYPES as CONTRACT_ACTION_TYPES
 
 FORMAT = 'rl_control.policy/2'
 FORMAT_V1 = 'rl_control.policy/1'
 READABLE = (FORMAT, FORMAT_V1)
 # Robot-task sections of /2 (null for generic gymnasium tasks). A /1 bundle is read with the
 # meaning it had: trained on the ideal velocity servo (no shaper, no randomization), by the
-# Panda reach task, whose goal box is this (envs/panda_reach.py GOAL_LOW / GOAL_HIGH, base
+# Panda reach task, whose goal box is this (envs/reach_task.py GOAL_LOW / GOAL_HIGH, base
 # frame) and whose success distance is its distance_threshold (default 0.05 m).
-ROBOT_FIELDS = ('robot', 'shaper', 'randomization', 'goal_region', 'success_distance', 'hold',
-                'start_pose')  # start_pose: the joint positions episodes start from
+# start_pose: the joint positions episodes start from; task_name: the task (envs/tasks.py),
+# optional: absent in bundles written before tasks had names, all of them reach bundles.
+ROBOT_FIELDS = ('robot', 'shaper', 'torque', 'randomization', 'goal_region', 'success_distance',
+                'hold', 'start_pose', 'task_name')
 V1_REACH_GOAL_REGION = {'low': [0.45, -0.15, 0.0], 'high': [0.75, 0.15, 0.3]}
 SPEC_FILE = 'policy.yaml'
 WEIGHTS_FILE = 'actor.safetensors'
-ACTION_TYPES = ('box', 'joint_velocity', 'joint_effort', 'joint_position_delta')
+ACTION_TYPES = ('box', *CONTRACT_ACTION_TYPES)
+"""`box`: a generic gymnasium task's affine map; the rest are robot contract action types."""
 
 
 class BundleError(ValueError):
@@ -176,7 +183,7 @@ def load_bundle_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
         spec = upgrade_v1(spec)
     wfile = _require(spec, 'weights.file', spec_path)
     sha = _require(spec, 'weights.sha256', spec_path)
-    wpath = folder / str(wfile)
+    wpath = bundle_file(folder, wfile, 'weights.file', spec_path)
     if not wpath.is_file():
         raise BundleError(f'{wpath}: weights file missing (named by {spec_path}: weights.file)')
     blob = wpath.read_bytes()
@@ -189,6 +196,21 @@ def load_bundle_spec(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
         raise BundleError(f'{wpath}: not a valid safetensors file: {exc}') from None
     _validate(spec, weights, spec_path)
     return spec, weights
+
+
+def bundle_file(folder: Path, name: Any, field: str, spec_path: Path) -> Path:
+    """`folder / name`, refused unless it is a relative path that stays inside `folder`."""
+    rel = Path(str(name))
+    inside = not rel.is_absolute() and '..' not in rel.parts and str(name).strip() != ''
+    if inside:
+        try:
+            (folder / rel).resolve().relative_to(folder.resolve())
+        except ValueError:  # a symlink out of the bundle
+            inside = False
+    if not inside:
+        raise BundleError(f'{spec_path}: {field}: {name!r} is not a file inside the bundle '
+                          f'{folder}')
+    return folder / rel
 
 
 def upgrade_v1(spec: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +227,7 @@ def upgrade_v1(spec: dict[str, Any]) -> dict[str, Any]:
     reach = env_id.startswith('rl_control/PandaJointReach')
     out['goal_region'] = ({'frame': 'panda_link0', **V1_REACH_GOAL_REGION} if reach else None)
     out['success_distance'] = float(kwargs.get('distance_threshold', 0.05)) if reach else None
+    out['task_name'] = 'reach' if reach else None
     return out
 
 
@@ -240,7 +263,7 @@ def load_bundle(path: str | Path, backend: str = 'numpy') -> tuple[dict[str, Any
     if backend == 'onnx':
         from rl_control.bundle.onnx import load_onnx_policy
 
-        return spec, load_onnx_policy(spec, path)
+        return spec, load_onnx_policy(spec, path, weights)
     try:
         policy = Policy(spec['network'], weights, spec['observation'].get('normalization'))
     except PolicyError as exc:
@@ -291,6 +314,8 @@ def _validate(spec: dict[str, Any], weights: dict[str, np.ndarray], where: Path)
             if key not in norm or len(norm[key]) != obs_size:
                 raise BundleError(f'{where}: observation.normalization.{key}: needs '
                                   f'{obs_size} values')
+        _finite(norm, where)
+    _finite_region(spec.get('goal_region'), where)
     for i, (n_in, n_out) in enumerate(layers):
         for name, shape in ((f'l{i}.weight', (n_out, n_in)), (f'l{i}.bias', (n_out,))):
             if name not in weights:
@@ -300,6 +325,45 @@ def _validate(spec: dict[str, Any], weights: dict[str, np.ndarray], where: Path)
                 raise BundleError(f'{where}: weights: {name} has shape '
                                   f'{tuple(weights[name].shape)}, network.layers[{i}] needs '
                                   f'{shape}')
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float('nan')
+
+
+def _finite(norm: dict[str, Any], where: Path) -> None:
+    """Normalization statistics a server can compute with: finite, variances >= 0."""
+    for key in ('mean', 'var'):
+        for i, v in enumerate(norm[key]):
+            x = _number(v)
+            if not np.isfinite(x) or (key == 'var' and x < 0):
+                what = 'negative' if np.isfinite(x) else 'not finite'
+                raise BundleError(f'{where}: observation.normalization.{key}[{i}]: {v!r} is '
+                                  f'{what}')
+    for key, low in (('clip', 0.0), ('epsilon', 0.0)):
+        if key in norm and not (np.isfinite(_number(norm[key])) and _number(norm[key]) >= low):
+            raise BundleError(f'{where}: observation.normalization.{key}: {norm[key]!r} must be '
+                              'a finite number >= 0')
+
+
+def _finite_region(region: Any, where: Path) -> None:
+    """goal_region: 3 finite lows <= 3 finite highs (a NaN would accept every goal)."""
+    if region is None:
+        return
+    if not isinstance(region, dict) or not {'low', 'high'} <= set(region):
+        raise BundleError(f'{where}: goal_region: needs low and high')
+    for key in ('low', 'high'):
+        values = region[key]
+        if not isinstance(values, list) or len(values) != 3 or \
+                not all(np.isfinite(_number(v)) for v in values):
+            raise BundleError(f'{where}: goal_region.{key}: {values!r} is not 3 finite numbers')
+    if any(_number(lo) > _number(hi) for lo, hi in zip(region['low'], region['high'],
+                                                       strict=True)):
+        raise BundleError(f'{where}: goal_region: low {region["low"]} above high '
+                          f'{region["high"]}')
 
 
 def record_evaluation(path: str | Path, summary: dict[str, Any], command: str) -> Path:

@@ -13,8 +13,12 @@ torch versions), and the same bundle always gives the same bytes (a stable sha25
 
 Staleness: `policy.yaml` records `exports.onnx` = {file, sha256 of the file, opset, source: the
 sha256 of what the graph was built from (weights checksum, network, normalization)}. Loading
-with backend onnx refuses a missing file, a file whose sha256 differs (replaced), or a source
-that differs from the bundle's current one (weights or normalization edited after export).
+with backend onnx refuses a file outside the bundle, a missing file, a file whose sha256
+differs (replaced), a source that differs from the bundle's current one (weights or
+normalization edited after export), a graph with external data (onnxruntime would read files
+nobody hashed), and a graph that does not compute the bundle's own actor: it must give the
+numpy policy's actions on CHECK_N observations (to CHECK_TOLERANCE) before it serves. The
+session is built from the very bytes that were hashed.
 Nothing here imports torch, and onnx/onnxruntime only when called.
 """
 from __future__ import annotations
@@ -32,6 +36,7 @@ from rl_control.bundle.atomic import atomic_write_bytes, atomic_write_text
 from rl_control.bundle.io import (
     SPEC_FILE,
     BundleError,
+    bundle_file,
     dump_yaml,
     load_bundle_spec,
     resolve_bundle_dir,
@@ -183,17 +188,51 @@ def _check_against_numpy(blob: bytes, ref: Policy, norm: dict[str, Any] | None,
         import onnxruntime  # noqa: F401 - only whether it is there
     except ImportError:
         return None
+    rt = OnnxPolicy(blob, ref.obs_dim, ref.act_dim, name=f'{target} (as exported)')
+    error = _max_error(rt, ref, norm)
+    if not error <= CHECK_TOLERANCE:
+        raise BundleError(f'{target}: onnxruntime differs from the numpy policy by {error:.1e} '
+                          f'(> {CHECK_TOLERANCE:g}) on {CHECK_N} observations; not written')
+    return error
+
+
+def _max_error(rt: OnnxPolicy, ref: Policy, norm: dict[str, Any] | None) -> float:
+    """The largest |onnxruntime - numpy| on CHECK_N observations around the statistics."""
     rng = np.random.default_rng(0)
     obs = rng.normal(0.0, 2.0, (CHECK_N, ref.obs_dim))
     if norm is not None:  # in the statistics' own units, around their mean
         obs = np.asarray(norm['mean']) + np.sqrt(np.asarray(norm['var'])) * obs
     obs = obs.astype(np.float32)
-    rt = OnnxPolicy(blob, ref.obs_dim, ref.act_dim, name=f'{target} (as exported)')
-    error = float(np.abs(rt.act(obs) - ref.act(obs)).max())
-    if not error <= CHECK_TOLERANCE:
-        raise BundleError(f'{target}: onnxruntime differs from the numpy policy by {error:.1e} '
-                          f'(> {CHECK_TOLERANCE:g}) on {CHECK_N} observations; not written')
-    return error
+    return float(np.abs(rt.act(obs) - ref.act(obs)).max())
+
+
+def _external_data(blob: bytes, name: Path) -> list[str]:
+    """The external files a graph's tensors name (initializers, constants, subgraphs)."""
+    try:
+        import onnx
+    except ImportError:
+        raise BundleError(f'{name}: backend onnx needs the onnx package to check the graph '
+                          f'({INSTALL_HINT})') from None
+    try:
+        model = onnx.load_model_from_string(blob)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own types
+        raise BundleError(f'{name}: not an ONNX model ({type(exc).__name__})') from None
+    found: list[str] = []
+
+    def tensors(graph: Any) -> None:
+        for t in [*graph.initializer, *(s.values for s in graph.sparse_initializer)]:
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                found.extend(e.value for e in t.external_data if e.key == 'location')
+        for node in graph.node:
+            for attr in node.attribute:
+                for t in [attr.t, *attr.tensors]:
+                    if t.data_location == onnx.TensorProto.EXTERNAL:
+                        found.extend(e.value for e in t.external_data if e.key == 'location')
+                for sub in [attr.g, *attr.graphs]:
+                    tensors(sub)
+
+    tensors(model.graph)
+    return found
 
 
 class OnnxPolicy:
@@ -245,8 +284,13 @@ class OnnxPolicy:
         return out[0] if single else out
 
 
-def load_onnx_policy(spec: dict[str, Any], folder: str | Path) -> OnnxPolicy:
-    """The bundle's recorded ONNX export as a policy, after checking it is this bundle's."""
+def load_onnx_policy(spec: dict[str, Any], folder: str | Path,
+                     weights: dict[str, np.ndarray]) -> OnnxPolicy:
+    """The bundle's recorded ONNX export as a policy, after checking it is this bundle's own.
+
+    `weights`: the bundle's checked safetensors weights (`load_bundle_spec`), which the graph
+    must compute (module docstring).
+    """
     folder = resolve_bundle_dir(folder)
     spec_path = folder / SPEC_FILE
     rerun = f'run `rl-control export {folder} --format onnx`'
@@ -254,14 +298,29 @@ def load_onnx_policy(spec: dict[str, Any], folder: str | Path) -> OnnxPolicy:
     if not isinstance(record, dict) or not record.get('file') or not record.get('sha256'):
         raise BundleError(f'{folder / ONNX_FILE}: no ONNX export recorded in {spec_path} '
                           f'(exports.onnx); {rerun}')
-    path = folder / str(record['file'])
+    path = bundle_file(folder, record['file'], 'exports.onnx.file', spec_path)
     if not path.is_file():
         raise BundleError(f'{path}: missing (named by {spec_path}: exports.onnx.file); {rerun}')
-    if hashlib.sha256(path.read_bytes()).hexdigest() != record['sha256']:
+    blob = path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != record['sha256']:
         raise BundleError(f'{path}: sha256 does not match {spec_path}: exports.onnx.sha256 '
                           f'(replaced or corrupt); {rerun}')
     if record.get('source') != source_fingerprint(spec):
         raise BundleError(f'{path}: stale: the weights, network or normalization in '
                           f'{spec_path} changed after the export; {rerun}')
-    layers = spec['network']['layers']
-    return OnnxPolicy(path, int(layers[0][0]), int(layers[-1][1]))
+    external = _external_data(blob, path)
+    if external:
+        raise BundleError(f'{path}: the graph reads external data {sorted(set(external))}, '
+                          f'which the bundle does not hash; {rerun}')
+    norm = spec['observation'].get('normalization')
+    try:
+        ref = Policy(spec['network'], weights, norm)
+    except PolicyError as exc:
+        raise BundleError(f'{spec_path}: {exc}') from None
+    rt = OnnxPolicy(blob, ref.obs_dim, ref.act_dim, name=str(path))
+    error = _max_error(rt, ref, norm)
+    if not error <= CHECK_TOLERANCE:
+        raise BundleError(f'{path}: the graph does not compute this bundle\'s weights '
+                          f'(onnxruntime differs from the numpy policy by {error:.1e} > '
+                          f'{CHECK_TOLERANCE:g}); {rerun}')
+    return rt

@@ -3,7 +3,7 @@
 `Policy(network_desc, weights, normalization)` takes the INTERFACES.md "network" description
 ({kind: mlp, layers: [[in, out], ...], activation: relu|tanh, output: tanh|clip}), weights named
 l{i}.weight (out, in) / l{i}.bias, and the observation normalization ({mean, var, clip,
-epsilon} or None). core/bundle.py reads policy.yaml + safetensors and calls this constructor.
+epsilon} or None). bundle/io.py reads policy.yaml + safetensors and calls this constructor.
 
 Single-vector inference reuses preallocated buffers (np.dot/np.add/... with `out=`), so a call
 allocates only the returned action; weights are stored transposed and C-contiguous for dot.

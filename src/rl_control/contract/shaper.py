@@ -31,84 +31,24 @@ import math
 from typing import Any
 
 import numpy as np
-from ruckig import ControlInterface, InputParameter, Result, Ruckig, Synchronization, Trajectory
+from ruckig import (
+    ControlInterface,
+    InputParameter,
+    Result,
+    Ruckig,
+    RuckigError,
+    Synchronization,
+    Trajectory,
+)
 
-GRID_S = 1e-3  # the robot's control cycle: plan starts and samples lie on this grid
+from rl_control.contract.shaper_config import GRID_S, ShaperConfig, ShaperError
 
-
-class ShaperError(ValueError):
-    """Settings or inputs the shaper cannot work with; the message names the field."""
-
-
-@dataclass(frozen=True)
-class ShaperConfig:
-    """How the shaper plans; recorded in policy.yaml (`shaper:`) so serving matches training.
-
-    The fractions scale the profile's limits: planning below the limits leaves room for the
-    controller's spline interpolation between waypoints (a quintic through samples of a
-    bang-bang-jerk profile overshoots the planned jerk) and for finite-difference noise.
-    A stop (`Shaper.brake`) plans closer to the limits (`brake_*`): 0.9 / 0.7 raised no reflex
-    in 300 e-stops at random times from a random policy through the JTC on the MuJoCo arm,
-    0.95 / 0.9 one in 20, 1.0 / 1.0 twenty in 20 (the quintic's overshoot). The tails of
-    running plans keep the tracking fractions: they are the motion the policy was trained on.
-    """
-
-    period_s: float = 0.04
-    lead_s: float = 0.02
-    sample_s: float = 0.004
-    velocity_fraction: float = 0.9
-    acceleration_fraction: float = 0.7
-    jerk_fraction: float = 0.4
-    position_margin: float = 0.05
-    brake_acceleration_fraction: float = 0.9
-    brake_jerk_fraction: float = 0.7
-
-    def __post_init__(self) -> None:
-        for name in ('period_s', 'sample_s'):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ShaperError(f'shaper.{name} must be > 0, got {value!r}')
-        for name in ('period_s', 'lead_s', 'sample_s'):
-            steps = getattr(self, name) / GRID_S
-            if abs(steps - round(steps)) > 1e-6 or steps < 0:
-                raise ShaperError(f'shaper.{name} must be a whole number of milliseconds, got '
-                                  f'{getattr(self, name)!r}')
-        if round(self.period_s / GRID_S) % round(self.sample_s / GRID_S):
-            raise ShaperError(f'shaper.period_s ({self.period_s}) must be a multiple of '
-                              f'shaper.sample_s ({self.sample_s})')
-        for name in ('velocity_fraction', 'acceleration_fraction', 'jerk_fraction',
-                     'brake_acceleration_fraction', 'brake_jerk_fraction'):
-            value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise ShaperError(f'shaper.{name} must be in (0, 1], got {value!r}')
-        if not 0.0 <= self.position_margin < 0.5:
-            raise ShaperError(f'shaper.position_margin must be in [0, 0.5) rad, got '
-                              f'{self.position_margin!r}')
-
-    def to_yaml(self) -> dict[str, float]:
-        """The policy.yaml `shaper:` section."""
-        return {k: float(getattr(self, k)) for k in self.__dataclass_fields__}
-
-    @classmethod
-    def from_yaml(cls, d: dict[str, Any] | None, period_s: float | None = None
-                  ) -> ShaperConfig:
-        """Parse a `shaper:` section (None: defaults, with the bundle's control period)."""
-        d = dict(d or {})
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ShaperError(f'shaper: unknown key(s) {unknown}; known: '
-                              f'{sorted(cls.__dataclass_fields__)}')
-        if period_s is not None:
-            d.setdefault('period_s', period_s)
-        try:
-            return cls(**{k: float(v) for k, v in d.items()})
-        except (TypeError, ValueError) as exc:
-            raise ShaperError(f'shaper: {exc}') from None
+__all__ = ['GRID_S', 'Limits', 'MotionState', 'Plan', 'Shaper', 'ShaperConfig', 'ShaperError']
 
 
 @dataclass(frozen=True, eq=False)
 class Limits:
-    """Joint limits in planning order: position range, velocity, acceleration, jerk (7,)."""
+    """Joint limits in planning order: position range, velocity, acceleration, jerk (n,)."""
 
     q_min: np.ndarray
     q_max: np.ndarray
@@ -226,11 +166,18 @@ class Shaper:
 
         For the start of serving and for an arm that is really elsewhere (after a reflex and
         its recovery, a controller switch, the arm moved by hand), never for late states.
+        The state is clipped into the position range and the velocity band first: every plan
+        starts from it, and no plan may leave the limits whatever it was handed.
         """
         q = np.asarray(q, np.float64)
         qd = np.zeros(self.n) if qd is None else np.asarray(qd, np.float64)
         if q.shape != (self.n,) or qd.shape != (self.n,):
             raise ShaperError(f'anchor needs {self.n} positions and velocities')
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):
+            raise ShaperError(f'anchor needs finite positions and velocities, got {q} {qd}')
+        q = np.clip(q, self.limits.q_min, self.limits.q_max)
+        lo, hi = self._band(q)
+        qd = np.clip(qd, lo, hi)
         start = MotionState(q.copy(), qd.copy(), np.zeros(self.n))
         t0 = round(t / GRID_S) * GRID_S
         self.previous = None
@@ -305,7 +252,10 @@ class Shaper:
         inp.current_acceleration = start.qdd.tolist()
         inp.target_velocity = target.tolist()
         traj = Trajectory(self.n)
-        result = self._otg.calculate(inp, traj)
+        try:
+            result = self._otg.calculate(inp, traj)
+        except (RuckigError, ValueError) as exc:  # ValueError: a code the enum lacks (-101)
+            result = ' '.join(str(exc).split())[:200]
         if result not in (Result.Working, Result.Finished):
             raise ShaperError(f'Ruckig could not plan from {start} to {target}: {result}')
         return traj

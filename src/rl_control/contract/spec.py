@@ -3,8 +3,9 @@
 Why one module: "one policy, sim or hardware" holds only if the vector a policy sees is built
 by the same function from the same inputs in both places. Inputs are what a real robot's topics
 give — joint names, positions, velocities (any order, extra joints allowed) — plus the goal in
-the robot base frame; everything else (the end-effector position) is derived by forward
-kinematics. The action side maps the policy's [-1, 1] box to joint commands by the same rule.
+the robot base frame; everything else (the end-effector position) is derived from the robot
+profile's kinematics. The terms themselves are contract/terms.py's. The action side maps the
+policy's [-1, 1] box to joint commands by the same rule (contract/actions.py: the types).
 """
 from __future__ import annotations
 
@@ -15,31 +16,33 @@ from typing import Any
 
 import numpy as np
 
-from rl_control.robots.kinematics import fk_single
+from rl_control.contract.actions import ACTION_TYPES
+from rl_control.contract.errors import ContractError
+from rl_control.contract.terms import ACTION_TERMS, TERMS, Source
+from rl_control.robots.profiles import get_profile, robot_with_joints
+from rl_control.robots.robot import RobotProfile
 
-# last_action: the velocity target the arm is being shaped toward, as an action in [-1, 1]
-# (target / action scale; 0 while braking); last_action_2 and _3 the two before it. With
-# shaped, delayed dynamics the measured state alone does not say where the arm is headed: a
-# command takes effect up to lead + latency later, so the targets still on their way are state.
-ACTION_TERMS: tuple[str, ...] = ('last_action', 'last_action_2', 'last_action_3')
-TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', 'ee_pos', 'goal', *ACTION_TERMS)
-JOINT_TERMS: tuple[str, ...] = ('joint_pos', 'joint_vel', *ACTION_TERMS)
-ACTION_TYPES: tuple[str, ...] = ('joint_velocity', 'joint_effort')
-
-
-class ContractError(ValueError):
-    """Inputs do not satisfy the contract; the message names what is missing or wrong."""
+__all__ = ['ACTION_TERMS', 'ActionSpec', 'ContractError', 'ObservationSpec', 'RobotContract',
+           'action_to_command', 'build_observation', 'contract_from_yaml', 'contract_to_yaml']
 
 
 @dataclass(frozen=True)
 class ObservationSpec:
-    """Which joints (in policy order) and which terms (in order) make the observation vector."""
+    """Which joints (in policy order) and which terms (in order) make the observation vector.
+
+    `robot` names the profile whose kinematics and gripper the terms that need them use
+    (`ee_pos`, `gripper_width`); None: the registered robot with these joint names.
+    """
 
     joint_names: tuple[str, ...]
     terms: tuple[str, ...]
+    robot: str | None = None
     _index_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _layout: tuple = field(default=(), init=False, repr=False, compare=False)
     _size: int = field(default=0, init=False, repr=False, compare=False)
+    profile: RobotProfile | None = field(default=None, init=False, repr=False, compare=False)
+    kinematics_order: np.ndarray | None = field(default=None, init=False, repr=False,
+                                                compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'joint_names', tuple(self.joint_names))
@@ -49,21 +52,37 @@ class ObservationSpec:
             raise ContractError(f'unknown observation term(s) {bad}; known: {list(TERMS)}')
         if len(set(self.terms)) != len(self.terms):
             raise ContractError(f'observation terms repeat: {list(self.terms)}')
-        if 'ee_pos' in self.terms and len(self.joint_names) != 7:
-            raise ContractError(
-                f'ee_pos needs the 7 Panda arm joints, got {len(self.joint_names)} joint names')
+        try:
+            profile = (get_profile(self.robot) if self.robot is not None
+                       else robot_with_joints(self.joint_names))
+        except ValueError as exc:
+            raise ContractError(str(exc)) from None
+        object.__setattr__(self, 'profile', profile)
+        need = [t for t in self.terms if TERMS[t].needs_robot]
+        if need and profile is None:
+            raise ContractError(f'{need} need a robot profile (kinematics, gripper): the '
+                                f'joints {list(self.joint_names)} are no registered robot\'s')
+        kin_order = None  # policy order -> the kinematics' (None: the same)
+        if 'ee_pos' in self.terms:
+            if len(self.joint_names) != profile.dof:
+                raise ContractError(f'ee_pos needs the {profile.dof} arm joints of the '
+                                    f'{profile.name}, got {len(self.joint_names)} joint names')
+            if (set(self.joint_names) == set(profile.joint_names)
+                    and self.joint_names != profile.joint_names):
+                kin_order = np.array([self.joint_names.index(n) for n in profile.joint_names])
+        object.__setattr__(self, 'kinematics_order', kin_order)
         # (term, slice) in vector order and the total size, computed once for
-        # build_observation (1 kHz) instead of per call.
+        # build_observation instead of per call.
         layout, start = [], 0
         for t in self.terms:
-            layout.append((t, slice(start, start + self.term_size(t))))
+            layout.append((TERMS[t].fill, slice(start, start + self.term_size(t))))
             start += self.term_size(t)
         object.__setattr__(self, '_layout', tuple(layout))
         object.__setattr__(self, '_size', start)
 
     def term_size(self, term: str) -> int:
-        """Length of one term: joint terms have one entry per joint, positions have 3."""
-        return len(self.joint_names) if term in JOINT_TERMS else 3
+        """Length of one term (joint terms: one entry per joint)."""
+        return TERMS[term].size(self)
 
     @property
     def size(self) -> int:
@@ -81,7 +100,8 @@ class ObservationSpec:
 
     def without(self, term: str) -> ObservationSpec:
         """The same spec minus one term (the env's `observation` is the contract minus goal)."""
-        return ObservationSpec(self.joint_names, tuple(t for t in self.terms if t != term))
+        return ObservationSpec(self.joint_names, tuple(t for t in self.terms if t != term),
+                               self.robot)
 
     def indices(self, names: Sequence[str]) -> np.ndarray:
         """Index of each policy joint in `names`; cached per names tuple (1 kHz callers)."""
@@ -166,48 +186,29 @@ class RobotContract:
 
 def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Sequence[float],
                       velocities: Sequence[float], goal: Sequence[float] | None = None,
-                      actions: Sequence[Sequence[float]] = ()) -> np.ndarray:
+                      actions: Sequence[Sequence[float]] = (),
+                      inputs: Mapping[str, Any] | None = None) -> np.ndarray:
     """The policy's observation vector (float32) from a joint state and a goal (base frame).
 
     Joints are picked by NAME from `names` (any order, extras such as fingers ignored).
     `positions` and `velocities` must be as long as `names`; `goal` is required only when the
     spec has a goal term; `actions` (newest first, spec joint order; missing ones are zeros)
-    fill the last_action terms.
+    fill the last_action terms; `inputs` are named extras (e.g. `object_pose`) for the terms
+    that read them (contract/terms.py).
 
     Each term is written straight into its slice of the float32 output (the same float64 ->
-    float32 rounding as concatenating): at 1 kHz, one allocation instead of one per term plus
-    a concatenate.
+    float32 rounding as concatenating): one allocation instead of one per term plus a
+    concatenate.
     """
     n = len(names)
     pos = np.asarray(positions, dtype=np.float64)
     if pos.shape != (n,):
         raise ContractError(f'{pos.size} joint positions for {n} joint names')
-    idx = spec.indices(names)
-    q = pos[idx]
+    src = Source(spec, names, pos, velocities, spec.indices(names), goal, actions,
+                 inputs or {})
     out = np.empty(spec._size, np.float32)
-    for term, sl in spec._layout:
-        if term == 'joint_pos':
-            out[sl] = q
-        elif term == 'joint_vel':
-            vel = np.asarray(velocities, dtype=np.float64)
-            if vel.shape != (n,):
-                raise ContractError(f'{vel.size} joint velocities for {n} joint names')
-            out[sl] = vel[idx]
-        elif term == 'ee_pos':
-            out[sl] = fk_single(q.tolist())
-        elif term in ACTION_TERMS:
-            k = ACTION_TERMS.index(term)
-            if k < len(actions):
-                out[sl] = np.clip(np.asarray(actions[k], dtype=np.float64), -1.0, 1.0)
-            else:
-                out[sl] = 0.0
-        else:
-            if goal is None:
-                raise ContractError('observation has a goal term but no goal was given')
-            g = np.asarray(goal, dtype=np.float64)
-            if g.shape != (3,):
-                raise ContractError(f'goal must have 3 entries (x, y, z), got shape {g.shape}')
-            out[sl] = g
+    for fill, sl in spec._layout:
+        fill(out[sl], src)
     return out
 
 
@@ -217,7 +218,7 @@ def action_to_command(spec: ActionSpec, action: Sequence[float]) -> np.ndarray:
     `band` is the spec's dead band and exponent (identity when they are 0 and 1).
 
     np.maximum/np.minimum in place rather than np.clip (same values, as low <= high; several
-    times cheaper on 7-vectors), and the finiteness check sums a Python list first: a finite
+    times cheaper on short vectors), and the finiteness check sums a Python list first: a finite
     sum proves every entry finite; only a non-finite one (NaN/Inf, or an overflow of huge but
     finite entries) pays for the exact per-entry check.
     """
@@ -269,7 +270,10 @@ def _field(d: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 def contract_from_yaml(d: Mapping[str, Any]) -> RobotContract:
-    """Parse the sections written by `contract_to_yaml`; errors name the missing/bad field."""
+    """Parse the sections written by `contract_to_yaml`; errors name the missing/bad field.
+
+    The bundle's `robot` (if any) is the profile its robot terms are built with.
+    """
     joint_names = _field(d, 'joint_names', '')
     if not isinstance(joint_names, list | tuple) or not joint_names:
         raise ContractError('field joint_names must be a non-empty list of joint names')
@@ -281,7 +285,7 @@ def contract_from_yaml(d: Mapping[str, Any]) -> RobotContract:
     terms = []
     for i, t in enumerate(terms_raw):
         terms.append(_field(t, 'name', f'observation.terms[{i}]'))
-    obs_spec = ObservationSpec(tuple(joint_names), tuple(terms))
+    obs_spec = ObservationSpec(tuple(joint_names), tuple(terms), d.get('robot') or None)
     for i, t in enumerate(terms_raw):
         size = _field(t, 'size', f'observation.terms[{i}]')
         if size != obs_spec.term_size(t['name']):
@@ -298,7 +302,3 @@ def contract_from_yaml(d: Mapping[str, Any]) -> RobotContract:
         exponent=act.get('exponent') or 1.0)
     return RobotContract(obs_spec, act_spec, float(period))
 
-
-# INTERFACES.md names these spec_to_yaml / spec_from_yaml.
-spec_to_yaml = contract_to_yaml
-spec_from_yaml = contract_from_yaml

@@ -12,6 +12,13 @@ The stop: zero torque on a Franka is a floating arm (its own gravity compensatio
 weight, nothing damps the motion), so a stop commands tau = -damping * qdot, ramped in within
 the same rate limit, until the arm is at rest.
 
+The hold damping (`hold_damping` [Nm s/rad] for the joint with the largest torque limit, the
+others in proportion to theirs; 0 = off; a bundle's `torque.hold_damping`): a viscous torque
+-D qdot added to every command, as a joint impedance controller with zero stiffness adds it
+(franka_example_controllers' joint_impedance_example_controller: tau = K (q_d - q) - D qdot).
+With it a policy's zero torque brings the arm to rest instead of letting it float, so a policy
+can stay where it is without damping the motion itself.
+
 The speed guard: a torque policy can accelerate a joint past its velocity limit (a
 `joint_velocity_violation` reflex on a Franka). Above `velocity_fraction` of a joint's limit,
 the guard adds a torque opposing the motion, growing with the excess (`guard_gain` x the
@@ -36,13 +43,15 @@ class TorqueConfig:
     velocity_fraction: float = 0.5
     guard_gain: float = 4.0
     position_margin: float = 0.15
+    hold_damping: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ('rate_fraction', 'torque_fraction'):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f'{name} must be in (0, 1], got {getattr(self, name)!r}')
-        if self.damping < 0:
-            raise ValueError(f'damping must be >= 0, got {self.damping!r}')
+        for name in ('damping', 'hold_damping'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
 
 
 class TorqueShaper:
@@ -57,6 +66,7 @@ class TorqueShaper:
         self.tau_max = np.asarray(tau_max, np.float64) * cfg.torque_fraction
         self.rate = np.asarray(dtau_max, np.float64) * cfg.rate_fraction
         self.tau = np.zeros_like(self.tau_max)
+        self.hold_damping = cfg.hold_damping * self.tau_max / self.tau_max.max()
 
     def reset(self, tau: np.ndarray | None = None) -> None:
         """Restart from `tau` (default zero: the torque a just-activated controller holds)."""
@@ -69,6 +79,8 @@ class TorqueShaper:
         `qd` and `q` (the measured joint state) engage the speed guard and the position wall.
         """
         goal = np.asarray(target, np.float64)
+        if qd is not None and self.cfg.hold_damping:
+            goal = goal - self.hold_damping * np.asarray(qd, np.float64)
         if qd is not None and self.v_soft is not None:
             qd = np.asarray(qd, np.float64)
             excess = np.maximum(np.abs(qd) - self.v_soft, 0.0) / self.v_soft

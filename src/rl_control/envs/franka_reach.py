@@ -3,11 +3,12 @@
 `rl_control/FrankaReach-v2` (joint velocity targets) and `rl_control/FrankaReachEffort-v2`
 (joint torques on top of gravity compensation), and their v1 predecessors, train on
 `envs.shaped_arm.ShapedArm`: the policy server's own shaper (or torque shaper) drives a
-simulated Panda or FR3 (`robot`), on MuJoCo or PyBullet (`engine`), inside that profile's
-limits. The observation is the contract's (`build_observation` on the measured joint state, the
-same call the server makes), the task is the reach task of v0 with a 2 cm success distance by
-default (`success_distance`) over the goal region x 0.45-0.75, y -0.15-0.15, z 0-0.3 m in the
-base frame.
+simulated arm (`robot`: any registered robot profile, the Panda and the FR3 shipped), on MuJoCo
+or PyBullet (`engine`), inside that profile's limits. The observation is the contract's
+(`build_observation` on the measured joint state, the same call the server makes), the task is
+a registered task (`task`, default the reach task of envs/reach_task.py, with a 2 cm success
+distance by default (`success_distance`) over the goal region x 0.45-0.75, y -0.15-0.15,
+z 0-0.3 m in the base frame).
 
 v1 (`hold=False`) rewards being within the distance at any moment (-1 unless within). v2
 (`hold=True`) asks for arriving AND stopping, in `envs.reach_metrics`'s words: its reward
@@ -42,16 +43,15 @@ from rl_control.contract import (
     action_to_command,
     build_observation,
 )
+from rl_control.contract.actions import action_type_for_control
 from rl_control.contract.shaper import GRID_S, ShaperConfig
-from rl_control.contract.spec import ACTION_TERMS
-from rl_control.envs.panda_reach import GOAL_HIGH, GOAL_LOW, ReachTask
+from rl_control.contract.torque import TorqueConfig
 from rl_control.envs.reach_metrics import HOLD_S, REST_EE_SPEED, REST_JOINT_SPEED, at_rest
 from rl_control.envs.shaped_arm import ShapedArm
-from rl_control.robots.kinematics import fk_single
+from rl_control.envs.tasks import task_class
 from rl_control.robots.profiles import get_profile
 
 CONTROL_PERIOD_S = 0.04
-EFFORT_SCALE = 0.1  # |a| = 1 -> a tenth of the torque limit, on top of gravity compensation
 MOVING_SPEED = 0.2  # rad/s: v2's motion term counts a joint this fast as fully moving
 HOLD_WEIGHTS = (0.2, 0.3, 0.2)  # v2 reward: distance within, motion, not at rest within
 
@@ -108,11 +108,13 @@ class FrankaReachEnv(gym.Env):
                  randomize: bool = True, randomization: dict[str, Any] | None = None,
                  shaper: dict[str, Any] | None = None, physics_dt: float = 0.002,
                  action_history: int = 3, hold: bool = False, action_deadband: float = 0.0,
-                 action_exponent: float = 1.0,
-                 hold_weights: tuple[float, float, float] = HOLD_WEIGHTS) -> None:
+                 action_exponent: float = 1.0, torque_damping: float = 0.0,
+                 hold_weights: tuple[float, float, float] = HOLD_WEIGHTS,
+                 task: str = 'reach') -> None:
         self.profile = get_profile(robot)
         self.control = control
-        self.task = ReachTask(distance_threshold=success_distance, reward_type=reward_type)
+        self.task = task_class(task)(distance_threshold=success_distance,
+                                     reward_type=reward_type)
         if len(hold_weights) != 3 or min(hold_weights) < 0 or sum(hold_weights[:2]) > 1:
             raise ValueError(f'hold_weights must be 3 non-negative numbers (distance, motion, '
                              f'rest) with distance + motion <= 1, got {hold_weights!r}')
@@ -122,38 +124,31 @@ class FrankaReachEnv(gym.Env):
         self.randomization = Randomization.from_dict(randomization) if randomize else NOMINAL
         self.shaper_cfg = ShaperConfig.from_yaml(shaper, CONTROL_PERIOD_S)
         names = self.profile.joint_names
-        if not 0 <= action_history <= len(ACTION_TERMS):
-            raise ValueError(f'action_history must be 0..{len(ACTION_TERMS)}, got '
-                             f'{action_history}')
-        terms = ('joint_pos', 'joint_vel', 'ee_pos', *ACTION_TERMS[:action_history], 'goal')
-        obs = ObservationSpec(names, terms)
-        if control == 'velocity':
-            lim = self.profile.qd_max
-            act = ActionSpec('joint_velocity', names, 0.5 * lim, -lim, lim, action_deadband,
-                             action_exponent)
-        else:
-            lim = self.profile.tau_max
-            act = ActionSpec('joint_effort', names, EFFORT_SCALE * lim, -lim, lim,
-                             action_deadband, action_exponent)
+        obs = ObservationSpec(names, self.task.terms(action_history), self.profile.name)
+        kind = action_type_for_control(control)
+        lim = kind.limits(self.profile)
+        act = ActionSpec(kind.name, names, kind.scale * lim, -lim, lim, action_deadband,
+                         action_exponent)
         self.contract = RobotContract(obs, act, CONTROL_PERIOD_S)
         self._obs_spec = obs.without('goal')
-        self._ee = self._obs_spec.term_slice('ee_pos')
-        self.sim = ShapedArm(self.profile, self.shaper_cfg, engine, control, physics_dt)
+        self._ee = self._obs_spec.term_slice(self.task.achieved_term)
+        torque = TorqueConfig(hold_damping=torque_damping)
+        self.sim = ShapedArm(self.profile, self.shaper_cfg, engine, control, physics_dt, torque)
         box3 = spaces.Box(-10.0, 10.0, (3,), np.float32)
         self.observation_space = spaces.Dict({
             'observation': spaces.Box(-10.0, 10.0, (self._obs_spec.size,), np.float32),
             'achieved_goal': box3, 'desired_goal': box3})
-        self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (act.size,), np.float32)
         self._goal = np.zeros(3)
         self._actions: list[np.ndarray] = []  # the shaped targets as actions, newest first
         self._ep = _Episode()
         self.robot_task = {
             'robot': self.profile.name,
-            'shaper': self.shaper_cfg.to_yaml() if control == 'velocity' else None,
+            'shaper': self.shaper_cfg.to_yaml() if kind.shaping == 'motion' else None,
+            'torque': ({'hold_damping': float(torque_damping)} if kind.shaping == 'torque'
+                       else None),
             'randomization': self.randomization.to_yaml() if randomize else None,
-            'goal_region': {'frame': self.profile.base_frame, 'low': GOAL_LOW.tolist(),
-                            'high': GOAL_HIGH.tolist()},
-            'success_distance': float(success_distance),
+            **self.task.to_yaml(self.profile.base_frame),
             'hold': ({'weights': dict(zip(('distance', 'motion', 'rest'), self.hold_weights,
                                           strict=True)),
                       'moving_speed': MOVING_SPEED, 'rest_joint_speed': REST_JOINT_SPEED,
@@ -196,12 +191,12 @@ class FrankaReachEnv(gym.Env):
         if 'q' in options:
             q = np.asarray(options['q'], np.float64)
         else:
-            q = prof.home + rng.uniform(-r.init_noise, r.init_noise, 7)
+            q = self.task.start_pose(prof, rng, r.init_noise)
         margin = self.shaper_cfg.position_margin
         self.sim.reset(np.clip(q, prof.q_min + margin, prof.q_max - margin))
         latency = round(rng.uniform(*r.action_latency_s) / GRID_S) * GRID_S
-        damping = rng.uniform(*r.damping_scale, 7)
-        friction = rng.uniform(*r.frictionloss, 7)
+        damping = rng.uniform(*r.damping_scale, prof.dof)
+        friction = rng.uniform(*r.frictionloss, prof.dof)
         self.sim.set_dynamics(damping, friction)
         self._ep = _Episode(latency, -1.0, 0, {'action_latency_s': latency,
                                                 'damping_scale': damping.tolist(),
@@ -219,15 +214,15 @@ class FrankaReachEnv(gym.Env):
         spec = self.contract.act_spec
         cmd = action_to_command(spec, action)
         self._actions = [np.clip(cmd / spec.scale, -1.0, 1.0), *self._actions[:2]]
-        if self.control == 'velocity':
+        delay = 0.0
+        if self.sim.plans:  # the plan starts when the server would plan it: latency, jitter
             ep, r = self._ep, self.randomization
             jitter = self.np_random.uniform(-r.jitter_s, r.jitter_s) if r.jitter_s else 0.0
             delay = max(ep.latency + round(jitter / GRID_S) * GRID_S, 0.0)
             now = max(self.sim.t + delay, ep.last_now)  # ticks never run backwards
             ep.last_now = now
-            self.sim.set_joint_velocity_command(cmd, now - self.sim.t)
-        else:
-            self.sim.set_joint_effort_command(cmd)
+            delay = now - self.sim.t
+        self.sim.command(cmd, delay)
         self.sim.step(CONTROL_PERIOD_S)
         self._ep.tick += 1
         obs = self._observe()
@@ -244,20 +239,22 @@ class FrankaReachEnv(gym.Env):
     def _motion(self) -> dict[str, float]:
         """The noise-free rest signal of this control period: fastest joint, end-effector speed."""
         _, q, qd, _ = self.sim.joint_state()
-        ee = np.array(fk_single(q[:7].tolist()))
+        n = self.profile.dof
+        ee = np.array(self.profile.ee_position(q[:n].tolist()))
         ee_speed = float(np.linalg.norm(ee - np.asarray(self._ep.ee))) / CONTROL_PERIOD_S
         self._ep.ee = tuple(ee)
-        speeds = np.abs(qd[:7])
+        speeds = np.abs(qd[:n])
         return {'joint_speed': float(np.max(speeds)), 'ee_speed': ee_speed,
                 'motion': float(np.mean(np.minimum(speeds / MOVING_SPEED, 1.0)))}
 
     def _observe(self) -> dict[str, np.ndarray]:
         names, q, qd, _ = self.sim.joint_state()
         r, rng = self.randomization, self.np_random
+        n, fingers = self.profile.dof, np.zeros(len(names) - self.profile.dof)
         if r.joint_pos_noise:
-            q = q + np.r_[rng.normal(0.0, r.joint_pos_noise, 7), 0, 0]
+            q = q + np.r_[rng.normal(0.0, r.joint_pos_noise, n), fingers]
         if r.joint_vel_noise:
-            qd = qd + np.r_[rng.normal(0.0, r.joint_vel_noise, 7), 0, 0]
+            qd = qd + np.r_[rng.normal(0.0, r.joint_vel_noise, n), fingers]
         vec = build_observation(self._obs_spec, names, q, qd, actions=self._actions)
         return {'observation': vec, 'achieved_goal': vec[self._ee].copy(),
                 'desired_goal': self._goal.astype(np.float32)}
@@ -268,9 +265,9 @@ class FrankaReachEnv(gym.Env):
                 'reflexes': self.sim.reflexes, 'reflex': self.sim.first_reflex}
 
     def true_ee_position(self) -> np.ndarray:
-        """The end effector from the noiseless joint state (benchmarks measure with this)."""
+        """The achieved goal from the noiseless joint state (benchmarks measure with this)."""
         _, q, _, _ = self.sim.joint_state()
-        return np.array(fk_single(q[:7].tolist()))
+        return self.task.achieved(self.profile, q[:self.profile.dof])
 
     # -- snapshots ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

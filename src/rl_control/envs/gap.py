@@ -85,8 +85,10 @@ def estimate_lag(t: np.ndarray, q_real: np.ndarray, q_twin: np.ndarray,
 
 def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     """Replay a recording through the MuJoCo twin (see the module docstring)."""
+    from rl_control.robots.command_interfaces import COMMAND_INTERFACES
     from rl_control.robots.franka import FrankaArm
     from rl_control.robots.physics import mujoco_physics
+    from rl_control.robots.profiles import robot_with_joints
     from rl_control.robots.recording import read_recording
     from rl_control.robots.trajectory import JointTrajectory, JointTrajectoryPoint, starts_at
 
@@ -101,16 +103,19 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
         raise ValueError(f'{root}: the recording needs joint states and commands (found '
                          f'{len(states)} states, {len(commands)} commands)')
     names = list(states[0][1].name)
-    prof = get_profile(robot or ('fr3' if any(n.startswith('fr3_') for n in names)
-                                 else 'panda'))
+    prof = get_profile(robot) if robot else robot_with_joints(names)
+    if prof is None:
+        raise ValueError(f'{root}: no registered robot has the recorded joints {names} '
+                         '(pass --robot)')
     arm_states = [s for s in (_arm_state(t, m, prof.joint_names) for t, m in states) if s]
-    kind = 'trajectory' if commands[0][1].startswith('trajectory') else 'velocity'
+    message = commands[0][1].rsplit('/', 1)[-1]  # the first interface of that message kind
+    kind = next(i for i in COMMAND_INTERFACES.values() if i.message == message)
     notes = []
-    if kind == 'velocity':
-        notes.append('Float64MultiArray commands are replayed as velocities (an effort '
-                     'recording is not compared)')
+    if kind.streamed:
+        notes.append(f'{message} commands are replayed as {kind.name} commands (another '
+                     'interface\'s recording is not compared)')
     t0 = min(arm_states[0].t_ns, commands[0][0])  # the twin starts at the first state's q
-    twin = FrankaArm(prof, kind, physics=mujoco_physics(prof), q0=arm_states[0].q)
+    twin = FrankaArm(prof, kind.name, physics=mujoco_physics(prof), q0=arm_states[0].q)
     twin.settle()  # as sim_robot's arm was before its first state
     base = twin.time
     # states and commands in time order (a state first at equal times)
@@ -134,7 +139,7 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
             ts.append(t - base)
             real.append(item.q)
             sim.append(twin.state()['q'])
-        elif kind == 'trajectory':
+        elif hasattr(item, 'points'):  # a JointTrajectory
             stamp = item.header.stamp.sec + item.header.stamp.nanosec * 1e-9
             stamp = stamp and base + stamp - t0 * 1e-9
             if stamp and stamp < reset_at - 1e-9:
@@ -147,9 +152,9 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
                 if not starts_at(traj, t, prof.joint_names, reset_q, RESET_TOLERANCE):
                     continue  # planned before the server saw the reset (sim_robot drops it)
                 reset_q = None
-            twin.submit_trajectory(t, traj)
+            twin.submit(t, traj)
         else:
-            twin.submit_velocity(t, list(np.asarray(item.data, np.float64)))
+            twin.submit(t, np.asarray(item.data, np.float64))
     if resyncs:
         notes.append(f'{resyncs} jumps in the recorded positions (episode resets): the twin '
                      'restarted at each')
@@ -225,7 +230,7 @@ def sim_to_sim(spec: dict[str, Any], policy: Any, goals: np.ndarray, robot: str,
                 refs.clear()
                 obs, *_ = env.step(np.asarray(policy.act(x), np.float32))
                 for q_ref, qd_ref in refs:
-                    twin.set_reference(q_ref, qd_ref, np.zeros(7))
+                    twin.set_reference(q_ref, qd_ref, np.zeros_like(q_ref))
                     twin.step(1e-3)
                 t_off += CONTROL_PERIOD_S
                 ts.append(t_off)
@@ -248,8 +253,9 @@ def plot(trace: Trace, path: str | Path, title: str) -> Path:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(7, 2, figsize=(11, 12), sharex=True)
-    for j in range(7):
+    n = len(trace.names)
+    fig, axes = plt.subplots(n, 2, figsize=(11, 12 * n / 7), sharex=True, squeeze=False)
+    for j in range(n):
         a, b = axes[j]
         a.plot(trace.t, trace.q_real[:, j], lw=1.2, label='recorded')
         a.plot(trace.t, trace.q_twin[:, j], lw=1.0, ls='--', label='twin')

@@ -5,7 +5,7 @@ robot (joint state in, joint velocity command out). The observation is built fro
 state by `sim.contract.build_observation` — the same call the policy server makes on a real
 robot's `/joint_states` — and the action goes through `sim.contract.action_to_command`, so a
 policy trained here sees and does exactly what it will on hardware. Task logic (goal sampling,
-reward, success) is shared by both engines; only `_make_sim` differs.
+reward, success) is the reach task's (envs/reach_task.py); only `_make_sim` differs.
 
 Registered by `import rl_control` (see `envs/registration.py`):
 `rl_control/PandaJointReach-v0` (MuJoCo, sparse reward), `rl_control/PandaJointReachDense-v0`,
@@ -14,7 +14,6 @@ see `robots/bullet_panda.py`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -28,18 +27,15 @@ from rl_control.contract.spec import (
     action_to_command,
     build_observation,
 )
-from rl_control.envs.registration import MAX_EPISODE_STEPS  # noqa: F401 - re-exported
-from rl_control.robots.kinematics import PANDA
+from rl_control.envs.reach_task import ReachTask
+from rl_control.robots.panda import PANDA
 
 CONTROL_PERIOD_S = 0.04                      # panda-gym's step too (20 x 2 ms)
-ACTION_SCALE = 0.5 * PANDA.limits.qd_max     # |a| = 1 -> half the joint velocity limit
-# panda-gym's PandaReach goal box, expressed in the robot base frame (its base sits at x=-0.6).
-GOAL_LOW = np.array([0.45, -0.15, 0.0])
-GOAL_HIGH = np.array([0.75, 0.15, 0.3])
+ACTION_SCALE = 0.5 * PANDA.qd_max            # |a| = 1 -> half the joint velocity limit
 
 
 class JointVelocityRobot(Protocol):
-    """What the env needs from a simulator; `MujocoPanda` and `BulletPanda` provide it."""
+    """What the env needs from a simulator; `MujocoArm` and `BulletPanda` provide it."""
 
     joint_names: tuple[str, ...]
 
@@ -62,43 +58,11 @@ class JointVelocityRobot(Protocol):
         """Inverse of state_dict."""
 
 
-def panda_contract(joint_names: tuple[str, ...] = PANDA.arm_joint_names) -> RobotContract:
+def panda_contract(joint_names: tuple[str, ...] = PANDA.joint_names) -> RobotContract:
     """The contract every Panda reach env (and its bundles) uses."""
-    obs = ObservationSpec(joint_names, ('joint_pos', 'joint_vel', 'ee_pos', 'goal'))
-    act = ActionSpec('joint_velocity', joint_names, ACTION_SCALE,
-                     -PANDA.limits.qd_max, PANDA.limits.qd_max)
+    obs = ObservationSpec(joint_names, ReachTask().terms(), 'panda')
+    act = ActionSpec('joint_velocity', joint_names, ACTION_SCALE, -PANDA.qd_max, PANDA.qd_max)
     return RobotContract(obs, act, CONTROL_PERIOD_S)
-
-
-@dataclass(frozen=True, eq=False)
-class ReachTask:
-    """Goal sampling, reward and success of the reach task, shared by every engine."""
-
-    goal_low: np.ndarray = field(default_factory=GOAL_LOW.copy)
-    goal_high: np.ndarray = field(default_factory=GOAL_HIGH.copy)
-    distance_threshold: float = 0.05
-    reward_type: str = 'sparse'
-
-    def __post_init__(self) -> None:
-        if self.reward_type not in ('sparse', 'dense'):
-            raise ValueError(f"reward_type must be 'sparse' or 'dense', got {self.reward_type!r}")
-
-    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
-        """A goal uniform in the goal box (base frame); every point of it is reachable."""
-        return rng.uniform(self.goal_low, self.goal_high)
-
-    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
-                       info: Any = None) -> np.ndarray:
-        """Vectorized over leading axes (HER relabels whole batches): -(d > thr) or -d."""
-        d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
-        if self.reward_type == 'sparse':
-            return -(d > self.distance_threshold).astype(np.float32)
-        return -d.astype(np.float32)
-
-    def is_success(self, achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
-        """Within the distance threshold."""
-        d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
-        return d <= self.distance_threshold
 
 
 class PandaJointReachBase(gym.Env):
@@ -164,8 +128,8 @@ class PandaJointReachBase(gym.Env):
         if 'q' in options:
             q = np.asarray(options['q'], dtype=np.float64)
         else:
-            q = PANDA.home + rng.uniform(-self.init_noise, self.init_noise, 7)
-        q = np.clip(q, PANDA.limits.q_min, PANDA.limits.q_max)
+            q = self.task.start_pose(PANDA, rng, self.init_noise)
+        q = np.clip(q, PANDA.q_min, PANDA.q_max)
         self.sim.reset(q)
         self.goal = options['goal'] if 'goal' in options else self.task.sample_goal(rng)
         obs = self._observe()
@@ -212,8 +176,8 @@ class PandaJointReachEnv(PandaJointReachBase):
     """The reach task on the packaged MuJoCo Panda (fast: no contacts, no rendering)."""
 
     def _make_sim(self) -> JointVelocityRobot:
-        from rl_control.robots.mujoco_panda import MujocoPanda
-        return MujocoPanda()
+        from rl_control.robots.mujoco_arm import MujocoArm
+        return MujocoArm(PANDA)
 
 
 class PandaJointReachBulletEnv(PandaJointReachBase):

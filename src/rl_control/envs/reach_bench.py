@@ -1,13 +1,13 @@
-"""The standard Franka reach benchmark, in process (engines `mujoco` and `pybullet`).
+"""The standard reach benchmark, in process (engines `mujoco` and `pybullet`).
 
-A bundle runs deterministically on `rl_control/FrankaReach-v1` (or `...Effort-v1` for a torque
-bundle) with the goals of `config/reach_goals.yaml`, one 4 s episode per goal from rest at the
-profile's home: the same command shaper and robot limits as serving, nominal dynamics unless
-`randomized`. Success = *held*: the true (noise-free) end effector within the distance and the
-arm at rest over the episode's last second; *reached* (within d at some control period), time
-to settle, last-second distance and path, path ratio and the final joint speed beside it
-(`reach_metrics.EpisodeTrace`); reflexes = episodes in which the 1 kHz libfranka check of the
-commanded reference failed. The `ros` engine
+A bundle runs deterministically on the reach env of its action type and task (FrankaReachEnv:
+the same command shaper and robot limits as serving, nominal dynamics unless `randomized`)
+with the goals of `config/reach_goals.yaml`, one 4 s episode per goal from rest at the
+profile's home. The task measures each episode (reach: envs/reach_metrics.py): success =
+*held*, the true (noise-free) end effector within the distance and the arm at rest over the
+episode's last second; *reached* (within d at some control period), time to settle,
+last-second distance and path, path ratio and the final joint speed beside it; reflexes =
+episodes in which the robot's 1 kHz check of the commanded reference failed. The `ros` engine
 (`ros/reach_bench.py`) runs the same goals through sim_robot and policy_server over DDS.
 """
 from __future__ import annotations
@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from rl_control.envs.reach_metrics import EpisodeTrace, summarize
 
 ENGINES = ('mujoco', 'pybullet', 'ros')
 
@@ -39,40 +37,42 @@ def run_in_process(spec: dict[str, Any], policy: Any, engine: str, robot: str,
                    success_distance: float = 0.02, seed: int = 0,
                    progress: Any = None) -> dict[str, Any]:
     """Run every goal once; returns {'summary': ..., 'episodes': [...]}."""
+    from rl_control.contract import contract_from_yaml
+    from rl_control.contract.actions import ACTION_TYPES
     from rl_control.envs.franka_reach import CONTROL_PERIOD_S, FrankaReachEnv
 
     act_type = (spec.get('action') or {}).get('type')
-    if act_type not in ('joint_velocity', 'joint_effort'):
-        raise ValueError(f'bench-reach needs a joint_velocity or joint_effort bundle, this one '
-                         f'has action.type {act_type!r}')
-    control = 'effort' if act_type == 'joint_effort' else 'velocity'
-    from rl_control.contract import contract_from_yaml
-
+    if act_type not in ACTION_TYPES:
+        raise ValueError(f'bench-reach needs a bundle of a robot action type '
+                         f'{list(ACTION_TYPES)}, this one has action.type {act_type!r}')
     contract = contract_from_yaml(spec)
     terms = contract.obs_spec.terms
-    env = FrankaReachEnv(robot=robot, engine=engine, control=control,
+    env = FrankaReachEnv(robot=robot, engine=engine, control=ACTION_TYPES[act_type].control,
+                         task=spec.get('task_name') or 'reach',
                          success_distance=success_distance, randomize=randomized,
                          randomization=spec.get('randomization') if randomized else None,
                          shaper=spec.get('shaper'),
                          action_history=sum(t.startswith('last_action') for t in terms),
                          action_deadband=contract.act_spec.deadband,
-                         action_exponent=contract.act_spec.exponent)
+                         action_exponent=contract.act_spec.exponent,
+                         torque_damping=float((spec.get('torque') or {}).get('hold_damping')
+                                              or 0.0))
     if terms != env.contract.obs_spec.terms:
         env.close()
         raise ValueError(f'the bundle observes {list(terms)}, the reach benchmark '
                          f'{list(env.contract.obs_spec.terms)}')
     steps = int(round(episode_s / CONTROL_PERIOD_S))
-    episodes = []
+    episodes, task, n = [], env.task, env.profile.dof
     try:
         for i, goal in enumerate(goals):
             obs, _ = env.reset(seed=seed + i, options={'goal': goal, 'q': env.profile.home})
-            trace = EpisodeTrace(goal, success_distance, start_ee=env.true_ee_position())
+            trace = task.trace(goal, env.sim.joint_state()[1][:n], env.profile)
             info: dict[str, Any] = {}
             for k in range(steps):
                 x = np.concatenate([obs['observation'], obs['desired_goal']])
                 obs, _r, _te, _tr, info = env.step(np.asarray(policy.act(x), np.float32))
                 trace.add((k + 1) * CONTROL_PERIOD_S, env.true_ee_position(),
-                          env.sim.joint_state()[2][:7])
+                          env.sim.joint_state()[2][:n])
             result = trace.result()
             result.update(episode=i, reflex=info.get('reflex'),
                           reflex_samples=int(info.get('reflexes', 0)))
@@ -81,7 +81,7 @@ def run_in_process(spec: dict[str, Any], policy: Any, engine: str, robot: str,
                 progress(i + 1, len(goals), result)
     finally:
         env.close()
-    summary = summarize(episodes)
+    summary = task.summarize(episodes)
     summary.update(engine=engine, robot=robot, randomized=bool(randomized),
                    success_distance=success_distance, episode_s=episode_s)
     return {'summary': summary, 'episodes': episodes}

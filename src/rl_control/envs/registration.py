@@ -12,7 +12,7 @@ MAX_EPISODE_STEPS = 50
 HOLD_EPISODE_STEPS = 100  # 4 s at 25 Hz: the reach benchmark's episode
 
 # The v2 reach: arrive and stay (franka_reach.py), episodes as long as the benchmark's.
-_HOLD = {'hold': True, 'action_deadband': 0.3, 'action_exponent': 3.0}
+_HOLD = {'hold': True, 'action_deadband': 0.2, 'action_exponent': 3.0}
 
 # env id -> (entry point, keyword arguments[, episode steps]); v0: the ideal velocity servo
 # (panda_reach.py), v1: the shaped command path with randomization (franka_reach.py), v2: v1's

@@ -7,6 +7,7 @@ PyBullet) tracks that reference at its physics rate, as a Franka's joint control
 JTC's. The reference is also judged by libfranka's 1 kHz check (`robots.franka_limits`), so
 training reports the reflexes a real arm would raise. Effort control: the torque target goes
 through `contract.torque.TorqueShaper` every millisecond, on top of gravity compensation.
+Which of the two is the action type's shaping (contract/actions.py).
 
 Domain randomization (all drawn from the env's seeded RNG, so an episode is reproducible from
 its seed) enters here as the timing of each plan (`now` = tick + action latency + jitter) and
@@ -18,10 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from rl_control.contract.actions import action_type_for_control
 from rl_control.contract.shaper import GRID_S, Limits, Shaper, ShaperConfig
 from rl_control.contract.torque import TorqueConfig, TorqueShaper
 from rl_control.robots.franka_limits import FrankaLimitChecker
-from rl_control.robots.profiles import RobotProfile
+from rl_control.robots.physics import make_physics
+from rl_control.robots.robot import RobotProfile
+
+_CHECKED = {'motion': 'position', 'torque': 'effort'}
+"""Shaping -> the command interface whose 1 kHz check judges its samples."""
 
 
 class ShapedArm:
@@ -30,20 +36,21 @@ class ShapedArm:
     def __init__(self, profile: RobotProfile, shaper_cfg: ShaperConfig, engine: str = 'mujoco',
                  control: str = 'velocity', physics_dt: float = 0.002,
                  torque_cfg: TorqueConfig | None = None) -> None:
-        if control not in ('velocity', 'effort'):
-            raise ValueError(f"control must be 'velocity' or 'effort', got {control!r}")
+        shaping = action_type_for_control(control).shaping
         self.profile, self.control, self.engine = profile, control, engine
         self.joint_names = profile.all_joint_names
-        self.physics = _physics(engine, profile, physics_dt)
+        self.physics = make_physics(profile, engine, physics_dt)
         self.physics_dt = self.physics.dt
         self.shaper = Shaper(Limits.from_profile(profile), shaper_cfg,
-                             velocity_limits=profile.libfranka_velocity_limits)
+                             velocity_limits=profile.shaping_velocity_limits)
         self.torque = TorqueShaper(profile.tau_max, profile.dtau_max,
                                    torque_cfg or TorqueConfig(), qd_max=profile.qd_max,
                                    q_range=(profile.q_min, profile.q_max))
-        self.checker = FrankaLimitChecker(profile, 'position' if control == 'velocity'
-                                          else 'effort')
-        self.tau_target = np.zeros(7)
+        self.checker = FrankaLimitChecker(profile, _CHECKED[shaping])
+        self._samples = {'motion': self._motion_samples, 'torque': self._torque_samples}[shaping]
+        self.plans = shaping == 'motion'
+        """Commands are velocity targets the shaper plans toward (else torque targets)."""
+        self.tau_target = np.zeros(profile.dof)
         self.t = 0.0
         self.reflexes = 0
         self.first_reflex: str | None = None
@@ -58,7 +65,7 @@ class ShapedArm:
         self.t = 0.0
         self.shaper.anchor(0.0, q)
         self.torque.reset()
-        self.tau_target = np.zeros(7)
+        self.tau_target = np.zeros(self.profile.dof)
         self.checker.reset(q)
         self.reflexes, self.first_reflex = 0, None
 
@@ -67,40 +74,52 @@ class ShapedArm:
         self.physics.set_dynamics(damping_scale, frictionloss)
 
     # -- commands -----------------------------------------------------------------------------
-    def set_joint_velocity_command(self, qd_cmd: np.ndarray, delay: float = 0.0) -> None:
-        """Plan toward `qd_cmd` as a server ticking at now + `delay` would."""
-        self.shaper.step(self.t + delay, qd_cmd)
+    def command(self, cmd: np.ndarray, delay: float = 0.0) -> None:
+        """A policy command: a velocity target, or a torque target.
 
-    def set_joint_effort_command(self, tau: np.ndarray) -> None:
-        """Torque target on top of gravity compensation (rate-limited every millisecond)."""
-        self.tau_target = np.asarray(tau, np.float64)
+        A velocity target is planned toward as a server ticking at now + `delay` would; a
+        torque target (on top of gravity compensation) is applied at once, rate-limited every
+        millisecond.
+        """
+        if self.plans:
+            self.shaper.step(self.t + delay, cmd)
+        else:
+            self.tau_target = np.asarray(cmd, np.float64)
 
     def step(self, duration: float) -> None:
         """Advance `duration` seconds: the reference every 1 ms, the physics at its rate."""
         n = int(round(duration / GRID_S))
         per = int(round(self.physics_dt / GRID_S))
-        samples = np.empty((n, 7))
-        for k in range(1, n + 1):
-            t = round(self.t + k * GRID_S, 9)
-            if self.control == 'velocity':
-                ref = self.shaper.reference(t)
-                samples[k - 1] = ref.q
-                if self.on_reference is not None:
-                    self.on_reference((ref.q, ref.qd))
-                if k % per == 0:
-                    self.physics.set_reference(ref.q, ref.qd, ref.qdd)
-                    self.physics.step(self.physics_dt)
-            else:
-                q_now, qd_now, _ = self.physics.state()
-                samples[k - 1] = tau = self.torque.step(GRID_S, self.tau_target, qd_now, q_now)
-                self.physics.apply_torque(tau)
-                if k % per == 0:
-                    self.physics.step(self.physics_dt)
-                    q, qd, _ = self.physics.state()  # a torque policy can overspeed the arm
-                    self._count(self.checker.check_measured(q, qd))
+        samples = self._samples(n, per)
         found = self.checker.check_batch(samples)  # the 1 kHz check, in one numpy pass
         self._count(None if found is None else found[1])
         self.t = round(self.t + n * GRID_S, 9)
+
+    def _motion_samples(self, n: int, per: int) -> np.ndarray:
+        """N ms of the shaper's reference, tracked by the physics; the commanded positions."""
+        samples = np.empty((n, self.profile.dof))
+        for k in range(1, n + 1):
+            ref = self.shaper.reference(round(self.t + k * GRID_S, 9))
+            samples[k - 1] = ref.q
+            if self.on_reference is not None:
+                self.on_reference((ref.q, ref.qd))
+            if k % per == 0:
+                self.physics.set_reference(ref.q, ref.qd, ref.qdd)
+                self.physics.step(self.physics_dt)
+        return samples
+
+    def _torque_samples(self, n: int, per: int) -> np.ndarray:
+        """N ms of rate-limited torques on the physics; the commanded torques."""
+        samples = np.empty((n, self.profile.dof))
+        for k in range(1, n + 1):
+            q_now, qd_now, _ = self.physics.state()
+            samples[k - 1] = tau = self.torque.step(GRID_S, self.tau_target, qd_now, q_now)
+            self.physics.apply_torque(tau)
+            if k % per == 0:
+                self.physics.step(self.physics_dt)
+                q, qd, _ = self.physics.state()  # a torque policy can overspeed the arm
+                self._count(self.checker.check_measured(q, qd))
+        return samples
 
     def _count(self, violation: Any) -> None:
         if violation is not None:
@@ -111,9 +130,9 @@ class ShapedArm:
     def joint_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
         """(names, q, qd, tau) of the arm and the (fixed, open) fingers."""
         q, qd, tau = self.physics.state()
-        w = self.profile.finger_position
-        return (self.joint_names, np.concatenate([q, (w, w)]), np.concatenate([qd, (0, 0)]),
-                np.concatenate([tau, (0, 0)]))
+        k = len(self.profile.finger_joint_names)
+        return (self.joint_names, np.concatenate([q, np.full(k, self.profile.finger_position)]),
+                np.concatenate([qd, np.zeros(k)]), np.concatenate([tau, np.zeros(k)]))
 
     def state_dict(self) -> dict[str, Any]:
         """Physics, plans, torque command, checker and clock (exact resume mid-episode)."""
@@ -138,15 +157,3 @@ class ShapedArm:
         """Release the simulator (PyBullet holds a client)."""
         self.physics.close()
 
-
-def _physics(engine: str, profile: RobotProfile, dt: float) -> Any:
-    if engine == 'mujoco':
-        from rl_control.robots.physics import MujocoTracking
-
-        return MujocoTracking(qd_max=profile.qd_max, q_range=(profile.q_min, profile.q_max),
-                              timestep=dt)
-    if engine == 'pybullet':
-        from rl_control.robots.physics import BulletTracking
-
-        return BulletTracking(profile, timestep=dt)
-    raise ValueError(f"engine must be 'mujoco' or 'pybullet', got {engine!r}")

@@ -10,7 +10,9 @@ and the unwrapped env's state, for the envs whose state can be captured exactly:
 - gymnasium MuJoCo envs: MuJoCo's full integration state (`mj_getState` with
   `mjSTATE_INTEGRATION`: time, qpos, qvel, act, warm start, controls, applied forces, ...)
   and the env's RNG;
-- gymnasium classic-control envs (plain Python/numpy attributes, pickled whole).
+- gymnasium classic-control envs (their plain Python/numpy attributes and the env's RNG).
+Every snapshot is plain data (numbers, strings, numpy arrays, dicts and lists), never a pickle:
+a checkpoint is loaded with `torch.load(weights_only=True)`, which builds nothing else.
 Anything else (e.g. panda-gym's PyBullet envs, whose simulator state cannot be saved to a
 file) returns None, and the caller falls back to ending episodes at the checkpoint.
 
@@ -22,7 +24,6 @@ checkpoint of either kind resumes with either kind).
 from __future__ import annotations
 
 import copy
-import pickle
 import sys
 from typing import Any
 
@@ -51,7 +52,7 @@ def _unwrapped_state(env: gym.Env) -> tuple[str, Any] | None:
         return 'mujoco', {'state': state, 'rng': env.np_random.bit_generator.state,
                           'attrs': _plain_attrs(env)}
     if type(env).__module__.startswith('gymnasium.envs.classic_control'):
-        return 'pickle', pickle.dumps(vars(env))
+        return 'plain', {'rng': env.np_random.bit_generator.state, 'attrs': _plain_attrs(env)}
     return None
 
 
@@ -100,10 +101,12 @@ def set_env_state(env: gym.Env, snapshot: dict[str, Any]) -> None:
                            mujoco.mjtState.mjSTATE_INTEGRATION)
         inner.np_random.bit_generator.state = value['rng']
         vars(inner).update(copy.deepcopy(value['attrs']))
-    elif kind == 'pickle':
-        vars(inner).update(pickle.loads(value))
-    else:
-        raise ValueError(f'env snapshot: unknown kind {kind!r}')
+    elif kind == 'plain':
+        inner.np_random.bit_generator.state = value['rng']
+        vars(inner).update(copy.deepcopy(value['attrs']))
+    else:  # 'pickle' (before plain snapshots) is never unpickled
+        raise ValueError(f'env snapshot: kind {kind!r} cannot be restored (a pickled snapshot '
+                         'of an older rl_control is not loaded: it could execute code)')
 
 
 def vector_env_state(envs: gym.vector.VectorEnv) -> list[dict[str, Any]] | None:

@@ -26,30 +26,33 @@ epsilon map one to one (epsilon is inside the square root in both; clip_obs is i
 units in both). Reward normalization does not affect actions and is dropped.
 
 The result is checked before it is written: the bundle's numpy policy must reproduce SB3's
-`predict(obs, deterministic=True)` on observations from the env. SB3 files are pickles (the
-model's spaces and kwargs, the VecNormalize object), so import only files you trust; the bundle
-written holds no pickle.
+`predict(obs, deterministic=True)` on observations from the env. Nothing in the files is
+executed: the model is rebuilt from the zip's plain JSON fields and its weights read with
+`torch.load(weights_only=True)`, the VecNormalize statistics by a restricted unpickler
+(sb3_files.py); the bundle written holds no pickle.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import json
 from pathlib import Path
 from typing import Any
-import zipfile
 
 import numpy as np
 
 from rl_control.bundle.io import save_bundle
 from rl_control.bundle.policy import Policy, PolicyError
+from rl_control.interop.sb3_actor import _actor_layers, _self_check
+from rl_control.interop.sb3_files import (
+    Sb3ImportError,
+    load_model,
+    load_vecnormalize,
+    read_data,
+    same_space,
+)
 
 SUPPORTED = ('SAC', 'TD3', 'DDPG', 'PPO')
 GOAL_KEYS = ('observation', 'achieved_goal', 'desired_goal')
 CHECK_TOLERANCE = 1e-4  # in [-1, 1] action units; a correct import is at float32 rounding
-
-
-class Sb3ImportError(ValueError):
-    """A model (or VecNormalize file, or env) that cannot become a bundle; names the cause."""
 
 
 @dataclass
@@ -95,30 +98,34 @@ class _Normalization:
 
 def import_sb3(model_path: str | Path, env_id: str, out: str | Path,
                vecnormalize: str | Path | None = None, command: str = '',
-               n_check: int = 256, seed: int = 0) -> ImportResult:
-    """Convert an SB3 model (+ VecNormalize file) trained on `env_id` into a bundle at `out`."""
+               n_check: int = 256, seed: int = 0, trust_pickle: bool = False) -> ImportResult:
+    """Convert an SB3 model (+ VecNormalize file) trained on `env_id` into a bundle at `out`.
+
+    `trust_pickle`: unpickle the VecNormalize file as SB3 does (only for a file you trust)
+    when the restricted reader refuses it.
+    """
     model_path = Path(model_path)
     algo = detect_algorithm(model_path)
     sb3 = _sb3()
-    try:
-        model = getattr(sb3, algo).load(str(model_path), device='cpu',
-                                        custom_objects=_NOT_FOR_PREDICT)
-    except Exception as exc:  # noqa: BLE001 - SB3/torch/pickle raise anything on a bad file
-        raise Sb3ImportError(f'{model_path}: Stable-Baselines3 cannot load it as {algo}: '
-                             f'{_one_line(exc)}') from None
     env = _make_env(env_id)
     try:
-        return _convert(sb3, model, algo, model_path, env, env_id, out, vecnormalize, command,
-                        n_check, seed)
+        model = load_model(model_path, algo, read_data(model_path), env, env_id)
+        vecnorm = None
+        if vecnormalize:
+            vecnorm = load_vecnormalize(vecnormalize, trust_pickle)
+            if not same_space(vecnorm.space, model.observation_space):
+                raise Sb3ImportError(f'{vecnormalize}: its observation space differs from '
+                                     f"the model's {model.observation_space}")
+        return _convert(sb3, model, algo, model_path, env, env_id, out, vecnorm, vecnormalize,
+                        command, n_check, seed)
     finally:
         env.close()
 
 
 def _convert(sb3: Any, model: Any, algo: str, model_path: Path, env: Any, env_id: str,
-             out: str | Path, vecnormalize: str | Path | None, command: str, n_check: int,
-             seed: int) -> ImportResult:
+             out: str | Path, vecnorm: Any, vecnormalize: str | Path | None, command: str,
+             n_check: int, seed: int) -> ImportResult:
     """import_sb3 once the model and the env exist (the caller closes the env)."""
-    vecnorm = _load_vecnormalize(Path(vecnormalize), model) if vecnormalize else None
     where = f'{model_path} ({algo})'
     inputs = _inputs(model, env, env_id, where)
     linears, activation, output = _actor_layers(model, algo, where)
@@ -164,14 +171,7 @@ def detect_algorithm(model_path: Path) -> str:
     hyperparameters tell them apart (DDPG is TD3 with policy_delay 1 and target_noise_clip 0,
     stable_baselines3/ddpg/ddpg.py; A2C and PPO share ActorCriticPolicy, PPO has clip_range).
     """
-    try:
-        with zipfile.ZipFile(model_path) as zf:
-            data = json.loads(zf.read('data'))
-    except FileNotFoundError:
-        raise Sb3ImportError(f'{model_path}: no such file') from None
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise Sb3ImportError(f'{model_path}: not a Stable-Baselines3 model zip '
-                             f'({_one_line(exc)})') from None
+    data = read_data(model_path)
     policy = data.get('policy_class') or {}
     module = str(policy.get('__module__', '?')) if isinstance(policy, dict) else '?'
     if module == 'stable_baselines3.sac.policies':
@@ -188,14 +188,6 @@ def detect_algorithm(model_path: Path) -> str:
     name = module.split('.')[1] if module.count('.') >= 2 else module
     raise Sb3ImportError(f'{model_path}: policy_class from {module}: the {name.upper()} '
                          f'algorithm is not supported (supported: {", ".join(SUPPORTED)})')
-
-
-# Saved fields prediction never uses, replaced rather than unpickled: schedules are pickled
-# closures (the usual cause of a model that loads in one Python and not another), and a
-# HerReplayBuffer refuses to be built without the env it samples from.
-_NOT_FOR_PREDICT = {'learning_rate': 0.0, 'lr_schedule': lambda _: 0.0, 'clip_range': 0.2,
-                    'replay_buffer_class': None, 'replay_buffer_kwargs': {}, 'buffer_size': 1,
-                    'optimize_memory_usage': False}
 
 
 def _sb3() -> Any:
@@ -227,133 +219,6 @@ def _make_env(env_id: str) -> Any:
         return make_env(env_id)
     except (ConfigError, ValueError) as exc:
         raise Sb3ImportError(str(exc).replace('--env: env:', '--env:')) from None
-
-
-def _load_vecnormalize(path: Path, model: Any) -> Any:
-    """The VecNormalize object saved by `VecNormalize.save` (a pickle without its venv)."""
-    import pickle
-
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    try:
-        with open(path, 'rb') as f:
-            vn = pickle.load(f)  # noqa: S301 - SB3's format; the docstring says: trusted files
-    except FileNotFoundError:
-        raise Sb3ImportError(f'{path}: no such file') from None
-    except Exception as exc:  # noqa: BLE001 - unpickling raises anything on a bad file
-        raise Sb3ImportError(f'{path}: not a VecNormalize file ({_one_line(exc)})') from None
-    if not isinstance(vn, VecNormalize):
-        raise Sb3ImportError(f'{path}: holds a {type(vn).__name__}, not a VecNormalize')
-    if not _same_space(vn.observation_space, model.observation_space):
-        raise Sb3ImportError(f'{path}: observation_space {vn.observation_space} differs from '
-                             f"the model's {model.observation_space}")
-    return vn
-
-
-def _same_space(a: Any, b: Any) -> bool:
-    import gymnasium as gym
-
-    if isinstance(a, gym.spaces.Dict) and isinstance(b, gym.spaces.Dict):
-        return list(a.spaces) == list(b.spaces) and all(
-            _same_space(a[k], b[k]) for k in a.spaces)
-    return type(a) is type(b) and getattr(a, 'shape', None) == getattr(b, 'shape', None)
-
-
-# -- the actor --------------------------------------------------------------------------------
-def _actor_layers(model: Any, algo: str, where: str) -> tuple[list[tuple[np.ndarray,
-                                                                          np.ndarray]],
-                                                              str, str]:
-    """SB3's deterministic actor as (linear layers (W, b), hidden activation, output)."""
-    from torch import nn
-
-    policy = model.policy
-    if algo == 'SAC':
-        actor = policy.actor
-        _check_extractor(actor.features_extractor, f'{where}: actor.features_extractor')
-        if not isinstance(actor.mu, nn.Linear):
-            raise Sb3ImportError(f'{where}: actor.mu is {_describe(actor.mu)}: gSDE with '
-                                 'clip_mean (tanh of a clipped mean) has no bundle form; '
-                                 'train with use_sde=False or clip_mean=0')
-        chain = [*_flat(actor.latent_pi, 'actor.latent_pi'), ('actor.mu', actor.mu)]
-        output = 'tanh'
-    elif algo in ('TD3', 'DDPG'):
-        actor = policy.actor
-        _check_extractor(actor.features_extractor, f'{where}: actor.features_extractor')
-        chain = _flat(actor.mu, 'actor.mu')
-        if not chain or not isinstance(chain[-1][1], nn.Tanh):
-            raise Sb3ImportError(f'{where}: actor.mu does not end in Tanh ({_describe(actor.mu)})')
-        chain, output = chain[:-1], 'tanh'
-    else:  # PPO
-        extractor = getattr(policy, 'pi_features_extractor', policy.features_extractor)
-        _check_extractor(extractor, f'{where}: policy.pi_features_extractor')
-        dist = type(policy.action_dist).__name__
-        if dist not in ('DiagGaussianDistribution', 'StateDependentNoiseDistribution'):
-            raise Sb3ImportError(f'{where}: action distribution {dist} is not supported '
-                                 '(continuous Box actions only)')
-        chain = [*_flat(policy.mlp_extractor.policy_net, 'mlp_extractor.policy_net'),
-                 ('action_net', policy.action_net)]
-        output = 'tanh' if policy.squash_output else 'clip'
-    return (*_linears(chain, where), output)
-
-
-def _flat(module: Any, name: str) -> list[tuple[str, Any]]:
-    from torch import nn
-
-    if isinstance(module, nn.Sequential):
-        return [pair for i, m in enumerate(module) for pair in _flat(m, f'{name}[{i}]')]
-    return [(name, module)]
-
-
-def _describe(module: Any) -> str:
-    return type(module).__name__ if not list(module.children()) else \
-        f'{type(module).__name__}({", ".join(type(m).__name__ for m in module.children())})'
-
-
-def _linears(chain: list[tuple[str, Any]], where: str
-             ) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
-    """Linear (act Linear)*: the layers and the one hidden activation, or a named refusal."""
-    from torch import nn
-
-    acts = {nn.ReLU: 'relu', nn.Tanh: 'tanh'}
-    chain = [(n, m) for n, m in chain if not isinstance(m, nn.Identity)]
-    layers, found = [], set()
-    for k, (name, module) in enumerate(chain):
-        want_linear = k % 2 == 0
-        if want_linear and isinstance(module, nn.Linear):
-            w = module.weight.detach().cpu().numpy().astype(np.float32)
-            b = (module.bias.detach().cpu().numpy() if module.bias is not None
-                 else np.zeros(w.shape[0])).astype(np.float32)
-            layers.append((w, b))
-        elif not want_linear and type(module) in acts:
-            found.add(acts[type(module)])
-        else:
-            kind = 'a Linear layer' if want_linear else 'ReLU or Tanh'
-            raise Sb3ImportError(f'{where}: {name} is {_describe(module)} where the bundle '
-                                 f'format needs {kind} (an MLP of Linear + ReLU|Tanh)')
-    if not layers or len(chain) % 2 == 0:
-        raise Sb3ImportError(f'{where}: the actor is not an MLP ending in a Linear layer')
-    if len(found) > 1:
-        raise Sb3ImportError(f'{where}: mixed hidden activations {sorted(found)}; a bundle '
-                             'has one')
-    return layers, found.pop() if found else 'relu'
-
-
-def _check_extractor(extractor: Any, where: str) -> None:
-    """Only parameter-free flattening: FlattenExtractor, or CombinedExtractor of nn.Flatten."""
-    from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor
-    from torch import nn
-
-    if type(extractor) is FlattenExtractor:
-        return
-    if type(extractor) is CombinedExtractor:
-        bad = [f'{k}: {type(m).__name__}' for k, m in extractor.extractors.items()
-               if not isinstance(m, nn.Flatten)]
-        if not bad:
-            return
-        raise Sb3ImportError(f'{where}: CombinedExtractor with {", ".join(bad)} (image '
-                             'inputs): only MLP policies on vector observations are supported')
-    raise Sb3ImportError(f'{where}: {type(extractor).__name__} is not supported (only '
-                         'FlattenExtractor / CombinedExtractor of vector inputs)')
 
 
 # -- observation mapping and normalization --------------------------------------------------------
@@ -521,42 +386,3 @@ def _action_box(model: Any, env: Any, env_id: str, where: str) -> tuple[np.ndarr
         raise Sb3ImportError(f"{where}: action space {space} is neither {env_id}'s {inner} "
                              'nor [-1, 1]')
     return low.ravel(), high.ravel()
-
-
-# -- the check ------------------------------------------------------------------------------------
-def _self_check(model: Any, vecnorm: Any, env: Any, policy: Policy, low: np.ndarray,
-                high: np.ndarray, n: int, seed: int) -> tuple[float, int]:
-    """The largest |bundle - SB3 predict| in [-1, 1] units on `n` rollout observations.
-
-    Random actions from seeded resets; observations the env really produces: a goal env's
-    achieved_goal equals ee_pos in them, which the folded first layer relies on.
-    """
-    import gymnasium as gym
-
-    from rl_control.envs.factory import policy_input
-
-    raw, k = [], 0
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    while len(raw) < n:
-        raw.append(obs)
-        obs, _, term, trunc, _ = env.step(rng.uniform(-1.0, 1.0, env.action_space.shape))
-        if term or trunc:
-            k += 1
-            obs, _ = env.reset(seed=seed + k)
-    space, env_space = model.observation_space, env.observation_space
-    if isinstance(env_space, gym.spaces.Dict):
-        batch = {key: np.stack([o[key] for o in raw]) for key in env_space.spaces}
-        sb3_obs: Any = batch
-        if not isinstance(space, gym.spaces.Dict):  # FlattenObservation: the Dict's order
-            sb3_obs = np.stack([gym.spaces.utils.flatten(env_space, o) for o in raw])
-        contract_obs = policy_input(batch)
-    else:
-        sb3_obs = contract_obs = np.stack(raw).astype(np.float32)
-    if vecnorm is not None:
-        sb3_obs = vecnorm.normalize_obs(sb3_obs)
-    expected, _ = model.predict(sb3_obs, deterministic=True)
-    half = (high - low) / 2.0
-    ours = low + (policy.act(contract_obs).astype(np.float64) + 1.0) * half
-    err = np.abs(ours - np.asarray(expected, np.float64).reshape(ours.shape)) / half
-    return float(err.max()), len(raw)

@@ -15,14 +15,16 @@ one on `franka/joint_states` gets every cycle with its measurement time.
 
 `broadcaster` is the plain ros2_control wiring (the joint_state_broadcaster on `joint_states`,
 no republisher): what this package's Panda default keeps (no franka_ros2 release drives a Panda,
-see docs/real_robot.md). `auto` picks `franka_bringup` for the FR3 and `broadcaster` for the
-Panda.
+see docs/real_robot.md). `auto` picks the robot profile's (`RobotProfile.joint_state_wiring`:
+`franka_bringup` for the FR3, `broadcaster` for the Panda).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from rl_control.robots.profiles import get_profile
 
 TOPOLOGIES = ('auto', 'franka_bringup', 'broadcaster')
 JOINT_STATE_RATE_HZ = 30.0
@@ -46,7 +48,7 @@ def wiring(topology: str, robot: str, arm_topic: str = '',
     if topology not in TOPOLOGIES:
         raise ValueError(f'topology must be one of {TOPOLOGIES}, got {topology!r}')
     if topology == 'auto':
-        topology = 'franka_bringup' if robot == 'fr3' else 'broadcaster'
+        topology = get_profile(robot).joint_state_wiring
     if topology == 'franka_bringup':
         return JointStateWiring(arm_topic or 'franka/joint_states', gripper_topic,
                                 'joint_states', merged_rate_hz)

@@ -14,7 +14,7 @@ import numpy as np
 import pybullet as pb
 import pybullet_data
 
-from rl_control.robots.kinematics import PANDA
+from rl_control.robots.panda import PANDA
 
 URDF = os.path.join('franka_panda', 'panda.urdf')
 ARM_INDICES = list(range(7))
@@ -32,7 +32,7 @@ class BulletPanda:
     """
 
     joint_names: tuple[str, ...] = PANDA.all_joint_names
-    arm_joint_names: tuple[str, ...] = PANDA.arm_joint_names
+    arm_joint_names: tuple[str, ...] = PANDA.joint_names
 
     def __init__(self, finger_width: float = 0.04) -> None:
         self.client = pb.connect(pb.DIRECT)
@@ -68,11 +68,11 @@ class BulletPanda:
 
     def set_joint_velocity_command(self, qd_cmd: np.ndarray) -> None:
         """Joint velocity command for the 7 arm joints, clamped at the velocity limits."""
-        cmd = np.clip(qd_cmd, -PANDA.limits.qd_max, PANDA.limits.qd_max)
+        cmd = np.clip(qd_cmd, -PANDA.qd_max, PANDA.qd_max)
         self._cmd = cmd
         pb.setJointMotorControlArray(self.body, ARM_INDICES, pb.VELOCITY_CONTROL,
                                      targetVelocities=cmd.tolist(),
-                                     forces=PANDA.limits.effort_max.tolist(), **self._c)
+                                     forces=PANDA.tau_max.tolist(), **self._c)
 
     def step(self, duration: float) -> None:
         """Advance by `duration` seconds, a whole multiple of the 2 ms step (else ValueError)."""

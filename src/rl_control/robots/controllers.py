@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import math
+from typing import Any
 
 import numpy as np
 
@@ -29,15 +30,19 @@ import numpy as np
 class ForwardCommandController:
     """Hold-last-command controller over `n` command interfaces."""
 
-    def __init__(self, n: int = 7) -> None:
+    def __init__(self, n: int) -> None:
         self.n = n
         self.dropped: list[tuple[float, str]] = []
+        self.rejected: list[tuple[float, str]] = []  # validation refusals: none here
         self.errors = 0
         self.last_error: str | None = None
         self.activate()
 
-    def activate(self) -> None:
-        """on_activate: the held command becomes NaN ("no command received yet")."""
+    def activate(self, q: Any = None, qd: Any = None) -> None:
+        """on_activate: the held command becomes NaN ("no command received yet").
+
+        (`q`, `qd`: the measured state, which a forward controller does not read.)
+        """
         self._buffer: list[float] | None = None
         self._commands: list[float] = []
 
@@ -51,8 +56,12 @@ class ForwardCommandController:
         self._buffer = values
         return None
 
-    def update(self) -> np.ndarray | None:
-        """One cycle: the values written, or None when nothing is written this cycle."""
+    def update(self, time: int = 0, period: int = 0, q: Any = None, qd: Any = None
+               ) -> np.ndarray | None:
+        """One cycle: the values written, or None when nothing is written this cycle.
+
+        (The cycle's time, period and measured state are not read by a forward controller.)
+        """
         if self._buffer is not None:
             self._commands = self._buffer
         if all(math.isnan(v) for v in self._commands):      # also true for "never received"

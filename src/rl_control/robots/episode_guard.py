@@ -3,8 +3,9 @@
 A reset moves the arm to its new start pose at once, which no real arm does, so commands still
 in flight for the previous episode would jump it. Until the first command that starts at the
 new pose (within `tolerance`: a trajectory whose reference at arrival is there, a velocity of
-~0) commands are not delivered, as an evaluation harness that deactivates the server across
-the reset would (counted as `ignored`; after `guard_s` everything is delivered again).
+~0, a position there: `CommandInterface.fresh_after_reset`) commands are not delivered, as an
+evaluation harness that deactivates the server across the reset would (counted as `ignored`;
+after `guard_s` everything is delivered again).
 Trajectories carry their plan time (one stamped before the reset was planned for the previous
 episode); effort commands carry no state to tell the episodes apart, so in real time those
 arriving within `grace_s` of the reset are dropped.
@@ -16,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from rl_control.robots.trajectory import JointTrajectory, starts_at
+from rl_control.robots.command_interfaces import command_interface
+from rl_control.robots.trajectory import JointTrajectory
 
 RESET_GRACE_S = 0.02
 MAX_TRANSPORT_S = 0.002
@@ -28,7 +30,8 @@ class ResetGuard:
 
     def __init__(self, joint_names: Sequence[str], command_type: str, tolerance: float,
                  guard_s: float, grace_s: float = RESET_GRACE_S) -> None:
-        self.joint_names, self.command_type = tuple(joint_names), command_type
+        self.joint_names = tuple(joint_names)
+        self.interface = command_interface(command_type)
         self.tolerance, self.guard_s, self.grace_s = tolerance, guard_s, grace_s
         self.time, self.q, self.q_start = 0.0, None, None
         self.ignored = 0
@@ -41,7 +44,7 @@ class ResetGuard:
         """Whether `cmd` (a JointTrajectory on the grid, or an array) arriving at `t` is old."""
         if isinstance(cmd, JointTrajectory) and cmd.stamp and cmd.stamp < self.time - 1e-9:
             return True  # planned for the previous episode
-        if self.command_type == 'effort':
+        if not self.interface.tells_fresh:  # no state to tell them apart: a grace period
             self.q = None
             return not lockstep and t < self.time + self.grace_s
         if self.q is None:
@@ -49,10 +52,8 @@ class ResetGuard:
         if t - self.time > self.guard_s:
             self.q = None
             return False
-        if self.command_type == 'velocity':
-            fresh = len(cmd) != 7 or float(np.max(np.abs(cmd))) <= 1e-3  # malformed: deliver
-        else:
-            fresh = starts_at(cmd, t, self.joint_names, self.q, self.tolerance)
+        fresh = self.interface.fresh_after_reset(cmd, t, self.joint_names, self.q,
+                                                 self.tolerance)
         if fresh:
             self.q = None
         else:

@@ -32,23 +32,18 @@ activation starts from the measured state: the JTC holds the current position
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
 import heapq
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from rl_control.robots.controllers import ForwardCommandController
-from rl_control.robots.franka_limits import FrankaLimitChecker, Violation
-from rl_control.robots.jtc import JointTrajectoryController
+from rl_control.robots.command_interfaces import CONTROLLERS, command_interface
+from rl_control.robots.franka_limits import K_LIMIT_EPS, FrankaLimitChecker, Violation
 from rl_control.robots.physics import ExactTracking, Physics
-from rl_control.robots.profiles import K_LIMIT_EPS, RobotProfile
+from rl_control.robots.robot import RobotProfile
 from rl_control.robots.trajectory import NS, JointTrajectory
 
-CommandType = Literal['trajectory', 'position', 'velocity', 'effort']
-_INTERFACE = {'trajectory': 'position', 'position': 'position', 'velocity': 'velocity',
-              'effort': 'effort'}
 REST_VELOCITY = 1e-3
 """|qd| below which a joint counts as at rest [rad/s]."""
 
@@ -70,32 +65,29 @@ LOG_SIZE = 50
 class FrankaArm:
     """A Franka under ros2_control: one controller, the 1 kHz check, a physics backend."""
 
-    def __init__(self, profile: RobotProfile, command_type: CommandType = 'trajectory',
+    def __init__(self, profile: RobotProfile, command_type: str = 'trajectory',
                  physics: Physics | None = None, dt: float = 1e-3,
                  q0: np.ndarray | None = None, torque_rate_limiter: bool = True,
                  brake_factor: float = 4.0, check_limits: bool = True,
                  **controller_options: Any) -> None:
-        """`controller_options` go to JointTrajectoryController (trajectory mode only).
+        """An arm at rest at `q0` (default: home), commanded through `command_type`.
 
+        `command_type` names a registered interface (robots/command_interfaces.py);
+        `controller_options` go to its controller (the trajectory controller's parameters).
         `check_limits=False` is the ideal robot: the same controllers, no reflexes.
         """
-        if command_type not in _INTERFACE:
-            raise ValueError(f'command_type must be one of {sorted(_INTERFACE)}, got '
-                             f'{command_type!r}')
-        if controller_options and command_type != 'trajectory':
-            raise TypeError(f'controller options {sorted(controller_options)} apply to the '
-                            f'trajectory controller only')
+        self.interface = command_interface(command_type)
+        self.hardware = self.interface.hardware_interface
         self.profile, self.command_type, self.dt = profile, command_type, float(dt)
+        self.n = profile.dof
         self._dt_ns = int(round(self.dt * NS))
         self.physics: Physics = physics if physics is not None else ExactTracking()
-        self.checker = FrankaLimitChecker(profile, _INTERFACE[command_type], self.dt)
+        self.checker = FrankaLimitChecker(profile, self.interface.hardware, self.dt)
         self.torque_rate_limiter = torque_rate_limiter
         self.brake_factor = float(brake_factor)
         self.check_limits = bool(check_limits)
-        self.jtc = (JointTrajectoryController(profile.joint_names, update_period=self.dt,
-                                              **controller_options)
-                    if command_type == 'trajectory' else None)
-        self.forward = ForwardCommandController(7) if command_type != 'trajectory' else None
+        self.controller = self.interface.make_controller(profile.joint_names, self.dt,
+                                                         **controller_options)
         self._queue: list[tuple[int, int, float, Any]] = []
         self._seq = 0
         self._k = 0
@@ -112,7 +104,7 @@ class FrankaArm:
         self.reflex_log: dict[str, Any] | None = None
         q = profile.home if q0 is None else np.asarray(q0, dtype=np.float64)
         self.physics.reset(q)
-        self._activate(np.array(q, dtype=np.float64), np.zeros(7))
+        self._activate(np.array(q, dtype=np.float64), np.zeros(self.n))
 
     # -- commands ----------------------------------------------------------------------------
     @property
@@ -120,25 +112,15 @@ class FrankaArm:
         """Current grid time [s] (tick k runs at k * dt; the arm starts at 0)."""
         return self._k * self.dt
 
-    def submit_velocity(self, t: float, cmd: Sequence[float]) -> None:
-        """A Float64MultiArray of joint velocities arriving at `t` (velocity mode)."""
-        self._submit('velocity', t, list(cmd))
+    def submit(self, t: float, cmd: Any) -> None:
+        """A command arriving at `t`.
 
-    def submit_position(self, t: float, cmd: Sequence[float]) -> None:
-        """A Float64MultiArray of joint positions arriving at `t` (position forward mode)."""
-        self._submit('position', t, list(cmd))
-
-    def submit_effort(self, t: float, tau: Sequence[float]) -> None:
-        """A Float64MultiArray of joint torques [Nm] arriving at `t` (effort mode)."""
-        self._submit('effort', t, list(tau))
-
-    def submit_trajectory(self, t: float, msg: JointTrajectory) -> None:
-        """A JointTrajectory arriving at `t` (trajectory mode)."""
-        self._submit('trajectory', t, msg)
-
-    def _submit(self, kind: str, t: float, payload: Any) -> None:
-        if kind != self.command_type:
-            raise ValueError(f'{kind} command sent to an arm in {self.command_type} mode')
+        A JointTrajectory for a trajectory controller, else the values of a Float64MultiArray
+        (positions, velocities or torques [Nm]).
+        """
+        if not CONTROLLERS[self.interface.controller].accepts(cmd):
+            raise ValueError(f'{type(cmd).__name__} sent to an arm in {self.command_type} mode')
+        payload = cmd if isinstance(cmd, JointTrajectory) else [float(v) for v in cmd]
         tick = max(math.ceil(round(t / self.dt, 6)), self._k + 1)
         heapq.heappush(self._queue, (tick, self._seq, float(t), payload))
         self._seq += 1
@@ -166,8 +148,7 @@ class FrankaArm:
             if self.mode == 'reflex':
                 self.ignored += 1
                 continue
-            refused = (self.jtc.on_message(payload, arrival) if self.jtc is not None
-                       else self.forward.on_message(payload, arrival))
+            refused = self.controller.on_message(payload, arrival)
             self._delivered.append(_delivery(t, arrival, payload, refused))
             accepted = refused is None
             if accepted and self.mode == 'idle':
@@ -185,7 +166,7 @@ class FrankaArm:
         if violation is not None:
             self._reflex(violation, t)
             self._brake()
-        elif self.command_type == 'effort':
+        elif self.hardware.torque:
             tau = np.clip(cmd, -self.profile.tau_max, self.profile.tau_max)
             self.torque_clipped += int(np.any(tau != cmd))
             self.physics.apply_torque(tau)
@@ -201,20 +182,16 @@ class FrankaArm:
 
     def _controller_command(self, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
         """Controller update -> value of the command interface this cycle."""
-        if self.jtc is not None:
-            written = self.jtc.update(self._k * self._dt_ns, self._dt_ns, q, qd)
-        else:
-            written = self.forward.update()
+        written = self.controller.update(self._k * self._dt_ns, self._dt_ns, q, qd)
         if written is not None:
             self._interface = written
         cmd = self._interface
-        if self.command_type == 'effort' and self.torque_rate_limiter:
+        if self.hardware.torque and self.torque_rate_limiter:
             # libfranka limitRate(kMaxTorqueRate, tau, tau_J_d): kMaxTorqueRate = 1000 - kLimitEps
             step = (self.profile.dtau_max - K_LIMIT_EPS) * self.dt
             last = self.checker.tau_d
             cmd = last + np.clip(cmd - last, -step, step)
         return np.array(cmd, dtype=np.float64)
-
     # -- reflex / recovery ---------------------------------------------------------------------
     def _reflex(self, violation: Violation, t: float) -> None:
         self.mode = 'reflex'
@@ -258,7 +235,7 @@ class FrankaArm:
         self._queue.clear()
         q = np.asarray(q, dtype=np.float64)
         self.physics.reset(q)
-        self._activate(q.copy(), np.zeros(7))
+        self._activate(q.copy(), np.zeros(self.n))
 
     def recover(self) -> None:
         """Error recovery + controller re-activation (see module docstring); mode -> idle.
@@ -267,6 +244,8 @@ class FrankaArm:
         libfranka's automaticErrorRecovery is; the reference restarts at rest on the measured q.
         """
         q, qd, _ = self.physics.state()
+        self.ignored += len(self._queue)  # they reached an arm in reflex: never executed
+        self._queue.clear()
         self._activate(q, qd)
 
     def _activate(self, q: np.ndarray, qd: np.ndarray) -> None:
@@ -276,47 +255,43 @@ class FrankaArm:
         self.reflex_errors: tuple[str, ...] = ()
         self.reflex_time: float | None = None
         self.checker.reset(q)
-        if self.jtc is not None:
-            self.jtc.activate(q, qd, position_command=None)
+        self.controller.activate(q, qd)
+        self._interface = self.hardware.initial(q)
+        self._brake_q, self._brake_qd = q.copy(), np.zeros(self.n)
+        if self.hardware.torque:
+            self.physics.apply_torque(np.zeros(self.n))
         else:
-            self.forward.activate()
-        self._interface = q.copy() if _INTERFACE[self.command_type] == 'position' else np.zeros(7)
-        self._brake_q, self._brake_qd = q.copy(), np.zeros(7)
-        if self.command_type != 'effort':
-            self.physics.set_reference(q, np.zeros(7), np.zeros(7))
-        else:
-            self.physics.apply_torque(np.zeros(7))
+            self.physics.set_reference(q, np.zeros(self.n), np.zeros(self.n))
 
     # -- introspection -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Mode, reflex, counters, reference and measured state (copies)."""
         q, qd, tau = self.physics.state()
-        c = self.checker
-        effort = self.command_type == 'effort'
+        c, ctl = self.checker, self.controller
+        torque = self.hardware.torque  # the reference is the measured state
         return {
             'time': self.time, 'mode': self.mode, 'reflex': self.reflex,
             'reflex_time': self.reflex_time, 'reflex_errors': self.reflex_errors,
             'reflex_violation': self.reflex_violation, 'reflex_count': self.reflex_count,
-            'rejected': len(self.jtc.rejected) if self.jtc is not None else 0,
-            'rejections': list(self.jtc.rejected) if self.jtc is not None else [],
-            'dropped': len(self.forward.dropped) if self.forward is not None else 0,
-            'command_errors': self.forward.errors if self.forward is not None else 0,
+            'rejected': len(ctl.rejected), 'rejections': list(ctl.rejected),
+            'dropped': len(ctl.dropped), 'command_errors': ctl.errors,
             'ignored': self.ignored, 'torque_clipped': self.torque_clipped,
-            'q_ref': (q if effort else c.q_d).copy(), 'qd_ref': (qd if effort else c.dq_d).copy(),
+            'q_ref': (q if torque else c.q_d).copy(), 'qd_ref': (qd if torque else c.dq_d).copy(),
             'qdd_ref': c.ddq_d.copy(), 'tau_ref': c.tau_d.copy(),
             'q': q, 'qd': qd, 'tau': tau,
             'at_rest': bool(np.max(np.abs(qd)) < REST_VELOCITY),
         }
 
     def joint_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
-        """(names, q, qd, tau) of the 7 arm joints, as joint_state_broadcaster publishes them."""
+        """(names, q, qd, tau) of the arm joints, as joint_state_broadcaster publishes them."""
         q, qd, tau = self.physics.state()
         return self.profile.joint_names, q, qd, tau
 
     def gripper_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
         """(names, q, qd, effort) of the finger joints: fixed open hand, width / 2 per finger."""
-        w = self.profile.finger_position
-        return self.profile.finger_joint_names, np.array([w, w]), np.zeros(2), np.zeros(2)
+        names = self.profile.finger_joint_names
+        k = len(names)
+        return names, np.full(k, self.profile.finger_position), np.zeros(k), np.zeros(k)
 
 
 def _delivery(t: float, arrival: float, payload: Any, refused: str | None) -> dict[str, Any]:

@@ -28,7 +28,11 @@ acceleration, jerk (lowest joint index first) and keeps all of them in `last_vio
 
 Thresholds: the nominal limits of the profile, violated when not strictly inside (the docs'
 strict inequalities). libfranka's `kLimitEps` is the margin its own limiter keeps inside them
-(profiles.K_LIMIT_EPS), so libfranka-limited streams pass despite floating-point round-off.
+(`K_LIMIT_EPS`), so libfranka-limited streams pass despite floating-point round-off.
+
+The check itself is finite differences against a profile's limits, so a non-Franka robot gets
+it too, under the names its profile gives (`RobotProfile.limit_names`); the Franka arms name
+their violations as libfranka does (`LIBFRANKA`).
 """
 from __future__ import annotations
 
@@ -37,9 +41,16 @@ from typing import Literal
 
 import numpy as np
 
-from rl_control.robots.profiles import RobotProfile
+from rl_control.robots.robot import LimitNames, RobotProfile
 
 Interface = Literal['position', 'velocity', 'effort']
+
+K_DELTA_T = 1e-3
+"""libfranka `kDeltaT` (rate_limiting.h, 0.9.2 and 0.15.0): the FCI control period [s]."""
+K_LIMIT_EPS = 1e-3
+"""libfranka `kLimitEps` (rate_limiting.h, 0.9.2 and 0.15.0): libfranka's limiter stays this far
+inside every derivative limit. The robot's check is against the nominal limits, so a stream
+that libfranka's own `limitRate` produced always passes."""
 
 POSITION_LIMITS = 'joint_motion_generator_position_limits_violation'
 VELOCITY_LIMITS = 'joint_motion_generator_velocity_limits_violation'
@@ -52,11 +63,15 @@ NON_FINITE_COMMAND = 'non_finite_command'
 """Not a robot flag: franka_hardware's write() returns ERROR for a non-finite command
 (franka_ros2 franka_hardware_interface.cpp hasInfinite) and libfranka's checkFinite throws
 "Commanding value is infinite or NaN."; either way the motion ends, so it stops the arm too."""
+LIBFRANKA = LimitNames(POSITION_LIMITS, VELOCITY_LIMITS, VELOCITY_DISCONTINUITY,
+                       ACCELERATION_DISCONTINUITY, TORQUE_DISCONTINUITY,
+                       MEASURED_POSITION_LIMITS, MEASURED_VELOCITY, NON_FINITE_COMMAND)
+"""The Franka arms' names for the violations (the `Errors` flags above)."""
 
 
 @dataclass(frozen=True)
 class Violation:
-    """One violated condition: the libfranka name, the joint (0-based) and the numbers."""
+    """One violated condition: its name (libfranka's on a Franka), joint (0-based), numbers."""
 
     name: str
     joint: int
@@ -86,7 +101,7 @@ class FrankaLimitChecker:
     def __init__(self, profile: RobotProfile, interface: Interface, dt: float = 1e-3) -> None:
         if interface not in ('position', 'velocity', 'effort'):
             raise ValueError(f"interface must be position, velocity or effort, got {interface!r}")
-        self.profile = profile
+        self.profile, self.names = profile, profile.limit_names
         self.interface: Interface = interface
         self.dt = float(dt)
         self.last_violations: tuple[Violation, ...] = ()
@@ -95,9 +110,10 @@ class FrankaLimitChecker:
     def reset(self, q: np.ndarray) -> None:
         """Restart from rest at `q`: q_d = q, dq_d = ddq_d = 0, tau_J_d = 0."""
         self.q_d = np.array(q, dtype=np.float64)
-        self.dq_d = np.zeros(7)
-        self.ddq_d = np.zeros(7)
-        self.tau_d = np.zeros(7)
+        n = self.profile.dof
+        self.dq_d = np.zeros(n)
+        self.ddq_d = np.zeros(n)
+        self.tau_d = np.zeros(n)
         self.last_violations = ()
 
     def check(self, command: np.ndarray, enforce: bool = True) -> Violation | None:
@@ -109,15 +125,17 @@ class FrankaLimitChecker:
         """
         c = np.asarray(command, dtype=np.float64)
         found: list[Violation] = []
-        if c.shape != (7,):
-            raise ValueError(f'command must have shape (7,), got {c.shape}')
+        if c.shape != self.q_d.shape:
+            raise ValueError(f'command must have shape {self.q_d.shape}, got {c.shape}')
         if not np.all(np.isfinite(c)):
             j = int(np.flatnonzero(~np.isfinite(c))[0])
-            found.append(Violation(NON_FINITE_COMMAND, j, 'command', float(c[j]), np.inf))
+            found.append(Violation(self.names.non_finite_command, j, 'command', float(c[j]),
+                                   np.inf))
         elif self.interface == 'effort':
             rate = (c - self.tau_d) / self.dt
             lim = self.profile.dtau_max
-            _first_outside(rate, -lim, lim, TORQUE_DISCONTINUITY, 'torque_rate', found)
+            _first_outside(rate, -lim, lim, self.names.torque_rate_limits, 'torque_rate',
+                           found)
             if not found or not enforce:
                 self.tau_d = c
         else:
@@ -129,11 +147,11 @@ class FrankaLimitChecker:
             dddq = (ddq - self.ddq_d) / self.dt
             p = self.profile
             vlo, vhi = p.velocity_limits(self.q_d)    # at q_d, as libfranka's limiter does
-            _first_outside(q, p.q_min, p.q_max, POSITION_LIMITS, 'position', found)
-            _first_outside(dq, vlo, vhi, VELOCITY_LIMITS, 'velocity', found)
-            _first_outside(ddq, -p.qdd_max, p.qdd_max, VELOCITY_DISCONTINUITY, 'acceleration',
-                           found)
-            _first_outside(dddq, -p.qddd_max, p.qddd_max, ACCELERATION_DISCONTINUITY, 'jerk',
+            _first_outside(q, p.q_min, p.q_max, self.names.position_limits, 'position', found)
+            _first_outside(dq, vlo, vhi, self.names.velocity_limits, 'velocity', found)
+            _first_outside(ddq, -p.qdd_max, p.qdd_max, self.names.acceleration_limits,
+                           'acceleration', found)
+            _first_outside(dddq, -p.qddd_max, p.qddd_max, self.names.jerk_limits, 'jerk',
                            found)
             if not found or not enforce:
                 self.q_d, self.dq_d, self.ddq_d = q, dq, ddq
@@ -141,7 +159,7 @@ class FrankaLimitChecker:
         return found[0] if found else None
 
     def check_batch(self, commands: np.ndarray) -> tuple[int, Violation] | None:
-        """Judge n consecutive samples (n, 7) as n calls of `check(c, enforce=False)` would.
+        """Judge n consecutive samples (n, dof) as n calls of `check(c, enforce=False)` would.
 
         One numpy pass instead of n Python calls (a training env checks 40 samples per
         step): returns (index, first violation) of the earliest violating sample, or None;
@@ -197,9 +215,9 @@ class FrankaLimitChecker:
         p = self.profile
         found: list[Violation] = []
         _first_outside(np.asarray(q, dtype=np.float64), p.q_min, p.q_max,
-                       MEASURED_POSITION_LIMITS, 'measured_position', found)
+                       self.names.measured_position_limits, 'measured_position', found)
         _first_outside(np.asarray(qd, dtype=np.float64), -p.qd_max, p.qd_max,
-                       MEASURED_VELOCITY, 'measured_velocity', found)
+                       self.names.measured_velocity, 'measured_velocity', found)
         if found:
             self.last_violations = tuple(found)
         return found[0] if found else None

@@ -74,6 +74,8 @@ class JointTrajectoryController:
         self.set_last_command_as_state = set_last_command_interface_value_as_state_on_activation
         self.update_period = int(round(update_period * NS))
         self.rejected: list[tuple[float, str]] = []
+        self.dropped: list[tuple[float, str]] = []  # dropped unvalidated: none here
+        self.errors = 0  # update errors: none here (a rejected message is never installed)
         self.blends = 0           # introspection only: messages installed by blending
         self.activate(np.zeros(self.dof), np.zeros(self.dof))
 

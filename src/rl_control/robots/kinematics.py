@@ -1,75 +1,27 @@
-"""Franka Emika Panda: joint names, limits and forward kinematics (pure numpy, no simulator).
+"""Forward kinematics: the Franka arms' closed-form chain, and any MJCF model's by MuJoCo.
 
-Why here and not in a simulator: the policy server derives the end-effector position from a
-real robot's `/joint_states` exactly as the training env does, so the kinematics must be a plain
-function of the joint angles. The DH table is Franka's published (Craig / modified DH)
-convention; the end-effector point is the one panda-gym calls its end effector (link
-`panda_grasptarget` of its URDF: flange + 0.107 m + hand offset 0.105 m along the flange z axis),
-so goals and distances mean the same thing in every engine. Frame: the robot base `panda_link0`.
+Why plain functions of the joint angles: the policy server derives the end-effector position
+from a real robot's `/joint_states` exactly as the training env does, so the kinematics cannot
+depend on a running simulator.
+
+`FRANKA`: Franka's published modified-DH table (Craig convention), shared by the Panda and the
+FR3 (franka_description's panda_arm and fr3 xacros differ in limits, not in this chain). The
+end-effector point is the one panda-gym calls its end effector (link `panda_grasptarget` of its
+URDF: flange + 0.107 m + hand offset 0.105 m along the flange z axis), so goals and distances
+mean the same thing in every engine. Frame: the robot base (`panda_link0` / `fr3_link0`).
+
+`MujocoKinematics`: a site of an MJCF model placed by MuJoCo's own kinematics, for a robot
+described only by its model file.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 import math
 
 import numpy as np
 
-ARM_JOINT_NAMES: tuple[str, ...] = tuple(f'panda_joint{i}' for i in range(1, 8))
-FINGER_JOINT_NAMES: tuple[str, ...] = ('panda_finger_joint1', 'panda_finger_joint2')
-FR3_JOINT_NAMES: tuple[str, ...] = tuple(f'fr3_joint{i}' for i in range(1, 8))
-
-
-def joint_names(prefix: str = 'panda') -> tuple[str, ...]:
-    """Arm joint names for a robot prefix: 'panda' -> panda_joint1..7, 'fr3' -> fr3_joint1..7.
-
-    franka_ros2 names the FR3's joints `fr3_joint*`; the kinematics are the Panda's, so a policy
-    can be served on either by choosing the names the server maps `/joint_states` with.
-    """
-    return tuple(f'{prefix}_joint{i}' for i in range(1, 8))
-
-
-@dataclass(frozen=True)
-class PandaLimits:
-    """Franka's published joint limits (Panda datasheet); arrays are float64, shape (7,)."""
-
-    q_min: np.ndarray
-    q_max: np.ndarray
-    qd_max: np.ndarray
-    effort_max: np.ndarray
-    finger_max: float = 0.04     # per finger [m]
-
-
-@dataclass(frozen=True)
-class PandaConstants:
-    """Everything a module needs to know about the Panda, in one importable object."""
-
-    arm_joint_names: tuple[str, ...]
-    finger_joint_names: tuple[str, ...]
-    fr3_joint_names: tuple[str, ...]
-    limits: PandaLimits
-    home: np.ndarray             # the neutral configuration panda-gym uses, shape (7,)
-    ee_offset: float             # flange (0.107) + hand-to-grasp point (0.105) along flange z [m]
-
-    @property
-    def all_joint_names(self) -> tuple[str, ...]:
-        """Arm joints then finger joints: the order the simulators publish."""
-        return self.arm_joint_names + self.finger_joint_names
-
-
-PANDA = PandaConstants(
-    arm_joint_names=ARM_JOINT_NAMES,
-    finger_joint_names=FINGER_JOINT_NAMES,
-    fr3_joint_names=FR3_JOINT_NAMES,
-    limits=PandaLimits(
-        q_min=np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973]),
-        q_max=np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973]),
-        qd_max=np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61]),
-        effort_max=np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0]),
-    ),
-    home=np.array([0.0, 0.41, 0.0, -1.85, 0.0, 2.26, 0.79]),
-    ee_offset=0.107 + 0.105,
-)
+EE_OFFSET = 0.107 + 0.105
+"""Flange (0.107) + hand-to-grasp point (0.105) along the flange z axis [m]."""
 
 # Modified DH (Craig): T_i = RotX(alpha_{i-1}) TransX(a_{i-1}) RotZ(q_i) TransZ(d_i).
 DH_A = (0.0, 0.0, 0.0, 0.0825, -0.0825, 0.0, 0.088)
@@ -111,11 +63,11 @@ def fk(q: np.ndarray) -> np.ndarray:
             p = p + d * z
         c, s = c_all[..., i:i + 1], s_all[..., i:i + 1]
         x, y = c * x + s * y, c * y - s * x
-    return p + PANDA.ee_offset * z
+    return p + EE_OFFSET * z
 
 
 def fk_single(q: Sequence[float]) -> tuple[float, float, float]:
-    """The same chain as `fk` on Python floats, unrolled: ~4x faster again than the loop.
+    """The same chain as `fk` on Python floats, unrolled (the serving path's one call).
 
     Why unrolled: the server calls this once per joint state (up to 1 kHz), and for one
     configuration the interpreter overhead of a loop over the DH table (tuple packing, branches
@@ -158,11 +110,58 @@ def fk_single(q: Sequence[float]) -> tuple[float, float, float]:
     x0, x1, x2, y0, y1, y2 = (c * x0 + s * y0, c * x1 + s * y1, c * x2 + s * y2,
                               c * y0 - s * x0, c * y1 - s * x1, c * y2 - s * x2)
     # Joint 7: a6 along x, RotX(+pi/2): the final z axis is -y; the point lies on it.
-    a, e = _DH_A[6], PANDA.ee_offset
+    a, e = _DH_A[6], EE_OFFSET
     return p0 + a * x0 - e * y0, p1 + a * x1 - e * y1, p2 + a * x2 - e * y2
 
 
-def random_configurations(rng: np.random.Generator, n: int, margin: float = 0.0) -> np.ndarray:
-    """`n` joint configurations uniform within the position limits shrunk by `margin` [rad]."""
-    lo, hi = PANDA.limits.q_min + margin, PANDA.limits.q_max - margin
-    return rng.uniform(lo, hi, size=(n, 7))
+def random_configurations(rng: np.random.Generator, n: int, q_min: np.ndarray,
+                          q_max: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """`n` joint configurations uniform within [q_min, q_max] shrunk by `margin` [rad]."""
+    lo, hi = np.asarray(q_min) + margin, np.asarray(q_max) - margin
+    return rng.uniform(lo, hi, size=(n, len(lo)))
+
+
+class FrankaKinematics:
+    """The Franka chain above as a `robots.robot.Kinematics`."""
+
+    def ee_position(self, q: Sequence[float]) -> tuple[float, float, float]:
+        """`fk_single`."""
+        return fk_single(q)
+
+    def ee_positions(self, q: np.ndarray) -> np.ndarray:
+        """`fk`."""
+        return fk(q)
+
+
+FRANKA = FrankaKinematics()
+
+
+class MujocoKinematics:
+    """A site of an MJCF model (default `ee`), placed by `mj_kinematics` on a private MjData.
+
+    The model's first `dof` position coordinates are the arm's joints, in the profile's order.
+    """
+
+    def __init__(self, model_path: str, dof: int, site: str = 'ee') -> None:
+        import mujoco
+
+        self._mujoco = mujoco
+        self.model = mujoco.MjModel.from_xml_path(str(model_path))
+        self.data = mujoco.MjData(self.model)
+        self.site = self.model.site(site).id
+        self.dof = int(dof)
+
+    def ee_position(self, q: Sequence[float]) -> tuple[float, float, float]:
+        """The site's position at joint angles `q` (base frame: the model's world)."""
+        self.data.qpos[:self.dof] = q
+        self._mujoco.mj_kinematics(self.model, self.data)
+        x, y, z = self.data.site_xpos[self.site]
+        return float(x), float(y), float(z)
+
+    def ee_positions(self, q: np.ndarray) -> np.ndarray:
+        """Vectorized over leading axes by a loop (MuJoCo takes one configuration at a time)."""
+        q = np.asarray(q, np.float64)
+        flat = q.reshape(-1, q.shape[-1])
+        out = np.array([self.ee_position(x) for x in flat])
+        return out.reshape(*q.shape[:-1], 3)
+

@@ -1,4 +1,4 @@
-"""What the simulated arm's measured state comes from: exact tracking, or MuJoCo.
+"""What the simulated arm's measured state comes from: exact tracking, MuJoCo or PyBullet.
 
 The arm model (franka.FrankaArm) feeds the physics either a joint reference (position /
 velocity interface, and always while braking) or a joint torque (effort interface), once per
@@ -6,6 +6,9 @@ velocity interface, and always while braking) or a joint torque (effort interfac
 compensation (libfranka 0.15.0 control_types.h: Torques are "joint-level torque commands without
 gravity and friction"), so zero torque lets the arm float and coast, which both backends model
 (MuJoCo via the model's gravcomp bodies).
+
+A robot profile names the engines it has models for (`RobotProfile.physics`); `make_physics`
+builds one.
 """
 from __future__ import annotations
 
@@ -30,7 +33,32 @@ class Physics(Protocol):
         """Advance by `dt` seconds."""
 
     def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Measured (q, qd, tau), copies, shape (7,) each."""
+        """Measured (q, qd, tau), copies, shape (dof,) each."""
+
+
+def make_physics(profile: Any, engine: str, timestep: float = 1e-3, kp: float = 50.0
+                 ) -> Any:
+    """The profile's arm on `engine`, tracking a reference with gain `kp` [1/s]."""
+    factory = profile.physics.get(engine)
+    if factory is None:
+        raise ValueError(f'the {profile.name} profile has no {engine!r} model; it has '
+                         f'{sorted(profile.physics)}')
+    return factory(profile, timestep, kp)
+
+
+def mujoco_physics(profile: Any, kp: float = 50.0) -> MujocoTracking:
+    """MuJoCo tracking on the 1 ms grid of the simulated robot (robots/franka.py)."""
+    return make_physics(profile, 'mujoco', 1e-3, kp)
+
+
+def mujoco_tracking(profile: Any, timestep: float, kp: float) -> MujocoTracking:
+    """`RobotProfile.physics` factory: the profile's MJCF (`mjcf`) in MuJoCo."""
+    return MujocoTracking(profile, kp, timestep)
+
+
+def bullet_tracking(profile: Any, timestep: float, kp: float) -> BulletTracking:
+    """`RobotProfile.physics` factory: panda-gym's PyBullet Panda with the profile's limits."""
+    return BulletTracking(profile, kp, timestep)
 
 
 class ExactTracking:
@@ -42,20 +70,22 @@ class ExactTracking:
     """
 
     def __init__(self, inertia: np.ndarray | float = 1.0) -> None:
-        self.inertia = np.broadcast_to(np.asarray(inertia, dtype=np.float64), (7,)).copy()
-        self.reset(np.zeros(7))
+        self._inertia = np.asarray(inertia, dtype=np.float64)
+        self.reset(np.zeros(self._inertia.size))
 
     def reset(self, q: np.ndarray) -> None:
-        """Rest at `q`."""
+        """Rest at `q` (its length is the arm's joint count)."""
         self.q = np.array(q, dtype=np.float64)
-        self.qd = np.zeros(7)
-        self.tau = np.zeros(7)
+        n = self.q.size
+        self.inertia = np.broadcast_to(self._inertia, (n,)).copy()
+        self.qd = np.zeros(n)
+        self.tau = np.zeros(n)
         self._ref: tuple[np.ndarray, np.ndarray] | None = None
 
     def set_reference(self, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
         """The next step lands exactly on (q, qd)."""
         self._ref = (np.array(q, dtype=np.float64), np.array(qd, dtype=np.float64))
-        self.tau = np.zeros(7)
+        self.tau = np.zeros_like(self.q)
 
     def apply_torque(self, tau: np.ndarray) -> None:
         """The next step integrates q'' = tau / inertia (semi-implicit Euler)."""
@@ -75,36 +105,26 @@ class ExactTracking:
         return self.q.copy(), self.qd.copy(), self.tau.copy()
 
 
-def mujoco_physics(profile: Any, kp: float = 50.0) -> MujocoTracking:
-    """MuJoCo tracking with the profile's joint ranges and velocity limits."""
-    return MujocoTracking(kp, qd_max=profile.qd_max, q_range=(profile.q_min, profile.q_max))
-
-
 class MujocoTracking:
-    """The packaged MuJoCo Panda (1 ms step) tracking the reference with its velocity actuators.
+    """A profile's MuJoCo arm (`MujocoArm`) tracking the reference with its velocity actuators.
 
     Tracking law ctrl = qd_ref + kp * (q_ref - q) on the actuators' kv * (ctrl - qd); torque
-    commands use MujocoPanda's effort mode. With kp = 50 1/s a 0.3 rad/s ramp is tracked within
-    3e-4 rad, and after a reflex the arm settles on the stopped brake reference within ~100 ms
-    (coupled joint dynamics; ExactTracking stops with the reference). The model's kinematics are
-    the Panda's; for an FR3 profile only the limits differ (the checker uses the profile's).
+    commands use the arm's effort mode. After a reflex the arm settles on the stopped brake
+    reference through its coupled joint dynamics (ExactTracking stops with the reference). The
+    joint ranges are the profile's (an FR3 profile on the Panda model: only the limits differ;
+    the checker uses the profile's too).
     """
 
-    def __init__(self, kp: float = 50.0, qd_max: np.ndarray | None = None,
-                 q_range: tuple[np.ndarray, np.ndarray] | None = None,
-                 timestep: float = 1e-3) -> None:
-        """`q_range` (q_min, q_max) replaces the model's Panda joint ranges (an FR3's)."""
-        from rl_control.robots.mujoco_panda import MujocoPanda
-        self.sim = MujocoPanda(timestep=timestep)
+    def __init__(self, profile: Any, kp: float = 50.0, timestep: float = 1e-3) -> None:
+        from rl_control.robots.mujoco_arm import MujocoArm
+        self.sim = MujocoArm(profile, timestep=timestep)
+        self.n = n = profile.dof
         self.dt = float(timestep)
-        self._damping = self.sim.model.dof_damping[:7].copy()
-        self._friction = self.sim.model.dof_frictionloss[:7].copy()
-        if q_range is not None:
-            self.sim.model.jnt_range[:7] = np.stack([np.asarray(q_range[0]),
-                                                     np.asarray(q_range[1])], 1)
+        self._damping = self.sim.model.dof_damping[:n].copy()
+        self._friction = self.sim.model.dof_frictionloss[:n].copy()
+        self.sim.model.jnt_range[:n] = np.stack([profile.q_min, profile.q_max], 1)
         self.kp = float(kp)
-        base = np.array([2.175] * 4 + [2.61] * 3) if qd_max is None else np.asarray(qd_max)
-        self._ctrl_max = 2.0 * base     # braking may exceed the limits, as real brakes do
+        self._ctrl_max = 2.0 * profile.qd_max  # braking may exceed the limits, as real brakes do
         self._mode = ''
         self._use('velocity')
 
@@ -123,7 +143,7 @@ class MujocoTracking:
     def set_reference(self, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
         """Velocity actuators track (q, qd)."""
         self._use('velocity')
-        q_meas = self.sim.data.qpos
+        q_meas = self.sim.data.qpos[:self.n]
         self.sim.set_joint_velocity_command(np.asarray(qd) + self.kp * (np.asarray(q) - q_meas))
 
     def apply_torque(self, tau: np.ndarray) -> None:
@@ -138,26 +158,27 @@ class MujocoTracking:
     def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(q, qd, actuator torque)."""
         q, qd = self.sim.arm_state()
-        return q, qd, self.sim.data.actuator_force.copy()
+        return q, qd, self.sim.data.actuator_force[:self.n].copy()
 
     def set_dynamics(self, damping_scale: np.ndarray, frictionloss: np.ndarray) -> None:
         """Joint damping = the model's x `damping_scale`; dry friction `frictionloss` [Nm]."""
         m = self.sim.model
-        m.dof_damping[:7] = self._damping * np.asarray(damping_scale)
-        m.dof_frictionloss[:7] = self._friction + np.asarray(frictionloss)
+        m.dof_damping[:self.n] = self._damping * np.asarray(damping_scale)
+        m.dof_frictionloss[:self.n] = self._friction + np.asarray(frictionloss)
 
     def state_dict(self) -> dict[str, Any]:
         """MuJoCo state, control mode and the randomized dynamics (exact resume)."""
         m = self.sim.model
         return {'sim': self.sim.state_dict(), 'mode': self._mode,
-                'damping': m.dof_damping[:7].copy(), 'friction': m.dof_frictionloss[:7].copy()}
+                'damping': m.dof_damping[:self.n].copy(),
+                'friction': m.dof_frictionloss[:self.n].copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of state_dict."""
         self._use(state['mode'])
         self.sim.load_state_dict(state['sim'])
-        self.sim.model.dof_damping[:7] = state['damping']
-        self.sim.model.dof_frictionloss[:7] = state['friction']
+        self.sim.model.dof_damping[:self.n] = state['damping']
+        self.sim.model.dof_frictionloss[:self.n] = state['friction']
 
     def close(self) -> None:
         """Nothing to release (MuJoCo frees with the object)."""
@@ -187,7 +208,6 @@ class BulletTracking:
         for i, lo, hi in zip(ARM_INDICES, profile.q_min, profile.q_max, strict=True):
             pb.changeDynamics(self.sim.body, i, jointLowerLimit=float(lo),
                               jointUpperLimit=float(hi), **self.c)
-        self._damping = np.zeros(7)
 
     def reset(self, q: np.ndarray) -> None:
         """Rest at `q`."""
@@ -196,7 +216,8 @@ class BulletTracking:
     def set_reference(self, q: np.ndarray, qd: np.ndarray, qdd: np.ndarray) -> None:
         """Velocity motors track (q, qd)."""
         _, q_meas, _, _ = self.sim.joint_state()
-        cmd = np.clip(np.asarray(qd) + self.kp * (np.asarray(q) - q_meas[:7]), -self.qd_max,
+        n = len(self.idx)
+        cmd = np.clip(np.asarray(qd) + self.kp * (np.asarray(q) - q_meas[:n]), -self.qd_max,
                       self.qd_max)
         self.pb.setJointMotorControlArray(self.sim.body, self.idx, self.pb.VELOCITY_CONTROL,
                                           targetVelocities=cmd.tolist(),
@@ -214,7 +235,8 @@ class BulletTracking:
     def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(q, qd, applied torque) of the arm joints."""
         _, q, qd, tau = self.sim.joint_state()
-        return q[:7].copy(), qd[:7].copy(), tau[:7].copy()
+        n = len(self.idx)
+        return q[:n].copy(), qd[:n].copy(), tau[:n].copy()
 
     def set_dynamics(self, damping_scale: np.ndarray, frictionloss: np.ndarray) -> None:
         """Joint damping (0.5 Nm s/rad nominal, as the MuJoCo model) x scale; no friction."""

@@ -4,8 +4,10 @@ Why segments: an MCAP file is readable only once its footer is written (rosbags'
 rosbag2 need it, and rosbag2 needs the bag's metadata.yaml too), so one long bag dies with the
 process that writes it. A recording is therefore a folder of complete rosbag2 bags of
 `segment_s` each, `seg_00000/`, `seg_00001/`, ...: each is written under a hidden
-`.seg_NNNNN.partial/` name and renamed when closed. A SIGKILL loses at most the segment being
-written; every visible segment is a bag `ros2 bag info` / `ros2 bag play` read as they are.
+`.seg_NNNNN.partial/` name and renamed when closed (its metadata.yaml rewritten atomically). A
+SIGKILL loses at most the segment being written; every visible segment is a bag `ros2 bag info`
+/ `ros2 bag play` read as they are. A recorder that opens a folder continues after the highest
+index there, `.partial` leftovers of a killed writer included, so it never collides with one.
 
 Messages go in as the CDR bytes ROS serializes (`rclpy.serialization.serialize_message`), with
 their type name; the message definitions come from rosbags' type store of the ROS 2
@@ -17,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 import os
 from pathlib import Path
+import re
 import time
 from typing import Any
 
 SEGMENT_PREFIX = 'seg_'
+_INDEX = re.compile(rf'\.?{SEGMENT_PREFIX}(\d+)(\.partial)?')
 
 
 def _typestore(distro: str) -> Any:
@@ -40,7 +44,7 @@ class BagRecorder:
         self.root.mkdir(parents=True, exist_ok=True)
         self.segment_s, self.clock = float(segment_s), clock
         self.typestore = _typestore(distro)
-        self.index = len(list(self.root.glob(f'{SEGMENT_PREFIX}*')))
+        self.index = next_index(self.root)
         self.writer: Any = None
         self.connections: dict[tuple[str, str], Any] = {}
         self.opened_at = 0.0
@@ -77,7 +81,9 @@ class BagRecorder:
         # rosbag2 names the storage file after its folder: rename it with the folder.
         (partial / f'{partial.name}.mcap').rename(partial / f'{final.name}.mcap')
         meta = partial / 'metadata.yaml'
-        meta.write_text(meta.read_text().replace(f'{partial.name}.mcap', f'{final.name}.mcap'))
+        tmp = partial / '.metadata.yaml.tmp'
+        tmp.write_text(meta.read_text().replace(f'{partial.name}.mcap', f'{final.name}.mcap'))
+        os.replace(tmp, meta)  # a kill here leaves the old file or the new one, never half
         os.replace(partial, final)
         self.index += 1
         self.writer = None
@@ -85,6 +91,12 @@ class BagRecorder:
     def close(self) -> None:
         """Close the segment being written (a recording without close loses only it)."""
         self._close_segment()
+
+
+def next_index(root: Path) -> int:
+    """One past the highest segment index in `root`, closed or left partial (0: none)."""
+    found = [int(m.group(1)) for p in root.iterdir() if (m := _INDEX.fullmatch(p.name))]
+    return max(found) + 1 if found else 0
 
 
 def segments(root: str | Path) -> list[Path]:

@@ -7,7 +7,8 @@ with hand-built messages.
 from __future__ import annotations
 
 import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 import json
 from typing import Any
 
@@ -127,6 +128,36 @@ def msg_to_trajectory(msg: JointTrajectoryMsg) -> JointTrajectory:
     return JointTrajectory(list(msg.joint_names), points, stamp_to_sec(msg.header.stamp))
 
 
+@dataclass(frozen=True)
+class CommandMessage:
+    """The ros part of a command interface (robots/command_interfaces.py `message`)."""
+
+    type: Any
+    encode: Callable[[Any], Any]
+    """What the server computed (robots.trajectory.JointTrajectory, or values) -> message."""
+    decode: Callable[[Any], Any]
+    """Message -> what the simulated controller takes (robots/franka.py `FrankaArm.submit`)."""
+
+
+COMMAND_MESSAGES = {
+    'JointTrajectory': CommandMessage(JointTrajectoryMsg, trajectory_to_msg, msg_to_trajectory),
+    'Float64MultiArray': CommandMessage(Float64MultiArray, float64_multiarray,
+                                        multiarray_values),
+}
+"""Message kind (`CommandInterface.message`) -> its type and conversions."""
+
+
+@dataclass(frozen=True)
+class GoalMessage:
+    """The ros part of a task's goal (envs/tasks.py `goal_message`)."""
+
+    type: Any
+    decode: Callable[[Any], tuple[str, np.ndarray]]
+    """Message -> (frame_id, goal values)."""
+    encode: Callable[[Sequence[float], str, Time | None], Any]
+    """(goal values, frame_id, stamp) -> message."""
+
+
 def point_stamped(xyz: Sequence[float], frame_id: str, stamp: Time | None = None) -> PointStamped:
     """A PointStamped in `frame_id`."""
     msg = PointStamped()
@@ -140,6 +171,10 @@ def point_stamped(xyz: Sequence[float], frame_id: str, stamp: Time | None = None
 def point_array(msg: PointStamped) -> tuple[str, np.ndarray]:
     """(frame_id, xyz) of a PointStamped."""
     return msg.header.frame_id, np.array([msg.point.x, msg.point.y, msg.point.z])
+
+
+GOAL_MESSAGES = {'point': GoalMessage(PointStamped, point_array, point_stamped)}
+"""Goal kind (a task's `goal_message`) -> its message type and conversions."""
 
 
 def json_string(obj: Any) -> String:

@@ -5,40 +5,49 @@ subscriptions live on the bare control node (`hosting.control_node`); the comman
 a lifecycle publisher of the host, on `~/shadow_command` in shadow mode whatever
 `command_topic` says, so a shadow server can never reach a controller.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
+import time
 from typing import Any
 
-from geometry_msgs.msg import PointStamped
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
-from trajectory_msgs.msg import JointTrajectory
 
+from rl_control.robots.command_interfaces import command_interface
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
 from rl_control.ros.recorder import TopicRecorder
 from rl_control.serve.settings import ServeSettings
 
+DISCOVERY_S = 1.0
+"""How long after start-up the graph may still lack a publisher that was already there (DDS
+discovery of a remote participant): an activation this soon after configure (autostart) waits
+until then for `conflict`."""
+UNKNOWN = '<node not yet known>'  # rmw's _NODE_NAME_UNKNOWN_: the name arrives after the endpoint
+
 
 class Endpoints:
     """Command publisher, goal and joint-state subscriptions, recorder; `close()` undoes all."""
 
-    def __init__(self, host: Any, control: Any, p: ServeSettings,
+    def __init__(self, host: Any, control: Any, p: ServeSettings, goal_message: str,
                  on_goal: Callable[[Any], None], on_state: Callable[[Any], None],
                  on_robot_state: Callable[[Any], None] | None = None) -> None:
+        """`goal_message`: the task's goal kind (conversions.GOAL_MESSAGES)."""
         # the recorder first: a bad record_dir fails configure before anything is created
         self.rec = TopicRecorder(p.record_dir, p.record_segment_s) if p.record_dir else None
+        self.created = time.monotonic()
         self.host, self.control, self.clock = host, control, control.get_clock()
-        msg_type = JointTrajectory if p.command_type == 'trajectory' else Float64MultiArray
+        self.command = conv.COMMAND_MESSAGES[command_interface(p.command_type).message]
+        self.goal = conv.GOAL_MESSAGES[goal_message]
         topic = '~/shadow_command' if p.shadow else p.default_command_topic()
-        self.pub = host.create_lifecycle_publisher(msg_type, topic, qos.COMMAND)
+        self.pub = host.create_lifecycle_publisher(self.command.type, topic, qos.COMMAND)
         self.topics = {'goal': host.resolve_topic_name(p.goal_topic),
                        'state': host.resolve_topic_name(p.joint_state_topic),
                        'command': self.pub.topic_name}
         # goal first: a new episode's goal is taken before its state
-        self.subs = [control.create_subscription(PointStamped, self.topics['goal'], on_goal,
+        self.subs = [control.create_subscription(self.goal.type, self.topics['goal'], on_goal,
                                                  qos.GOAL),
                      control.create_subscription(JointState, self.topics['state'], on_state,
                                                  qos.SENSOR)]
@@ -47,6 +56,42 @@ class Endpoints:
             self.subs.append(control.create_subscription(
                 conv.robot_state_type(p.robot_state_type), self.topics['robot_state'],
                 on_robot_state, 10))
+
+    def conflict(self, settle: bool = False) -> str:
+        """'' or 'another publisher on <topic>: <nodes>' (see `other_publishers`).
+
+        `settle`: keep looking until DISCOVERY_S after the endpoints were created, and for a
+        found endpoint's node name (the graph learns it after the endpoint) as long again.
+        """
+        others = self.other_publishers()
+        end = max(self.created, time.monotonic() if others else 0.0) + DISCOVERY_S
+        while settle and time.monotonic() < end and (
+                not others or any(n.endswith(UNKNOWN) for n in others)):
+            time.sleep(0.05)
+            others = self.other_publishers()
+        return f'another publisher on {self.pub.topic_name}: {", ".join(others)}' \
+            if others else ''
+
+    def other_publishers(self) -> list[str]:
+        """Other nodes publishing on the command topic (fully qualified names).
+
+        Two nodes commanding one arm fight each other's trajectories; ros2_controllers takes
+        whichever message came last. This host's own publisher is one endpoint under its name:
+        a second one under the same name is another node named like it.
+        """
+        own = (self.host.get_name(), self.host.get_namespace())
+        found, mine = [], 0
+        for info in self.host.get_publishers_info_by_topic(self.pub.topic_name):
+            if (info.node_name, info.node_namespace) == own and not mine:
+                mine += 1
+                continue
+            ns = info.node_namespace.rstrip('/')
+            found.append(UNKNOWN if 'UNKNOWN' in info.node_name else f'{ns}/{info.node_name}')
+        return sorted(found)
+
+    def encode(self, command: Any) -> Any:
+        """The command message of what the loop computed (a trajectory, or stream values)."""
+        return self.command.encode(command)
 
     def publish(self, msg: Any, serialized: bytes | None = None) -> None:
         """Send a command and record it, serialized once (`serialized`: done already)."""

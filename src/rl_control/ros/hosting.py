@@ -26,6 +26,26 @@ def locked(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def guarded(where: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`locked`, and an exception is handed to `self.fault(where, exc)` instead of raised.
+
+    A callback that raises inside an rclpy executor ends the spin, and with it the node: a
+    node that commands an arm must brake and stay up for `~/reset` instead, whatever a message
+    or a bug did.
+    """
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                try:
+                    return fn(self, *args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - see the docstring
+                    self.fault(where, exc)
+                    return None
+        return wrapper
+    return decorate
+
+
 def control_node(node: Any) -> Any:
     """A bare node for `node`'s control path (same namespace, clock and context).
 

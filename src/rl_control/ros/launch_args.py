@@ -12,8 +12,15 @@ from typing import Any
 
 import yaml
 
+from rl_control.robots.profiles import ROBOT_NAMES
+
 # Converter name or callable for each override: 'str_list' accepts `a,b` or `[a, b]`.
 Converter = Callable[[str], Any] | str
+
+
+def robot_choices() -> list[str]:
+    """The `robot` launch argument's choices: every registered robot profile."""
+    return list(ROBOT_NAMES)
 
 
 def truthy(text: str) -> bool:

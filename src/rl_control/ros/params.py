@@ -29,6 +29,9 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from rl_control.envs.tasks import TASK_NAMES
+from rl_control.robots.command_interfaces import COMMAND_INTERFACE_NAMES
+from rl_control.robots.profiles import ROBOT_NAMES
 from rl_control.serve.settings import param
 
 T = TypeVar('T')
@@ -172,14 +175,14 @@ class SimParams:
     """Parameters of `sim_robot` (config/sim_robot.yaml holds a commented set)."""
 
     robot: str = param('panda', 'robot profile: names, limits, base frame',
-                       choices=('panda', 'fr3'))
+                       choices=ROBOT_NAMES)
     fidelity: str = param('franka', 'franka: 1 kHz libfranka limit checks, reflexes and the '
                           'ros2_control controllers as they behave | ideal: a velocity servo '
                           'that forgives everything (quick experiments)',
                           choices=('franka', 'ideal'))
     command_type: str = param('trajectory', 'trajectory (joint_trajectory_controller) | '
                               'velocity | effort (forward command controllers)',
-                              choices=('trajectory', 'velocity', 'effort'))
+                              choices=COMMAND_INTERFACE_NAMES)
     command_topic: str = param('', "empty: '<robot>_position_trajectory_controller/"
                                "joint_trajectory', "
                                "'velocity_controller/commands' or 'effort_controller/commands'")
@@ -188,7 +191,7 @@ class SimParams:
                           'merged copy on joint_states at joint_state_rate_hz | broadcaster: '
                           'joint_states only | auto: franka_bringup for the fr3, broadcaster '
                           'for the panda', choices=('auto', 'franka_bringup', 'broadcaster'))
-    joint_state_topic: str = param('', 'JointState of the 7 arm joints at publish_rate_hz '
+    joint_state_topic: str = param('', 'JointState of the arm joints at publish_rate_hz '
                                    "(joint_state_broadcaster); empty: the topology's")
     joint_state_rate_hz: float = param(30.0, "franka_bringup topology: joint_state_publisher's "
                                        'rate (franka.launch.py joint_state_rate)',
@@ -213,8 +216,11 @@ class SimParams:
     control_period_s: float = param(0.04, 'the task control period (episode length unit, '
                                     'lockstep step)', range=(0.001, 1.0))
     episode_s: float = param(4.0, 'episode length [s]', range=(0.1, 600.0))
+    task: str = param('reach', 'the task of the episodes (envs/tasks.py): start pose, goals, '
+                      'measures', choices=TASK_NAMES)
     success_threshold: float = param(0.02, 'success: the end effector within this distance '
-                                     '[m] at some moment of the episode', range=(0.0, 1.0))
+                                     '[m] and at rest over the last second of the episode',
+                                     range=(0.0, 1.0))
     jtc_interpolate_from_desired_state: bool = param(False, 'JTC parameter '
                                                      'interpolate_from_desired_state')
     jtc_allow_nonzero_velocity_at_trajectory_end: bool = param(

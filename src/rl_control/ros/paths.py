@@ -36,3 +36,12 @@ def config_file(name: str) -> str | None:
         if path.is_file():
             return os.fspath(path)
     return None
+
+
+def server_params_file(robot: str) -> str | None:
+    """The policy_server parameter file of a robot profile (config/policy_server[_ROBOT].yaml).
+
+    The Panda's is the package default `policy_server.yaml`; any other profile has its own.
+    """
+    return config_file('policy_server.yaml' if robot == 'panda'
+                       else f'policy_server_{robot}.yaml')

@@ -1,12 +1,14 @@
 """policy_server: a lifecycle node hosting `serve.loop.ServingLoop` on a robot's topics.
 
-Messages in, the pure loop decides (serve/loop.py), messages out (ros/endpoints.py: the topics,
-shadow mode's `~/shadow_command`, the `record_dir` recording). configure loads the bundle
-(a failure fails the transition and shows as ERROR on /diagnostics); activate starts the policy
-tick, the velocity/effort stream and the watchdog; deactivate, shutdown, SIGINT, an e-stop and
-every bad input brake to rest within the robot's limits. The control path runs on a bare node
-in the main thread, services and /diagnostics on this node in a background thread (one lock
-orders them); if that thread dies, the loop latches an internal error and brakes.
+Messages in, the pure loop decides (serve/), messages out (ros/endpoints.py: the topics, shadow
+mode's `~/shadow_command`, the recording). configure loads the bundle (a failure fails the
+transition and is ERROR on /diagnostics); activate starts the policy tick, the command
+interface's stream and the watchdog; deactivate, shutdown, SIGINT, an e-stop and every bad
+input brake to rest within the robot's limits. The control path runs on a bare node in the
+main thread, services and /diagnostics on this node in a background thread (one lock orders
+them); if that thread dies, or a callback raises, the loop latches an internal error and
+brakes (the node stays up for `~/reset` or a transition). Another node publishing on the
+command topic refuses activation or, while active, stops it.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
@@ -26,21 +27,15 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from rl_control.ros import conversions as conv
-from rl_control.ros import qos
+from rl_control.ros import hosting, qos
 from rl_control.ros.endpoints import Endpoints
-from rl_control.ros.hosting import blocking_service, control_node, flush, run_lifecycle_node
-from rl_control.ros.hosting import locked as _locked
 from rl_control.ros.params import declare, guard, read
 from rl_control.ros.paths import default_bundle
 from rl_control.serve import diagnostics as diag
 from rl_control.serve.loop import ServeError, ServingLoop
 from rl_control.serve.settings import ServeSettings
-from rl_control.serve.sources import StateRate, slow_source
-
-SEND_MARGIN_S = 0.002
-"""A trajectory is sent only this long before its plan start or earlier: local DDS delivers in
-well under a millisecond (the stamps in `rl-control demo --record` recordings), so a message sent
-later would start late (module loop.ServingLoop.withdraw)."""
+from rl_control.serve.sources import StateRate
+from rl_control.serve.start_pose import await_arrival
 
 
 class PolicyServer(LifecycleNode):
@@ -50,19 +45,19 @@ class PolicyServer(LifecycleNode):
         super().__init__('policy_server', **kwargs)
         self._lock = threading.RLock()
         self.p = declare(self, ServeSettings)
-        self.state_node = control_node(self)
+        self.state_node = hosting.control_node(self)
         self._ctrl_clock = self.state_node.get_clock()
         self.loop: ServingLoop | None = None
         self.bundle_path, self.configure_error = '', ''
         self._control_timers, self._state_recv = [], 0.0
         self.io: Endpoints | None = None
-        self._latency = diag.LatencyStats()
-        self._estop, self._late, self.failure, self._rate = False, 0, None, StateRate()
+        self._latency, self._rate = diag.LatencyStats(), StateRate()
+        self._estop, self.failure, self.conflict = False, None, ''
         self.pump: Any = time.sleep
         guard(self, ServeSettings, lambda: self.loop is not None, self._apply_live)
         self.create_service(Trigger, '~/estop', self._on_estop)
         self.create_service(Trigger, '~/reset', self._on_reset)
-        blocking_service(self, Trigger, 'move_to_start', self._on_move_to_start)
+        hosting.blocking_service(self, Trigger, 'move_to_start', self._on_move_to_start)
         # /diagnostics from construction on: an operator sees a bundle that fails configure.
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self._status_pub = self.create_publisher(String, '~/status', qos.GOAL)
@@ -78,7 +73,7 @@ class PolicyServer(LifecycleNode):
             self.loop.safety.set_clamp_scale(value)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    @_locked
+    @hosting.locked
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the bundle, build the loop, create publishers and subscriptions."""
         from rl_control.bundle import BundleError, load_bundle
@@ -89,10 +84,7 @@ class PolicyServer(LifecycleNode):
             spec, policy = load_bundle(self.bundle_path, backend=p.backend)
             self.loop = ServingLoop(spec, policy, p, self.bundle_path)
         except (BundleError, ServeError) as exc:
-            self.configure_error = str(exc)
-            self.get_logger().error(f'configure failed: {exc}')
-            self._publish_diagnostics()
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(str(exc))
         if self._estop:
             self.loop.safety.estop()
         if self.failure:
@@ -101,25 +93,35 @@ class PolicyServer(LifecycleNode):
         for w in self.loop.warnings:
             self.get_logger().warning(w)
         try:
-            self.io = Endpoints(self, self.state_node, p, self._on_goal, self._on_state,
-                                self._on_robot_state)
+            self.io = Endpoints(self, self.state_node, p, self.loop.task.goal_message,
+                                self._on_goal, self._on_state, self._on_robot_state)
         except (OSError, ValueError) as exc:
-            self.configure_error, self.loop = f'endpoints: {exc}', None
-            self.get_logger().error(f'configure failed: {self.configure_error}')
-            self._publish_diagnostics()
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(f'endpoints: {exc}')
         self.get_logger().info(f'configured: {self.loop.summary()} on {self.io.pub.topic_name}')
         return super().on_configure(state)
 
-    @_locked
+    def _configure_failed(self, why: str) -> TransitionCallbackReturn:
+        self.configure_error, self.loop = why, None
+        self.get_logger().error(f'configure failed: {why}')
+        self._publish_diagnostics()
+        return TransitionCallbackReturn.FAILURE
+
+    @hosting.locked
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Start the policy tick, the output stream and the watchdog."""
+        """Start the policy tick, the output stream and the watchdog (alone on the topic)."""
         loop = self.loop
+        self.conflict = self.io.conflict(settle=True)
+        if self.conflict:
+            self.get_logger().error(f'activate refused: {self.conflict}')
+            self._publish_diagnostics()
+            return TransitionCallbackReturn.FAILURE
         loop.activate(self._now())
+        if self.failure:
+            loop.fail(self.failure)
         timers = [(min(loop.tick_s / 4, 0.01), self._watchdog, self._steady)]
         if self.p.trigger == 'timer':
             timers.append((loop.tick_s, self._tick, self._ctrl_clock))
-        if self.p.command_type != 'trajectory':
+        if loop.output.streams:
             timers.append((1.0 / self.p.stream_rate_hz, self._stream, self._ctrl_clock))
         self._control_timers = [self.state_node.create_timer(dt, cb, clock=c)
                                 for dt, cb, c in timers]
@@ -147,7 +149,15 @@ class PolicyServer(LifecycleNode):
     on_shutdown = on_cleanup
 
     # -- inputs and outputs -------------------------------------------------------------------
-    @_locked
+    def fault(self, where: str, exc: Exception) -> None:
+        """An exception in a callback: latch it (the loop brakes), log it; the node stays up."""
+        text = f'{where}: {type(exc).__name__}: {" ".join(str(exc).split())[:300]}'
+        self.get_logger().error(f'{text}; braking, ~/reset or a lifecycle transition resumes',
+                                throttle_duration_sec=1.0)
+        if self.loop is not None and self.loop.failure is None:
+            self.loop.fail(text)
+
+    @hosting.guarded('joint state')
     def _on_state(self, msg: JointState) -> None:
         if self.loop is None:
             return
@@ -162,13 +172,13 @@ class PolicyServer(LifecycleNode):
         if due and self._control_timers:
             self._tick(self.loop.due_time)
 
-    @_locked
-    def _on_goal(self, msg: PointStamped) -> None:
+    @hosting.locked
+    def _on_goal(self, msg: Any) -> None:
         self.io.record('goal', msg)  # (subscribed only while self.io exists)
-        if self.loop is not None and self.loop.on_goal(*conv.point_array(msg)) is not None:
+        if self.loop is not None and self.loop.on_goal(*self.io.goal.decode(msg)) is not None:
             self.get_logger().warning(self.loop.goals.last_refused, throttle_duration_sec=1.0)
 
-    @_locked
+    @hosting.guarded('robot state')
     def _on_robot_state(self, msg: Any) -> None:
         if self.loop is not None:
             self.loop.robot_state(self._now(), *conv.robot_state_fields(msg))  # watchdog brakes
@@ -181,55 +191,43 @@ class PolicyServer(LifecycleNode):
                    else self.loop.move_to_start(self._now(), time.monotonic(),
                                                 self.p.start_speed, self.p.shadow))
             if not isinstance(out, str):
-                self.io.publish(conv.trajectory_to_msg(out.trajectory))
-        if isinstance(out, str):
-            res.success, res.message = False, out
-            return res
-        loop, answer = self.loop, None
-        while answer is None:  # the answer once the arm is there, or why not
-            time.sleep(0.02)
-            with self._lock:
-                answer = loop.start_move.check(self._now(), loop.cache.q, loop.cache.qd)
-        res.success, res.message = answer
+                self.io.publish(self.io.encode(out.trajectory))
+        res.success, res.message = ((False, out) if isinstance(out, str)
+                                     else await_arrival(self.loop, self._now, self._lock))
         return res
 
-    @_locked
+    @hosting.guarded('tick')  # the watchdog's next call brakes
     def _tick(self, now: float | None = None) -> None:
         if self.loop is None or not self._control_timers:
             return
         out = self.loop.tick(self._now() if now is None else now, time.monotonic())
         if out.trajectory is not None and self.io is not None:
-            msg = conv.trajectory_to_msg(out.trajectory)
+            msg = self.io.encode(out.trajectory)
             raw = serialize_message(msg)  # before the deadline check: the send is then short
-            if self._now() > out.plan.t0 - SEND_MARGIN_S:
-                # this process stalled between the state and now: sent, the message would
-                # replace the running one after its start (a step); the running one ends at rest
-                self.loop.withdraw()
+            if self.loop.withheld(self._now(), out.plan):  # this process stalled
                 self.get_logger().warning(
                     'trajectory withheld: computed too late to reach the controller before '
                     'its start (this process stalled; lead_s too short?)',
                     throttle_duration_sec=1.0)
             else:
                 self.io.publish(msg, raw)
-                self._late += self._now() > out.plan.t0  # the controller steps
-        if out.reason == 'ok' and self.p.command_type == 'trajectory':
+                self.loop.sent(self._now(), out.plan)
+        if out.reason == 'ok' and out.trajectory is not None:  # one message per tick
             self._latency.add(time.perf_counter() - self._state_recv)
         if self.loop.ticks % max(1, round(0.2 / self.loop.tick_s)) == 0:
             self._status_pub.publish(conv.json_string(self.loop.goal_status()))
 
-    @_locked
+    @hosting.locked
     def _watchdog(self) -> None:
         """Brake now, not at the next policy tick, when the inputs go bad."""
-        loop = self.loop
-        if loop is not None and loop.reason == 'ok' and \
-                loop.input_problem(self._now(), time.monotonic()) is not None:
+        if self.loop is not None and self.loop.inputs_failed(self._now(), time.monotonic()):
             self._tick()
 
-    @_locked
+    @hosting.guarded('stream')
     def _stream(self) -> None:
         cmd = None if self.loop is None else self.loop.stream(self._now())
         if cmd is not None and self.io is not None:
-            self.io.publish(conv.float64_multiarray(cmd))
+            self.io.publish(self.io.encode(cmd))
 
     def stop_robot(self, why: str, wait_s: float = 2.0) -> None:
         """Brake to rest (one message, or a stream); waits unlocked: states keep arriving."""
@@ -243,7 +241,7 @@ class PolicyServer(LifecycleNode):
         while not loop.stopped(self._now()) and time.monotonic() < end:
             self._stream()
             self.pump(1.0 / self.p.stream_rate_hz)
-        flush(self.io.pub if self.io is not None else None)
+        hosting.flush(self.io.pub if self.io is not None else None)
         self.get_logger().info(f'{why}: braking to rest ({loop.last_braking_s:.3f} s)')
 
     def fail(self, why: str) -> None:
@@ -252,7 +250,7 @@ class PolicyServer(LifecycleNode):
         if self.loop is not None:
             self.loop.fail(why)
 
-    @_locked
+    @hosting.locked
     def _on_estop(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         self._estop = True
         if self.loop is not None:
@@ -262,24 +260,30 @@ class PolicyServer(LifecycleNode):
         res.success, res.message = True, 'e-stop latched'
         return res
 
-    @_locked
+    @hosting.locked
     def _on_reset(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         self._estop = False
         if self.loop is not None:
-            self.loop.safety.reset(self._now())
+            self.loop.reset(self._now())  # lifts the e-stop and a latched error
+            if self.failure:
+                self.loop.fail(self.failure)
         res.success, res.message = True, 'e-stop reset: ramping in again'
         return res
 
-    @_locked
+    @hosting.locked
     def _publish_diagnostics(self) -> None:
-        level, message, hardware, values = diag.report(
-            self.loop, bool(self._control_timers), self.configure_error, self.p.robot,
-            self._latency, self._now(), time.monotonic())
-        values.update(bundle=self.bundle_path, late_messages=self._late)
-        slow = None if self.io is None or self.p.trigger == 'state' else slow_source(
-            self._rate.rate(time.monotonic()), self.p.min_state_rate_hz, self.io.topics['state'])
-        level, message = diag.bring_up(level, message, values, self.p.shadow,
-                                       self.io.rec if self.io is not None else None, slow)
+        if self.io is not None:  # configured: shown before an activation would be refused
+            self.conflict = self.io.conflict()
+            if self.conflict and self._control_timers and self.loop.failure is None:
+                self.get_logger().error(f'{self.conflict}: braking')
+                self.loop.fail(self.conflict)
+                self._tick()
+        wall = time.monotonic()
+        level, message, hardware, values = diag.server_status(
+            self.loop, bool(self._control_timers), self.configure_error, self.p, self._latency,
+            self._now(), wall, self.bundle_path, self.conflict,
+            None if self.io is None else self.io.rec,
+            None if self.io is None else (self._rate.rate(wall), self.io.topics['state']))
         msg = conv.diagnostic_array(f'{self.get_fully_qualified_name()}: policy', level,
                                     message, hardware, values, self.get_clock().now().to_msg())
         self._diag_pub.publish(msg)
@@ -289,7 +293,7 @@ class PolicyServer(LifecycleNode):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point `policy_server` (ROS arguments after --ros-args; --help prints them)."""
-    return run_lifecycle_node(PolicyServer, ServeSettings, __doc__, 'policy_server', argv)
+    return hosting.run_lifecycle_node(PolicyServer, ServeSettings, __doc__, 'policy_server', argv)
 
 
 if __name__ == '__main__':

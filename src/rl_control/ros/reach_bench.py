@@ -1,9 +1,10 @@
 """`rl-control bench-reach --engine ros`: the reach benchmark through sim_robot and policy_server.
 
 Both nodes run as separate processes over real DDS (a private domain, localhost only): the
-Franka-faithful `sim_robot` (franka fidelity, the interface matching the bundle: trajectory for
-velocity bundles, effort for effort bundles) plays the goals of the goal file in order, and the
-policy server serves the bundle with the same robot profile. By default in lockstep on /clock
+Franka-faithful `sim_robot` (franka fidelity, the first registered interface that serves the
+bundle's action type: trajectory for velocity bundles, effort for effort bundles; the bundle's
+task) plays the goals of the goal file in order, and the policy server serves the bundle with
+the same robot profile. By default in lockstep on /clock
 (the sim advances one control period per command: fast and independent of host load); with
 `realtime=True` on the wall clock, as a real arm runs. Every goal is played exactly once: the
 episodes counted start after the server is active, and the goal file wraps around.
@@ -20,20 +21,28 @@ from typing import Any
 
 import numpy as np
 
-from rl_control.envs.reach_metrics import summarize
-from rl_control.ros.demo import private_env, spin_until, start_node, stop_process
+from rl_control.envs.tasks import task_for_bundle
+from rl_control.robots.command_interfaces import interface_for_action
+from rl_control.ros.processes import private_env, spin_until, start_node, stop_process
 
 
 def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarray,
                  randomized: bool, say: Callable[..., None], realtime: bool = False,
-                 log_dir: str | None = None) -> dict[str, Any]:
-    """Run every goal once; returns {'summary': ..., 'episodes': [...]}."""
+                 log_dir: str | None = None, state_topic: str = '') -> dict[str, Any]:
+    """Run every goal once; returns {'summary': ..., 'episodes': [...]}.
+
+    The server loads the robot's parameter file (config/policy_server[_ROBOT].yaml: for the FR3
+    the 1 kHz `franka/joint_states`), `state_topic` overrides its joint-state topic (e.g. the
+    FR3's 30 Hz merged `joint_states`).
+    """
+    from rl_control.ros.paths import server_params_file
+
     if randomized:
         raise ValueError('--engine ros runs nominal dynamics: sim_robot has no randomization')
-    effort = (spec.get('action') or {}).get('type') == 'joint_effort'
-    command_type = 'effort' if effort else 'trajectory'
-    if effort and not realtime:  # a torque stream is many commands per period: no lockstep
-        say('bench-reach: an effort bundle streams torques at 1 kHz; running in real time')
+    iface = interface_for_action((spec.get('action') or {}).get('type'))
+    task = task_for_bundle(spec)
+    if iface.streamed and not realtime:  # a stream is many commands per period: no lockstep
+        say(f'bench-reach: {iface.name} commands are streamed at 1 kHz; running in real time')
         realtime = True
     env = private_env(random.SystemRandom().randint(101, 199))
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
@@ -43,11 +52,13 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
         goals_file = f.name
     logs = Path(log_dir or tempfile.mkdtemp(prefix='bench_reach_'))
     logs.mkdir(parents=True, exist_ok=True)
-    sim = {'robot': robot, 'fidelity': 'franka', 'command_type': command_type,
+    sim = {'robot': robot, 'fidelity': 'franka', 'command_type': iface.name, 'task': task.name,
            'goals_file': goals_file, 'episode_s': 4.0, 'publish_clock': not realtime,
            'publish_rate_hz': 1000.0 if realtime else 25.0}
     srv: dict[str, Any] = {'robot': robot, 'bundle': os.path.abspath(bundle),
-                           'command_type': command_type, 'autostart': True}
+                           'command_type': iface.name, 'autostart': True}
+    if state_topic:
+        srv['joint_state_topic'] = state_topic
     if not realtime:
         # In lockstep the clock stands still while the sim computes a period: a loaded host
         # makes that gap long on the steady clock, which the real-time backstop would take for
@@ -58,14 +69,15 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
     try:
         procs.append(start_node('rl_control.ros.sim_robot', sim, logs / 'sim_robot.log', env))
         procs.append(start_node('rl_control.ros.policy_server', srv, logs / 'policy_server.log',
-                                env))
+                                env, params_file=server_params_file(robot)))
         results = _collect(len(goals), procs, realtime, say)
     finally:
         for p in reversed(procs):
             stop_process(p)
         os.unlink(goals_file)
-    summary = summarize(results)
+    summary = task.summarize(results)
     summary.update(engine='ros', robot=robot, randomized=False, lockstep=not realtime,
+                   state_topic=state_topic or 'from the parameter file',
                    rejected=sum(r.get('rejected', 0) for r in results), logs=str(logs))
     return {'summary': summary, 'episodes': results}
 

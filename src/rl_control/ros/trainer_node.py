@@ -12,14 +12,14 @@ training state.
   reply comes once it is written (or after 60 s saying it is still pending).
 - `~/stop` (std_srvs/Trigger): stop at the next env step; the final checkpoint, bundle and plot
   are still written.
-- SIGINT / SIGTERM: same as ~/stop, so Ctrl-C leaves a resumable checkpoint.
+- SIGINT / SIGTERM: same as ~/stop (without the final evaluation), by the handlers every
+  training installs (train/signals.py): the bundle, then a resumable checkpoint.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 import math
 from pathlib import Path
-import signal
 import sys
 import threading
 from typing import Any
@@ -139,12 +139,6 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.shutdown()
         return 2
 
-    def on_signal(signum: int, frame: Any) -> None:
-        log.warning(f'signal {signum}: stopping; a final checkpoint is being written')
-        node.control.request_stop()
-
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, on_signal)
     executor = rclpy.executors.MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, name='trainer-executor', daemon=True)

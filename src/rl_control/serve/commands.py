@@ -1,37 +1,10 @@
-"""Shaped plans -> the messages a ros2_control Franka accepts (plain Python, no ROS).
+"""Shaped plans -> the JointTrajectory messages a joint_trajectory_controller accepts (pure).
 
-Trajectory mode (a joint_trajectory_controller). Each message carries waypoints (positions,
-velocities, accelerations, so the controller splines them with quintics) sampled from the plan
-every `sample_s`, ending with the braking tail at zero velocity: a default controller accepts it
-(ros2_controllers rejects a last point with nonzero velocity), and if no further message comes
-the arm brakes to rest by itself.
-
-How a message joins the one before, so that no arrival time makes a step in any derivative:
-- the arm is moving: the message starts with a PREFIX, the previous plan's own waypoints from
-  the last grid time at or before the tick up to the new plan's start, and is stamped with that
-  prefix start, which lies in the past when it arrives. ros2_controllers (legacy replacement,
-  `allow_trajectory_replacement: false`, the only behaviour up to Kilted) then samples the new
-  message inside its waypoints from the first cycle on, and those are the old trajectory's own
-  points, so the commanded reference continues exactly, whenever in [prefix start, plan start]
-  the message arrives. Starting a message at its first point instead (a future stamp) would
-  spline from the controller's "state before the trajectory", which JTC records one control
-  period off (it stores the next cycle's setpoint under the current cycle's time: #1306 and
-  #780): a double step at every re-plan, a jerk reflex on a Franka.
-- the arm is at rest after a message of ours: the prefix is the point the controller holds
-  (that message's last), stamped at the tick, so the controller again samples inside the message
-  and never splines from the measured state (which lags the held one while the arm settles);
-- the arm is at rest with no message of ours yet (first message, after a re-anchor): no
-  prefix; the message is stamped with the plan start and the controller splines from the
-  position it holds (measured: it has been at rest), over the lead time.
-Late messages (arriving after the plan start) make a step in the reference: `lead_s` must
-exceed the worst message latency.
-The prefix is taken from the previous MESSAGE (`last`), the one the controller runs or is
-about to run, until it has ended: a tick sooner than `lead_s` after the previous one (a
-watchdog or e-stop brake, a deactivate, a state-triggered tick) finds the previous plan not
-yet started, and the controller is then still in that message's own prefix (or, from rest,
-before its start: the new message then starts where it starts). Its waypoints are on the same
-sample grid and join the previous plan at its start. Whether the arm moves is judged by that
-message, not by the previous plan's (not yet started) state.
+Each message carries the plan's waypoints every `sample_s` (positions, velocities,
+accelerations: the controller splines them with quintics) and ends with the braking tail at
+rest, so a default controller accepts it and, if nothing more comes, brakes by itself. How a
+message joins the one before, so that no arrival time makes a step (a prefix of the previous
+message's own waypoints, stamped in the past), and why: docs/trajectory_messages.md.
 """
 from __future__ import annotations
 

@@ -27,8 +27,11 @@ class GoalGate:
         if (self.low is None) != (self.high is None):
             raise ValueError('a goal region needs both low and high')
         if self.low is not None and (self.low.shape != (3,) or self.high.shape != (3,)
+                                     or not np.all(np.isfinite(self.low))
+                                     or not np.all(np.isfinite(self.high))
                                      or np.any(self.low > self.high)):
-            raise ValueError(f'goal region must be 3 lows <= 3 highs, got {low} {high}')
+            raise ValueError(f'goal region must be 3 finite lows <= 3 finite highs, got {low} '
+                             f'{high}')
         self.goal: np.ndarray | None = None
         self.reason = NO_GOAL
         self.last_refused: str | None = None
@@ -37,14 +40,18 @@ class GoalGate:
     def tighten(self, low: Sequence[float], high: Sequence[float]) -> None:
         """Intersect the region with [low, high] (a parameter may narrow, never widen, it)."""
         lo, hi = np.asarray(low, np.float64), np.asarray(high, np.float64)
-        if lo.shape != (3,) or hi.shape != (3,):
-            raise ValueError(f'goal_low/goal_high need 3 values each, got {list(low)} '
+        if lo.shape != (3,) or hi.shape != (3,) or not np.all(np.isfinite([*lo, *hi])):
+            raise ValueError(f'goal_low/goal_high need 3 finite values each, got {list(low)} '
                              f'{list(high)}')
         self.low = lo if self.low is None else np.maximum(self.low, lo)
         self.high = hi if self.high is None else np.minimum(self.high, hi)
         if np.any(self.low > self.high):
             raise ValueError(f'goal_low/goal_high leave no region inside the bundle\'s: '
                              f'{self.low.tolist()} > {self.high.tolist()}')
+
+    def clear(self) -> None:
+        """Forget the goal (deactivation): serving holds until a new one comes."""
+        self.goal, self.reason = None, NO_GOAL
 
     def offer(self, frame: str, xyz: np.ndarray) -> str | None:
         """A new goal; returns why it was refused (None: accepted). A refusal clears the goal."""

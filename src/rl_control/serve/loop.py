@@ -14,12 +14,16 @@ jerk-limited motion to it from its own previous plan, or, for any reason not to 
 bad state, missing joint, no or refused goal, NaN action, e-stop, deactivation, an internal
 error), brakes to rest within the robot's limits. The reference is re-anchored on the measured
 state only when the arm is really elsewhere (by more than `reanchor_tolerance` at the time
-the state was measured: a reflex, a controller switch, a push), never for late states.
+the state was measured: a reflex, a controller switch, a push), never for late states, and
+only on a plausible one (guards.py: a state no arm can be in is refused like a NaN, until
+plausible states return). Every trajectory is checked against the limits before it leaves,
+and an exception anywhere in a tick brakes from the last good plan and latches
+`internal_error` until `reset` or `activate` (`tick`). What leaves is the command
+interface's output (serve/outputs.py: a trajectory per tick, or a stream). Construction is
+build.py, reporting report.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-import re
 from typing import Any
 
 import numpy as np
@@ -31,57 +35,38 @@ from rl_control.contract import (
     build_observation,
     contract_from_yaml,
 )
-from rl_control.contract.shaper import Limits, Plan, Shaper, ShaperConfig, ShaperError
-from rl_control.contract.torque import TorqueConfig, TorqueShaper
-from rl_control.robots.kinematics import fk_single
+from rl_control.robots.command_interfaces import command_interface
 from rl_control.robots.profiles import get_profile
 from rl_control.robots.trajectory import JointTrajectory
-from rl_control.serve import goals, safety, state
-from rl_control.serve.commands import trajectory_message
+from rl_control.serve import safety, state
+from rl_control.serve.build import LoopBuild, ServeError, default_robot_joints
+from rl_control.serve.outputs import OUTPUTS, TickOutput
+from rl_control.serve.report import LoopReport
 from rl_control.serve.robot_errors import ROBOT_ERROR, RobotErrorWatch
-from rl_control.serve.settings import COMMAND_TYPES, TRIGGERS, ServeSettings
+from rl_control.serve.settings import TRIGGERS, ServeSettings
 from rl_control.serve.start_pose import StartMove, begin_move, move_runs
 
-ACTION_FOR_COMMAND = {'velocity': 'joint_velocity', 'trajectory': 'joint_velocity',
-                      'effort': 'joint_effort'}
+__all__ = ['INTERNAL_ERROR', 'ServeError', 'ServingLoop', 'TickOutput', 'default_robot_joints']
+
 INTERNAL_ERROR = 'internal_error'
 MOVE_TO_START = 'move_to_start'
+SEND_MARGIN_S = 0.002
+"""A trajectory is sent only this long before its plan start or earlier: local DDS delivers in
+well under a millisecond (the stamps in `rl-control demo --record` recordings), so a message sent
+later would start late (`ServingLoop.withheld`)."""
 
 
-class ServeError(ValueError):
-    """A setting or bundle the loop cannot serve; the message names the parameter or field."""
-
-
-@dataclass
-class TickOutput:
-    """What one policy tick decided: a trajectory to publish (or None) and why it moves or not."""
-
-    trajectory: JointTrajectory | None
-    reason: str
-    plan: Plan | None = None
-
-
-def default_robot_joints(bundle_joints: list[str], profile_joints: tuple[str, ...]
-                         ) -> list[str]:
-    """The robot's names for the bundle's joints: `<any>_jointK` -> the profile's joint K."""
-    out = []
-    for name in bundle_joints:
-        m = re.fullmatch(r'.+_joint(\d+)', name)
-        if m is None or not 1 <= int(m.group(1)) <= len(profile_joints):
-            return list(bundle_joints)
-        out.append(profile_joints[int(m.group(1)) - 1])
-    return out
-
-
-class ServingLoop:
+class ServingLoop(LoopBuild, LoopReport):
     """One served robot: see the module docstring."""
 
     def __init__(self, spec: dict[str, Any], policy: Any, settings: ServeSettings,
                  bundle_path: str = '') -> None:
         s = self.settings = settings
         where = f'bundle {bundle_path}' if bundle_path else 'bundle'
-        if s.command_type not in COMMAND_TYPES:
-            raise ServeError(f'command_type {s.command_type!r} is not one of {COMMAND_TYPES}')
+        try:
+            self.interface = command_interface(s.command_type)
+        except ValueError as exc:
+            raise ServeError(str(exc)) from None
         if s.trigger not in TRIGGERS:
             raise ServeError(f'trigger {s.trigger!r} is not one of {TRIGGERS}')
         try:
@@ -91,12 +76,16 @@ class ServingLoop:
             raise ServeError(f'{where}: {exc}') from None
         self.policy, self.spec = policy, spec
         act = self.act_spec = contract.act_spec
-        if act.type != ACTION_FOR_COMMAND[s.command_type]:
+        if act.type != self.interface.action_type:
             raise ServeError(f'{where} has action.type {act.type!r}, which cannot drive '
                              f'command_type {s.command_type!r}')
         self.warnings: list[str] = []
         self._map_joints(list(contract.obs_spec.joint_names))
-        self.obs_spec = ObservationSpec(tuple(self.robot_joints), contract.obs_spec.terms)
+        try:
+            self.obs_spec = ObservationSpec(tuple(self.robot_joints), contract.obs_spec.terms,
+                                            self.profile.name)
+        except ContractError as exc:
+            raise ServeError(f'{where}: {exc}') from None
         self.period_s = float(contract.control_period_s)
         rate = s.control_rate_hz or 1.0 / self.period_s
         self.tick_s = 1.0 / rate
@@ -106,17 +95,16 @@ class ServingLoop:
                                  'own rate and may behave differently')
         self._build_shaping(spec)
         self._build_gates(spec)
+        self.output = OUTPUTS[self.interface.output](self)
         self._dry_run(where)
         self.last_tick: float | None = None
         self.answered_stamp = self.due_time = 0.0
         self.reason = safety.INACTIVE
         self.failure: str | None = None
-        self.reanchors = self.withdrawn = 0
+        self.reanchors = self.withdrawn = self.late = 0
         self._undo: tuple[Any, ...] = (self.shaper.savepoint(), None, None)
         self.brake_started: float | None = None
         self.last_braking_s = 0.0
-        self._tau_target: np.ndarray | None = None
-        self._stream_t: float | None = None
         self._sent: JointTrajectory | None = None  # the controller's message (commands.py)
         self.ticks, self._rate_window = 0, (0, None)
         self.actions: list[np.ndarray] = []  # shaped targets as actions, newest first
@@ -127,121 +115,36 @@ class ServingLoop:
         self.start_move: StartMove | None = None
         self.robot = RobotErrorWatch()
 
-    # -- construction -------------------------------------------------------------------------
-    def _map_joints(self, bundle_joints: list[str]) -> None:
-        s, prof = self.settings, self.profile
-        robot = list(s.robot_joints) or default_robot_joints(bundle_joints, prof.joint_names)
-        if len(robot) != len(bundle_joints):
-            raise ServeError(f'robot_joints has {len(robot)} names, the bundle '
-                             f'{len(bundle_joints)} ({bundle_joints})')
-        if len(set(robot)) != len(robot):
-            raise ServeError(f'robot_joints {robot} names a joint twice')
-        unknown = [n for n in robot if n not in prof.joint_names]
-        if unknown:
-            raise ServeError(f'robot_joints {unknown} are not joints of the {prof.name} '
-                             f'profile {list(prof.joint_names)}')
-        cmd = list(s.command_joints) or robot
-        if sorted(cmd) != sorted(robot):
-            raise ServeError(f'command_joints {cmd} must be a permutation of robot_joints '
-                             f'{robot}')
-        self.robot_joints, self.cmd_joints = robot, cmd
-        self.perm = np.array([robot.index(n) for n in cmd], np.intp)  # command slot -> policy
-        self.profile_idx = np.array([prof.joint_names.index(n) for n in robot], np.intp)
-
-    def _build_shaping(self, spec: dict[str, Any]) -> None:
-        s, prof, idx = self.settings, self.profile, self.profile_idx
-        trained = spec.get('shaper')
-        try:
-            cfg = ShaperConfig.from_yaml(trained, self.period_s)
-            if s.lead_s:
-                cfg = ShaperConfig(**{**cfg.to_yaml(), 'lead_s': s.lead_s})
-        except ShaperError as exc:
-            raise ServeError(f'bundle shaper / lead_s: {exc}') from None
-        if trained is None and s.command_type != 'effort':
-            self.warnings.append('the bundle was trained without command shaping (ideal '
-                                 'servo): served motions are jerk-limited and may lag the '
-                                 'training dynamics')
-        self.shaper_cfg = cfg
-        limits = Limits.from_profile(prof, idx)
-
-        def band(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            full = np.broadcast_to(prof.home, (*np.shape(q)[:-1], 7)).copy()
-            full[..., idx] = q
-            lo, hi = prof.libfranka_velocity_limits(full)
-            return (np.broadcast_to(lo, full.shape)[..., idx],
-                    np.broadcast_to(hi, full.shape)[..., idx])
-
-        self.shaper = Shaper(limits, cfg, velocity_limits=band)
-        trained_robot = spec.get('robot')
-        if trained_robot and trained_robot != prof.name:
-            other = Limits.from_profile(get_profile(trained_robot), idx)
-            tighter = [k for k in ('q_min', 'qd_max', 'qdd_max', 'qddd_max')
-                       if np.any(getattr(limits, k) < getattr(other, k))] + \
-                (['q_max'] if np.any(limits.q_max < other.q_max) else [])
-            if tighter:
-                self.warnings.append(f'a {trained_robot}-trained bundle on the {prof.name}: '
-                                     f'its {", ".join(tighter)} are tighter, so motions stay '
-                                     f'inside the {prof.name} range and may be slower than '
-                                     'trained')
-        if s.command_type == 'effort':
-            self.torque = TorqueShaper(prof.tau_max[idx], prof.dtau_max[idx],
-                                       TorqueConfig(damping=s.effort_damping),
-                                       qd_max=prof.qd_max[idx],
-                                       q_range=(prof.q_min[idx], prof.q_max[idx]))
-
-    def _build_gates(self, spec: dict[str, Any]) -> None:
-        s, prof, idx, act = self.settings, self.profile, self.profile_idx, self.act_spec
-        robot_limit = prof.tau_max[idx] if act.type == 'joint_effort' else prof.qd_max[idx]
-        low, high = np.maximum(act.low, -robot_limit), np.minimum(act.high, robot_limit)
-        try:
-            self.safety = safety.SafetyFilter(low, high, s.clamp_scale, s.ramp_in_s)
-        except ValueError as exc:
-            raise ServeError(f'clamp_scale / ramp_in_s: {exc}') from None
-        region = spec.get('goal_region') or {}
-        self.base_frame = s.base_frame or prof.base_frame
-        self.goals = goals.GoalGate(self.base_frame, region.get('low'), region.get('high'))
-        if s.goal_low or s.goal_high:
-            try:
-                self.goals.tighten(s.goal_low, s.goal_high)
-            except ValueError as exc:
-                raise ServeError(str(exc)) from None
-        self.success_distance = float(spec.get('success_distance') or 0.05)
-        self.cache = state.JointStateCache(
-            self.robot_joints, state.StateLimits(s.stale_periods * self.tick_s,
-                                                 s.max_state_age_s, s.backstop_s,
-                                                 self.period_s),
-            need_velocity='joint_vel' in self.obs_spec.terms)
-
-    def _dry_run(self, where: str) -> None:
-        """Prove the actor takes the contract's observation before any robot moves."""
-        probe = np.zeros(self.obs_spec.size, np.float32)
-        try:
-            a = np.asarray(self.policy.act(probe), np.float64).reshape(-1)
-        except Exception as exc:  # noqa: BLE001 - any failure here is a bundle problem
-            raise ServeError(f'{where}: actor rejects the {self.obs_spec.size}-entry '
-                             f'observation of its contract: {exc}') from None
-        if a.shape != (self.act_spec.size,):
-            raise ServeError(f'{where}: actor outputs {a.shape[0]} values, action.size is '
-                             f'{self.act_spec.size}')
-
     # -- lifecycle ----------------------------------------------------------------------------
     def activate(self, now: float) -> None:
-        """Start serving (the ramp-in starts now); the reference anchors on the next state."""
+        """Start serving (the ramp-in starts now); the reference anchors on the next state.
+
+        A latched internal error is lifted (a lifecycle transition is a deliberate restart).
+        """
         self.safety.activate(now)
+        self.failure = None
         self.shaper.plan, self._sent = None, None
         self.actions = []
         self.answered_stamp = 0.0
         self.last_tick = None
-        if self.settings.command_type == 'effort':
-            self.torque.reset()
+        self.output.activate()
 
     def deactivate(self) -> None:
-        """Stop serving; the host brakes first (`tick` after `safety.deactivate` brakes)."""
+        """Stop serving; the host brakes first (`tick` after `safety.deactivate` brakes).
+
+        The goal is forgotten: after a reactivation the arm must not head for an old one.
+        """
         self.safety.deactivate()
+        self.goals.clear()
 
     def fail(self, why: str) -> None:
         """Latch an internal error (e.g. the services thread died): brake, stay stopped."""
         self.failure = why
+
+    def reset(self, now: float) -> None:
+        """`~/reset`: lift the e-stop and a latched internal error; the ramp-in starts over."""
+        self.safety.reset(now)
+        self.failure = None
 
     # -- inputs -------------------------------------------------------------------------------
     def on_state(self, now: float, wall: float, names: Any, pos: np.ndarray,
@@ -259,7 +162,7 @@ class ServingLoop:
         refused = self.cache.update(now, wall, names, pos, vel, stamp)
         self.due_time = now
         if refused is not None or self.settings.trigger != 'state' or not self.safety.active:
-            return refused in (state.BAD_STATE, state.DUPLICATE_JOINTS), refused
+            return refused in state.REFUSING, refused
         if stamp:
             if stamp < self.answered_stamp - self.period_s:
                 self.answered_stamp, self.last_tick = 0.0, None  # restarted: due at once
@@ -290,13 +193,28 @@ class ServingLoop:
             return self.goals.reason
         return None
 
+    def inputs_failed(self, now: float, wall: float) -> bool:
+        """Serving, but the inputs just went bad: the watchdog brakes now, not next tick."""
+        return self.reason == safety.OK and self.input_problem(now, wall) is not None
+
     def tick(self, now: float, wall: float) -> TickOutput:
-        """One policy tick at `now` (control clock) / `wall` (steady clock)."""
+        """One policy tick at `now` (control clock) / `wall` (steady clock).
+
+        Whatever goes wrong inside (a policy that raises, a plan outside the limits) is caught:
+        the tick brakes from the last good plan instead, the error is latched (`failure`,
+        reason `internal_error`) until `reset` or an activation, and the host stays up.
+        """
         if self.shaper.anchored and self.shaper.plan.t0 > now + 1.0:
             self.shaper.plan, self._sent = None, None  # the clock stepped back: start over
         self.last_tick = now
         self.ticks += 1
         self._undo = (self.shaper.savepoint(), self._sent, self.brake_started)
+        try:
+            return self._tick(now, wall)
+        except Exception as exc:  # noqa: BLE001 - any fault: brake, latch, report
+            return self._fault(now, exc)
+
+    def _tick(self, now: float, wall: float) -> TickOutput:
         problem = self.input_problem(now, wall)
         if not self.shaper.anchored:
             if self.cache.problem(now, wall) is not None:
@@ -317,26 +235,53 @@ class ServingLoop:
         latest = (np.zeros(self.act_spec.size) if result.command is None else
                   np.clip(result.command / self.act_spec.scale, -1.0, 1.0))
         self.actions = [latest, *self.actions[:2]]
-        if self.settings.command_type == 'effort':
-            self._tau_target = result.command
-            return TickOutput(None, result.reason)
+        out = self.output.apply(now, result)
+        if problem == ROBOT_ERROR and out.trajectory is not None:
+            # The robot stopped itself and its controller is re-activated by the recovery
+            # (docs/real_robot.md "Error recovery"): a brake sent now could reach the new
+            # controller after the recovery and step its reference. Brake the plan, send nothing.
+            self._sent = None
+            return TickOutput(None, out.reason, out.plan)
+        return out
+
+    def brake(self, now: float, reason: str) -> TickOutput:
+        """Plan a time-optimal stop (the outputs' and a fault's brake)."""
+        if self.shaper.at_rest(now):
+            return TickOutput(None, reason)  # at rest already: the controller holds
         previous = self.shaper.plan
-        if result.command is not None:
-            plan = self.shaper.step(now, result.command)
-            self.brake_started = None
-        elif self.shaper.at_rest(now):
-            return TickOutput(None, result.reason)  # at rest already: the controller holds
-        else:
-            plan = self.shaper.brake(now)
-            if self.brake_started is None:
-                self.brake_started = now
-                self.last_braking_s = plan.end - now
-        msg = None
-        if self.settings.command_type == 'trajectory':
-            msg = self._sent = trajectory_message(plan, previous, now,
-                                                  self.shaper_cfg.sample_s, self.cmd_joints,
-                                                  self.perm, self._sent)
-        return TickOutput(msg, result.reason, plan)
+        plan = self.shaper.brake(now)
+        if self.brake_started is None:
+            self.brake_started = now
+            self.last_braking_s = plan.end - now
+        return TickOutput(self.output.message(plan, previous, now), reason, plan)
+
+    def _fault(self, now: float, exc: Exception) -> TickOutput:
+        """Brake from the plan before this tick (or leave the last message: it ends at rest)."""
+        text = ' '.join(str(exc).split())[:300]
+        self.failure = f'{type(exc).__name__}: {text}' if text else type(exc).__name__
+        self.reason = INTERNAL_ERROR
+        self.output.fault()
+        point, sent, started = self._undo
+        self.shaper.rollback(point)
+        self._sent, self.brake_started = sent, started
+        if self.shaper.anchored:
+            try:
+                return self.brake(now, INTERNAL_ERROR)
+            except Exception:  # noqa: BLE001 - the last sent message ends at rest
+                self.shaper.rollback(point)
+                self._sent, self.brake_started = sent, started
+        return TickOutput(None, INTERNAL_ERROR)
+
+    def withheld(self, now: float, plan: Any) -> bool:
+        """Whether the tick's message, about to be sent at `now`, is too late and withdrawn."""
+        if now <= plan.t0 - SEND_MARGIN_S:
+            return False
+        self.withdraw()
+        return True
+
+    def sent(self, now: float, plan: Any) -> None:
+        """The tick's message left at `now`; after its plan start, the controller steps."""
+        self.late += now > plan.t0
 
     def withdraw(self) -> None:
         """The last tick's message was not sent (it would have started late): forget it.
@@ -384,83 +329,9 @@ class ServingLoop:
 
     # -- the output stream (velocity / effort) ------------------------------------------------
     def stream(self, now: float) -> np.ndarray | None:
-        """The velocity or torque to send at `now`, in command order (None: nothing yet)."""
-        if self.settings.command_type == 'velocity':
-            if not self.shaper.anchored:
-                return None
-            return self.shaper.reference(now).qd[self.perm]
-        if self.settings.command_type != 'effort':
-            return None
-        dt = 0.0 if self._stream_t is None else now - self._stream_t
-        self._stream_t = now
-        if self._tau_target is not None:
-            tau = self.torque.step(dt, self._tau_target, self.cache.qd, self.cache.q)
-        elif not self.cache.received:
-            return None
-        elif now - float(self.cache.arrival.min()) > self.cache.limits.stale_s \
-                or self.cache.bad.any():
-            # no measured velocity to damp: damping the last one would push on forever
-            # (the arm decelerates, then accelerates back); ramp to zero torque and float
-            tau = self.torque.step(dt, np.zeros_like(self.torque.tau))
-        else:
-            tau = self.torque.brake(dt, self.cache.qd, self.cache.q)
-        return tau[self.perm]
-
-    def take_rate(self, wall: float) -> float:
-        """Policy ticks per second (steady clock) since the last call."""
-        n0, w0 = self._rate_window
-        self._rate_window = (self.ticks, wall)
-        return float('nan') if w0 is None else (self.ticks - n0) / max(wall - w0, 1e-9)
+        """The value to stream at `now`, in command order (None: nothing; serve/outputs.py)."""
+        return self.output.stream(now)
 
     def stopped(self, now: float) -> bool:
         """Whether a stop has brought the arm to rest (the host can stop streaming)."""
-        if self.settings.command_type == 'effort':
-            return bool(np.abs(self.cache.qd).max() < 1e-3)
-        return self.settings.command_type == 'trajectory' or self.shaper.at_rest(now)
-
-    # -- reporting ----------------------------------------------------------------------------
-    def summary(self) -> str:
-        """One line for the log: what is served how."""
-        s = self.settings
-        return (f'{self.spec.get("algorithm")} policy on the {self.profile.name} profile, '
-                f'{s.command_type} commands for {self.cmd_joints} at {1 / self.tick_s:g} Hz '
-                f'(trigger {s.trigger}), lead {self.shaper_cfg.lead_s * 1e3:g} ms, goals in '
-                f'{self.base_frame}')
-
-    def goal_status(self) -> dict[str, Any]:
-        """~/status: the goal, moving | reached | holding | refused, and the distance to it."""
-        g = self.goals.goal
-        out: dict[str, Any] = {'goal': None if g is None else [float(v) for v in g],
-                               'state': 'holding', 'distance': None, 'reason': self.reason}
-        if g is None:
-            if self.goals.reason != goals.NO_GOAL:
-                out['state'], out['reason'] = 'refused', self.goals.last_refused
-            return out
-        if self.cache.received and not np.isinf(self.cache.arrival).any():
-            d = float(np.linalg.norm(np.asarray(fk_single(self.cache.q.tolist())) - g))
-            out['distance'] = d
-            if d <= self.success_distance:
-                out['state'] = 'reached'
-            elif self.reason == safety.OK:
-                out['state'] = 'moving'
-        return out
-
-    def values(self, now: float) -> dict[str, Any]:
-        """Counters and settings for /diagnostics."""
-        c, g, sc = self.safety.counts, self.goals.counts, self.cache.counts
-        return {
-            'last_reason': self.reason, 'estop': self.safety.estopped,
-            'robot': self.profile.name, 'command_type': self.settings.command_type,
-            'target_rate_hz': 1.0 / self.tick_s, 'trigger': self.settings.trigger,
-            'state_age_ms': self.cache.age(now) * 1e3, 'commands_ok': c[safety.OK],
-            'clamped': c['clamped'], 'dropped_state': sum(sc.values()),
-            'state_error': self.cache.last_error or '',
-            'goal_refused': g[goals.BAD_GOAL] + g[goals.GOAL_OUTSIDE],
-            'goal_error': self.goals.last_refused or '',
-            'bad_action': c[safety.BAD_ACTION], 'reanchors': self.reanchors,
-            'late_withheld': self.withdrawn,
-            'late_plans': self.shaper.late_plans, 'braking_s': self.last_braking_s,
-            'lead_ms': self.shaper_cfg.lead_s * 1e3, 'clamp_scale': self.safety.clamp_scale,
-            'warnings': ' | '.join(self.warnings), **self.robot.values(),
-        }
-
+        return self.output.stopped(now)

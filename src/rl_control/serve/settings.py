@@ -6,29 +6,24 @@ it is read-only (a change needs a reconfigure) or can change live.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from rl_control.bundle.io import BACKENDS
+from rl_control.robots.command_interfaces import COMMAND_INTERFACE_NAMES, command_interface
+from rl_control.robots.profiles import ROBOT_NAMES
 
-COMMAND_TYPES = ('trajectory', 'velocity', 'effort')
 TRIGGERS = ('timer', 'state')
-ROBOTS = ('panda', 'fr3')
-
-
-def trajectory_controller(robot: str) -> str:
-    """The name of this package's joint_trajectory_controller for `robot` (position interface).
-
-    Not `<robot>_arm_controller`: franka_ros2's franka_fr3_moveit_config names its own JTC on the
-    effort interface `fr3_arm_controller` (config/fr3_ros_controllers.yaml, franka_ros2 v2.5.0);
-    both can then be loaded side by side (config/franka_ros2/<name>.yaml).
-    """
-    return f'{robot}_position_trajectory_controller'
 
 
 def param(default: Any, help: str, range: tuple[float, float] | None = None,
-          choices: tuple[str, ...] | None = None, live: bool = False) -> Any:
-    """A settings field: default, description, numeric range or string choices, live or not."""
+          choices: Collection[str] | None = None, live: bool = False) -> Any:
+    """A settings field: default, description, numeric range or string choices, live or not.
+
+    `choices` may be a live view of a registry (robots, command interfaces): what is
+    registered when a value is checked is valid.
+    """
     meta = {'help': help, 'range': range, 'choices': choices, 'read_only': not live}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -45,11 +40,11 @@ class ServeSettings:
                          "onnx (onnxruntime on the bundle's actor.onnx from `rl-control "
                          "export`, checked against the weights)", choices=BACKENDS)
     robot: str = param('panda', 'robot profile whose limits commands are shaped to',
-                       choices=ROBOTS)
+                       choices=ROBOT_NAMES)
     command_type: str = param('trajectory', 'trajectory (JointTrajectory for a '
                               'joint_trajectory_controller; recommended on a Franka) | velocity '
                               '| effort (Float64MultiArray for a forward command controller)',
-                              choices=COMMAND_TYPES)
+                              choices=COMMAND_INTERFACE_NAMES)
     command_topic: str = param('', "controller command topic; empty: "
                                "'<robot>_position_trajectory_controller/joint_trajectory' "
                                "(trajectory), "
@@ -61,7 +56,7 @@ class ServeSettings:
                             '(panda_link0 / fr3_link0); an empty frame_id is taken as it')
     robot_joints: list[str] = param([], 'names of the policy joints on this robot in the '
                                     "bundle's joint order; empty: the robot profile's arm "
-                                    'joints (panda_joint1..7 / fr3_joint1..7)')
+                                    'joints (e.g. panda_joint1..7 / fr3_joint1..7)')
     command_joints: list[str] = param([], 'joint order of the command (a permutation of '
                                       'robot_joints); empty: robot_joints')
     control_rate_hz: float = param(0.0, 'policy tick rate; 0: 1 / the bundle control period',
@@ -124,8 +119,5 @@ class ServeSettings:
 
     def default_command_topic(self) -> str:
         """The controller topic a ros2_control Franka uses for this command type."""
-        if self.command_topic:
-            return self.command_topic
-        if self.command_type == 'trajectory':
-            return f'{trajectory_controller(self.robot)}/joint_trajectory'
-        return f'{self.command_type}_controller/commands'
+        return self.command_topic or command_interface(self.command_type).default_topic(
+            self.robot)

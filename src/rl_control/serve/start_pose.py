@@ -14,6 +14,8 @@ start pose, so a controller that receives nothing more stops there by itself.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+import time
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,11 @@ REST_RAD_S = 1e-3
 """|qd| below which a joint counts as at rest [rad/s] (robots/franka.py REST_VELOCITY)."""
 SETTLE_S = 1.0
 """How long after the plan's end the measured arm may take to arrive before the move fails."""
+START_LEAD_S = 0.1
+"""The move starts this long after the request, beyond the shaper's lead: its one message carries
+hundreds of waypoints, built and serialized in Python (where a garbage collection can pause a
+thread for tens of milliseconds), and must reach the controller before it starts, or the
+controller steps into it (a reflex on a Franka). The arm is at rest and holds meanwhile."""
 
 
 class StartMoveError(ValueError):
@@ -136,7 +143,8 @@ def begin_move(loop: Any, now: float, wall: float, speed: float, shadow: bool
     """
     problem = loop.input_problem(now, wall)
     shaper = loop.shaper
-    why = ('command_type must be trajectory' if loop.settings.command_type != 'trajectory'
+    why = (f'command_type {loop.settings.command_type} cannot run it (trajectory can)'
+           if not loop.output.starts_moves
            else 'the server is not active' if not loop.safety.active
            else 'e-stopped (~/reset first)' if loop.safety.estopped
            else 'a goal is being served' if loop.goals.goal is not None
@@ -150,7 +158,7 @@ def begin_move(loop: Any, now: float, wall: float, speed: float, shadow: bool
         loop._sent = None
     else:
         loop._reanchor_if_elsewhere(now)
-    t0 = shaper.next_start(now)
+    t0 = shaper.next_start(now + START_LEAD_S)
     try:
         plan = plan_to_start(shaper.limits, loop.shaper_cfg, shaper.velocity_limits,
                              shaper.plan.at(t0), loop.start_q, t0, speed)
@@ -177,3 +185,18 @@ def move_runs(loop: Any, now: float, problem: str | None) -> bool:
         return True
     move.abort(why)
     return False
+
+
+def await_arrival(loop: Any, now: Callable[[], float], lock: Any, pause_s: float = 0.02
+                  ) -> tuple[bool, str]:
+    """Block until the loop's move to start has an answer (the arm is there, or why not).
+
+    For a host's service thread: the loop is read under `lock` (the control path's) every
+    `pause_s`, while states keep arriving.
+    """
+    while True:
+        time.sleep(pause_s)
+        with lock:
+            answer = loop.start_move.check(now(), loop.cache.q, loop.cache.qd)
+        if answer is not None:
+            return answer

@@ -4,7 +4,8 @@ Why per joint: a robot stack may publish the arm and the gripper on one topic in
 messages (franka_ros2's gripper node publishes its own), or split the arm; a message with only
 some joints must update those and leave the others alone, and the arm must keep moving while
 every policy joint is fresh. A policy joint that has not been updated within the stale window,
-a NaN/Inf in one, or a message naming a joint twice is a reason to brake, never to guess.
+a NaN/Inf in one, an implausible value (`Plausible`), or a message naming a joint twice is a
+reason to brake, never to guess.
 
 Three clocks guard the state: the host's control clock (ROS time, /clock under use_sim_time)
 for staleness, the message stamps for age, and the steady clock as a backstop: under
@@ -27,6 +28,21 @@ BAD_STATE = 'bad_state'
 MISSING_JOINT = 'missing_joint'
 DUPLICATE_JOINTS = 'duplicate_joints'
 NO_VELOCITY = 'no_velocity'
+IMPLAUSIBLE_STATE = 'implausible_state'
+REFUSING = (DUPLICATE_JOINTS, BAD_STATE, IMPLAUSIBLE_STATE)  # whole messages refused
+
+
+@dataclass(frozen=True, eq=False)
+class Plausible:
+    """What a measured state of a real arm can be, per policy joint (`serve/guards.py`).
+
+    A position outside [q_lo, q_hi] or a speed above qd_hi is not a state of this robot: a
+    wrong joint mapping, a bridge that publishes degrees, a second publisher on the topic.
+    """
+
+    q_lo: np.ndarray
+    q_hi: np.ndarray
+    qd_hi: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -43,16 +59,17 @@ class JointStateCache:
     """The newest valid position (and velocity) of each policy joint, and when it came."""
 
     def __init__(self, joint_names: Sequence[str], limits: StateLimits,
-                 need_velocity: bool = True) -> None:
+                 need_velocity: bool = True, plausible: Plausible | None = None) -> None:
         self.names = tuple(joint_names)
         self.limits, self.need_velocity = limits, need_velocity
+        self.plausible = plausible
         n = len(self.names)
         self.q = np.zeros(n)
         self.qd = np.zeros(n)
         self.arrival = np.full(n, -np.inf)   # control clock
         self.wall = np.full(n, -np.inf)      # steady clock
         self.stamp = np.zeros(n)             # 0: no stamp
-        self.bad = np.zeros(n, bool)         # last value for that joint was NaN/Inf
+        self.bad = np.zeros(n, bool)         # last value for that joint was NaN/Inf/implausible
         self.counts: Counter = Counter()
         self.last_error: str | None = None
         self.refusing: str | None = None  # why the newest arm message was refused, until one fits
@@ -101,6 +118,9 @@ class JointStateCache:
             self.bad[dst[~finite]] = True
             bad = [self.names[k] for k in dst[~finite]]
             return self._refuse(BAD_STATE, f'NaN/Inf in the state of {bad}')
+        why = self._implausible(dst, p, v)
+        if why is not None:
+            return self._refuse(IMPLAUSIBLE_STATE, why)
         self.q[dst], self.qd[dst] = p, v
         if stamp > now:  # see `arrival_time`
             now = min(stamp, now + self.limits.period_s)
@@ -111,10 +131,28 @@ class JointStateCache:
         self.refusing = None
         return None
 
+    def _implausible(self, dst: np.ndarray, p: np.ndarray, v: np.ndarray) -> str | None:
+        """Why (joint, value) this state cannot be the robot's, or None; marks those joints."""
+        lim = self.plausible
+        if lim is None:
+            return None
+        off = (p < lim.q_lo[dst]) | (p > lim.q_hi[dst])
+        fast = np.abs(v) > lim.qd_hi[dst]
+        if not (off.any() or fast.any()):
+            return None
+        self.bad[dst[off | fast]] = True
+        k = int(np.flatnonzero(off | fast)[0])
+        j, name = int(dst[k]), self.names[int(dst[k])]
+        if off[k]:
+            return (f'implausible joint state: {name} position {p[k]:.6g} rad is outside '
+                    f'[{lim.q_lo[j]:.4g}, {lim.q_hi[j]:.4g}]')
+        return (f'implausible joint state: {name} velocity {v[k]:.6g} rad/s exceeds '
+                f'{lim.qd_hi[j]:.4g}')
+
     def _refuse(self, reason: str, text: str) -> str:
         self.counts[reason] += 1
         self.last_error = text
-        if reason in (DUPLICATE_JOINTS, BAD_STATE):
+        if reason in REFUSING:
             self.refusing = reason  # whole messages refused: say so, not just 'no state'
         return reason
 

@@ -66,7 +66,7 @@ def make_reward_scaler(cfg: TrainConfig, algo_cfg: Any) -> Any:
     if not cfg.normalize_reward:
         return None
     from rl_control.algos.normalizer import RewardScaler
-    return RewardScaler(cfg.n_envs, gamma=getattr(algo_cfg, 'gamma', 0.99))
+    return RewardScaler(cfg.n_envs, gamma=algo_cfg.gamma)
 
 
 def make_buffer(cfg: TrainConfig, algo_cfg: Any, envs: Any, seed: Any,
@@ -81,7 +81,7 @@ def make_buffer(cfg: TrainConfig, algo_cfg: Any, envs: Any, seed: Any,
     obs_dim, goal_dim = obs_dims(space)
     act_dim = int(np.prod(envs.single_action_space.shape))
     # numpy allocates lazily: a 1e6 buffer costs memory only as it fills.
-    capacity = int(getattr(algo_cfg, 'buffer_size', 1_000_000))
+    capacity = int(algo_cfg.buffer_size)
     if cfg.her is None:
         return buffers.ReplayBuffer(obs_dim, act_dim, capacity, seed=seed, device=device)
     if not is_goal_space(space):

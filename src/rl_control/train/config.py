@@ -27,10 +27,19 @@ class ConfigError(ValueError):
 
 @dataclass
 class EvalConfig:
-    """Deterministic evaluation on separate envs every `every` env steps, `episodes` episodes."""
+    """Deterministic evaluation on separate envs every `every` env steps, `episodes` episodes.
+
+    `time_limit`: the evaluation episodes' length in env steps (None: the training episodes'),
+    e.g. to judge a task on the benchmark's longer episodes while training on shorter ones.
+    """
 
     every: int = 5000
     episodes: int = 10
+    time_limit: int | None = None
+
+    def episode_steps(self, train_limit: int | None) -> int | None:
+        """The evaluation episodes' time limit (None: the env's registered one)."""
+        return self.time_limit if self.time_limit is not None else train_limit
 
 
 @dataclass
@@ -321,6 +330,8 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
         positive['checkpoint_every'] = cfg.checkpoint_every
     if cfg.time_limit is not None:
         positive['time_limit'] = cfg.time_limit
+    if cfg.eval.time_limit is not None:
+        positive['eval.time_limit'] = cfg.eval.time_limit
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f'{source}: {key}: must be > 0, got {value}')

@@ -18,9 +18,15 @@ class TrainControl:
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._checkpoint = threading.Event()
+        self.stop_signal: str | None = None  # 'SIGINT' / 'SIGTERM' when a signal asked
 
-    def request_stop(self) -> None:
-        """Finish at the next env step: final checkpoint, bundle and plot are still written."""
+    def request_stop(self, signal: str | None = None) -> None:
+        """Finish at the next env step: bundle, final checkpoint and plot are still written.
+
+        `signal`: the signal that asked (signals.py); the run then skips its final evaluation.
+        """
+        if signal is not None and self.stop_signal is None:
+            self.stop_signal = signal
         self._stop.set()
 
     @property
@@ -91,3 +97,5 @@ class TrainResult:
     reached_target: bool = False
     stopped: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: Path | None = None
+    signal: str | None = None  # the signal that stopped the run, if one did

@@ -2,8 +2,14 @@
 
 The run alternates a collector step (`offpolicy.py`, `onpolicy.py`) with the schedule's
 bookkeeping (`schedule.py`): evaluation on separate envs, checkpoints, stop requests, the
-target-return stop. At the end: a final evaluation, a checkpoint, the policy bundle and the
-learning-curve plot.
+target-return stop. At the end: a final evaluation, the policy bundle, a checkpoint and the
+learning-curve plot (the small bundle first: a disk that fills up on the large checkpoint
+keeps the policy).
+
+Faults (`signals.py`, `finite.py`, persistence.py `RunLock`): SIGINT and SIGTERM stop the run at
+the next step and it ends as above without the final evaluation (the bundle records the last
+one); NaN or inf in an observation, a reward or a loss stops it at once, writing nothing more,
+so the last good checkpoint and bundle stay; a second run on the same run directory is refused.
 
 Exact resume. A checkpoint holds everything that is not a pure function of its contents:
 agent (networks, optimizers, generators), normalizers, replay buffer, every RNG, counters,
@@ -38,27 +44,34 @@ import torch
 from rl_control.algos.registry import get_algorithm
 from rl_control.bundle import save_bundle
 from rl_control.envs.factory import env_metadata, make_vec_env, obs_dims, template_env
-from rl_control.envs.snapshot import vector_env_state
+from rl_control.envs.snapshot import set_vector_env_state, vector_env_state
 from rl_control.train import build
 from rl_control.train.config import TrainConfig
 from rl_control.train.control import Callback, FnCallback, TrainControl, TrainResult
 from rl_control.train.episodes import EpisodeStats
 from rl_control.train.evaluation import EvalResult, Evaluator
+from rl_control.train.finite import NonFiniteError, check_losses
 from rl_control.train.logger import RunLogger
 from rl_control.train.offpolicy import OffPolicyCollector
 from rl_control.train.onpolicy import OnPolicyCollector
 from rl_control.train.persistence import (
+    CHECKPOINT_FORMAT,
     ResumeError,
+    RunLock,
+    RunLockError,
     check_resumable,
-    latest_checkpoint,
-    load_checkpoint,
-    restore_run,
-    run_state,
+    load_latest,
+    load_object_state,
+    object_state,
+    rng_state,
     save_checkpoint,
+    set_rng_state,
 )
 from rl_control.train.schedule import Schedule
+from rl_control.train.signals import stop_on_signals
 
-__all__ = ['Callback', 'ResumeError', 'TrainControl', 'TrainResult', 'seed_everything', 'train']
+__all__ = ['Callback', 'NonFiniteError', 'ResumeError', 'RunLockError', 'TrainControl',
+           'TrainResult', 'seed_everything', 'train']
 
 _SEGMENT_SEED_STRIDE = 7919  # fallback segment k resets env i with seed + k * stride + i
 _EVAL_SEED_OFFSET = 1_000_000  # eval episode seeds never coincide with training seeds
@@ -78,16 +91,19 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
     `out_dir` receives progress.csv, tb/, checkpoints/, bundle/ and learning_curve.png.
     `resume=True` continues from `out_dir/checkpoints/latest` (fresh start if there is none).
+    Raises RunLockError (another run writes `out_dir`), ResumeError, NonFiniteError.
     """
     cbs = [c if isinstance(c, Callback) else FnCallback(c) for c in (callbacks or [])]
-    trainer = Trainer(cfg, Path(out_dir), progress, cbs, control or TrainControl(),
-                      command or ' '.join(sys.argv))
-    try:
-        if resume:
-            trainer.restore()
-        return trainer.run()
-    finally:
-        trainer.close()
+    control = control or TrainControl()
+    with RunLock(out_dir), stop_on_signals(control):
+        trainer = Trainer(cfg, Path(out_dir), progress, cbs, control,
+                          command or ' '.join(sys.argv))
+        try:
+            if resume:
+                trainer.restore()
+            return trainer.run()
+        finally:
+            trainer.close()
 
 
 class Trainer:
@@ -132,7 +148,8 @@ class Trainer:
                 cfg.her is not None, np.random.default_rng(warmup_seed), self.stats,
                 self.reward_scaler)
         self.schedule = Schedule(cfg.total_steps, cfg.eval.every, cfg.checkpoint_every)
-        self.evaluator = Evaluator(cfg.env, cfg.eval.episodes, cfg.env_kwargs, cfg.time_limit)
+        self.evaluator = Evaluator(cfg.env, cfg.eval.episodes, cfg.env_kwargs,
+                                   cfg.eval.episode_steps(cfg.time_limit))
         self.snapshots = vector_env_state(self.envs) is not None
         if not self.snapshots and cfg.checkpoint_every is not None:
             warnings.warn(f'{cfg.env}: its state cannot be saved, so each checkpoint ends the '
@@ -169,24 +186,32 @@ class Trainer:
                 self._reset_envs()
             while not self.schedule.done(self.env_steps) and not self._should_stop():
                 before = self.env_steps
-                if self.spec.on_policy:
-                    self._on_policy_iteration()
-                else:
-                    self._off_policy_iteration()
+                try:
+                    if self.spec.on_policy:
+                        self._on_policy_iteration()
+                    else:
+                        self._off_policy_iteration()
+                except NonFiniteError as exc:
+                    raise NonFiniteError(
+                        f'step {self.env_steps + exc.offset}: {exc.what}: training stopped; '
+                        f'the last checkpoint and bundle in {self.run_dir} are kept') from None
                 self._bookkeeping(before)
         finally:
             self._bar.close()
-        if self.last_eval is None or self.last_eval['step'] != self.env_steps:
+        by_signal = self.control.stop_signal
+        if by_signal is None and (self.last_eval is None or self.last_eval['step'] !=
+                                  self.env_steps):
             self._evaluate()
-        self._checkpoint()
-        bundle = self._save_bundle()
+        self.stopped = self.stopped or by_signal is not None
+        bundle = self._save_bundle()  # first: small, and what the run is for
+        ckpt = self._checkpoint()
         history = list(self.logger.rows)
         png = self.logger.close(f'{self.cfg.algo.upper()} on {self.cfg.env}',
                                 self.cfg.target_return)
         self.logger = None
         result = TrainResult(self.run_dir, bundle, png, self.env_steps, self.wall_s(),
                              self.last_eval, self.best_eval, self.reached_target, self.stopped,
-                             list(history))
+                             list(history), ckpt, by_signal)
         for cb in self.callbacks:
             cb.on_end(result)
         return result
@@ -198,15 +223,16 @@ class Trainer:
         self.collector.step(before, cut=self._cut_here(before))
         metrics = self.collector.train(self.env_steps, self.cfg.total_steps)
         if metrics is not None:
+            check_losses(metrics)
             self.last_metrics = metrics
 
     def _on_policy_iteration(self) -> None:
         rollout = self.collector.collect()
         self.env_steps += self.collector.n_steps * self.cfg.n_envs
         self._ckpt_request = self.control.take_checkpoint_request()
-        if hasattr(self.agent, 'set_progress'):
-            self.agent.set_progress(1.0 - self.env_steps / self.cfg.total_steps)
+        self.agent.set_progress(1.0 - self.env_steps / self.cfg.total_steps)
         self.last_metrics = self.agent.update(rollout)
+        check_losses(self.last_metrics)
 
     def _cut_here(self, before: int) -> bool:
         """Fallback only (no env snapshots): whether the running episodes end after this step.
@@ -230,9 +256,9 @@ class Trainer:
         requested = self._ckpt_request
         if (self.schedule.checkpoint_due(before, after) or requested) and not \
                 self._should_stop():
-            self._checkpoint()
             if requested:  # someone wants the policy now, not only a resumable state
                 self._save_bundle()
+            self._checkpoint()
             if not self.snapshots:
                 self._reset_envs()
 
@@ -295,7 +321,39 @@ class Trainer:
     # -- checkpoints and bundle ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs (see the module docstring)."""
-        return run_state(self)
+        keep_buffer = self.buffer is not None and self.cfg.save_replay_buffer
+        return {
+            'format': CHECKPOINT_FORMAT, 'config': self.cfg.to_dict(),
+            'agent': self.agent.state_dict(), 'normalizer': object_state(self.normalizer),
+            'reward_scaler': object_state(self.reward_scaler),
+            'buffer': object_state(self.buffer) if keep_buffer else None,
+            'collector': self.collector.state_dict(),
+            'envs': vector_env_state(self.envs) if self.snapshots else None,
+            'episodes': self.stats.state_dict(), 'rng': rng_state(),
+            'counters': {'env_steps': self.env_steps, 'segment': self.segment,
+                         'n_evals': self.n_evals, 'wall_s': self.wall_s()},
+            'last_metrics': dict(self.last_metrics),
+            'last_eval': self.last_eval, 'best_eval': self.best_eval,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of `state_dict` on a freshly built Trainer of the same config."""
+        self.agent.load_state_dict(state['agent'])
+        load_object_state(self.normalizer, state['normalizer'])
+        load_object_state(self.reward_scaler, state['reward_scaler'])
+        if self.buffer is not None and state['buffer'] is not None:
+            load_object_state(self.buffer, state['buffer'])
+        self.stats.load_state_dict(state['episodes'])
+        set_rng_state(state['rng'])
+        c = state['counters']
+        self.env_steps, self.segment = c['env_steps'], c['segment']
+        self.n_evals, self.wall_offset = c['n_evals'], c['wall_s']
+        self.last_metrics = state['last_metrics']
+        self.last_eval, self.best_eval = state['last_eval'], state['best_eval']
+        self.collector.load_state_dict(state['collector'])
+        if state['envs'] is not None:
+            set_vector_env_state(self.envs, state['envs'])
+            self.restored_envs = True
 
     def _checkpoint(self) -> Path:
         if not self.snapshots:
@@ -306,13 +364,17 @@ class Trainer:
         return path
 
     def restore(self) -> None:
-        """Load `checkpoints/latest` (no-op when there is none: the run starts fresh)."""
-        path = latest_checkpoint(self.ckpt_dir)
-        if path is None:
+        """Load `checkpoints/latest` (no-op when there is none: the run starts fresh).
+
+        An unreadable `latest` falls back to the previous checkpoint, with a warning.
+        """
+        found = load_latest(self.ckpt_dir, lambda text: print(f'warning: {text}',
+                                                              file=sys.stderr, flush=True))
+        if found is None:
             return
-        state = load_checkpoint(path)
+        path, state = found
         check_resumable(state, self.cfg.to_dict(), path)
-        restore_run(self, state)
+        self.load_state_dict(state)
         self.resume_step = self.env_steps
 
     def _save_bundle(self) -> Path:

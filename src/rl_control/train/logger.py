@@ -141,7 +141,7 @@ def plot_learning_curve(csv_path: str | Path, png_path: str | Path,
     """
     # The Figure API with the Agg canvas, not pyplot (no backend selection, no global figure
     # manager), and fixed margins instead of tight_layout, which renders every text twice to
-    # measure it: ~0.2 s of every training run's end on this machine.
+    # measure it at the end of every training run.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     import matplotlib.ticker

@@ -20,14 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from rl_control.algos.types import Agent
 from rl_control.envs.factory import final_observations, policy_input, step_info
+from rl_control.train import finite
 from rl_control.train.episodes import EpisodeStats
 
 
 class OffPolicyCollector:
     """Holds the latest observations of the vector env between steps."""
 
-    def __init__(self, envs: Any, agent: Any, buffer: Any, normalizer: Any, algo_cfg: Any,
+    def __init__(self, envs: Any, agent: Agent, buffer: Any, normalizer: Any, algo_cfg: Any,
                  her: bool, rng: np.random.Generator, stats: EpisodeStats,
                  reward_scaler: Any = None) -> None:
         self.envs, self.agent, self.buffer, self.normalizer = envs, agent, buffer, normalizer
@@ -35,21 +37,22 @@ class OffPolicyCollector:
         self.her, self.rng, self.stats = her, rng, stats
         self.n_envs = envs.num_envs
         self.act_dim = int(np.prod(envs.single_action_space.shape))
-        self.learning_starts = int(getattr(algo_cfg, 'learning_starts', 100))
-        self.train_freq = max(1, int(getattr(algo_cfg, 'train_freq', 1)))
-        self.gradient_steps = int(getattr(algo_cfg, 'gradient_steps', 1))
-        self.batch_size = int(getattr(algo_cfg, 'batch_size', 256))
+        self.learning_starts = int(algo_cfg.learning_starts)
+        self.train_freq = max(1, int(algo_cfg.train_freq))
+        self.gradient_steps = int(algo_cfg.gradient_steps)
+        self.batch_size = int(algo_cfg.batch_size)
         self.obs: Any = None
         self.iteration = 0  # vector steps taken
 
     def reset(self, seed: int) -> None:
         """Reset every env (a fresh run, or a resume whose envs could not be snapshotted)."""
         self.obs, _ = self.envs.reset(seed=seed)
+        finite.check('observation', policy_input(self.obs))
         self.stats.restart()
         self.agent.reset_noise(None)
         if self.reward_scaler is not None:
             self.reward_scaler.reset()
-        if hasattr(self.buffer, 'end_episodes'):  # HER: episodes never span a reset
+        if self.her:  # HER stores whole episodes: none spans a reset
             self.buffer.end_episodes()
 
     def step(self, env_steps: int, cut: bool = False) -> None:
@@ -64,11 +67,15 @@ class OffPolicyCollector:
         next_obs, rew, terminated, truncated, infos = self.envs.step(actions)
         trunc_store = np.logical_or(truncated, cut)
         real_next = final_observations(next_obs, infos)
+        x_next = policy_input(real_next)
+        for what, value in (('observation', policy_input(next_obs)), ('reward', rew),
+                            ('final observation', x_next)):
+            finite.check(what, value)  # before the buffer or a normalizer sees it
         if self.her:  # the HER buffer stores the dict observations (and its info columns)
             info = {k: step_info(infos, k) for k in self.buffer.info_keys}
             self.buffer.add(self.obs, actions, rew, real_next, terminated, trunc_store, info)
         else:
-            self.buffer.add(x, actions, rew, policy_input(real_next), terminated, trunc_store)
+            self.buffer.add(x, actions, rew, x_next, terminated, trunc_store)
         if self.reward_scaler is not None:
             self.reward_scaler.update(rew, np.logical_or(terminated, trunc_store))
         done = self.stats.add(rew, terminated, truncated)
@@ -82,8 +89,7 @@ class OffPolicyCollector:
         if env_steps <= self.learning_starts or self.iteration % self.train_freq:
             return None
         n = self.gradient_steps if self.gradient_steps >= 0 else self.train_freq * self.n_envs
-        if hasattr(self.agent, 'set_progress'):
-            self.agent.set_progress(1.0 - env_steps / total_steps)
+        self.agent.set_progress(1.0 - env_steps / total_steps)
         metrics = None
         for _ in range(n):
             batch = self.buffer.sample(self.batch_size)

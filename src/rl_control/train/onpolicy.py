@@ -11,25 +11,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl_control.algos.types import Rollout
+from rl_control.algos.types import OnPolicyAgent, Rollout
 from rl_control.envs.factory import final_observations, policy_input
+from rl_control.train import finite
 from rl_control.train.episodes import EpisodeStats
 
 
 class OnPolicyCollector:
     """Collects rollouts for `agent.update(rollout)`; holds the latest observations."""
 
-    def __init__(self, envs: Any, agent: Any, normalizer: Any, reward_scaler: Any,
+    def __init__(self, envs: Any, agent: OnPolicyAgent, normalizer: Any, reward_scaler: Any,
                  algo_cfg: Any, stats: EpisodeStats) -> None:
         self.envs, self.agent, self.stats = envs, agent, stats
         self.normalizer, self.reward_scaler = normalizer, reward_scaler
         self.n_envs = envs.num_envs
-        self.n_steps = int(getattr(algo_cfg, 'n_steps', 5))
+        self.n_steps = int(algo_cfg.n_steps)
         self.obs: Any = None
 
     def reset(self, seed: int) -> None:
         """Reset every env (a fresh run, or a resume whose envs could not be snapshotted)."""
         self.obs, _ = self.envs.reset(seed=seed)
+        finite.check('observation', policy_input(self.obs))
         self.stats.restart()
         if self.reward_scaler is not None:  # VecNormalize.reset: running returns restart
             self.reward_scaler.reset()
@@ -42,16 +44,20 @@ class OnPolicyCollector:
     def collect(self) -> Rollout:
         """n_steps vector steps with the current policy."""
         xs, acts, rews, terms, truncs, vals, tvals = [], [], [], [], [], [], []
-        for _ in range(self.n_steps):
+        for k in range(self.n_steps):
             if self.normalizer is not None:
                 self.normalizer.update(policy_input(self.obs))
             x = self._input(self.obs)
             act, act_env, value = self.agent.act_with_value(x)
             next_obs, rew, terminated, truncated, infos = self.envs.step(act_env)
+            finite.check('observation', policy_input(next_obs), (k + 1) * self.n_envs)
+            finite.check('reward', rew, (k + 1) * self.n_envs)
             self.stats.add(rew, terminated, truncated)
             tval = np.zeros(self.n_envs, np.float32)
             if np.any(truncated):
-                xf = self._input(final_observations(next_obs, infos))
+                final = policy_input(final_observations(next_obs, infos))
+                finite.check('final observation', final, (k + 1) * self.n_envs)
+                xf = self._input(final)
                 tval = np.where(truncated, self.agent.value(xf), 0.0).astype(np.float32)
             r = np.asarray(rew, np.float32)
             if self.reward_scaler is not None:

@@ -4,29 +4,59 @@ Every file is written to a temporary file in the same directory, fsynced, then `
 over the target (atomic on POSIX), and the directory is fsynced: a crash or SIGKILL mid-save
 leaves at worst a stray `*.tmp` file and the previous checkpoint intact, never a torn one.
 
-Checkpoints are our own files (torch.save, loaded with weights_only=False): they hold optimizer
-states, RNG states and the replay buffer. Policy bundles, which people exchange, never need
-unpickling (see bundle.py).
+Loading never executes code from the file: a checkpoint is read with
+`torch.load(weights_only=True)` (torch/serialization.py, `_weights_only_unpickler`), which builds
+only tensors, plain Python containers and numbers, and the numpy arrays, scalars and dtypes
+allowed here (`SAFE_GLOBALS`); env snapshots are plain data (envs/snapshot.py). The `latest`
+pointer must name a checkpoint file in the same folder. A `latest` that cannot be read (a torn
+copy, a full disk) falls back to the previous checkpoint with a warning.
+
+A run directory is locked while a run writes it (`RunLock`: an flock on `<out>/.lock`, released
+by the kernel when the process dies, so a lock left by a dead process is taken over): two runs
+on one `--out` would race on the progress file and prune each other's checkpoints.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 import io
+import os
 from pathlib import Path
 import random
+import re
 from typing import Any
 
 import numpy as np
 import torch
 
-# Re-exported: the atomic writers live in the torch-free core/atomic.py (serving path).
+# Re-exported: the atomic writers live in the torch-free bundle/atomic.py (serving path).
 from rl_control.bundle.atomic import atomic_write_bytes, atomic_write_text
 
-__all__ = ['CHECKPOINT_FORMAT', 'LATEST', 'ResumeError', 'atomic_write_bytes',
-           'atomic_write_text', 'check_resumable', 'latest_checkpoint', 'load_checkpoint',
-           'load_object_state', 'object_state', 'rng_state', 'save_checkpoint', 'set_rng_state']
+__all__ = ['CHECKPOINT_FORMAT', 'LATEST', 'ResumeError', 'RunLock', 'RunLockError',
+           'atomic_write_bytes', 'atomic_write_text', 'check_resumable', 'latest_checkpoint',
+           'load_checkpoint', 'load_latest', 'load_object_state', 'object_state', 'rng_state',
+           'save_checkpoint', 'set_rng_state']
 
 LATEST = 'latest'
 _PREFIX = 'ckpt_'
+_NAME = re.compile(r'ckpt_\d+\.pt')
+
+
+def _safe_globals() -> list[Any]:
+    """The numpy globals a checkpoint may name: arrays, scalars and dtypes, nothing callable else.
+
+    Listed under the module names numpy 1.x and 2.x pickle them with (`numpy.core` became
+    `numpy._core`).
+    """
+    core = getattr(np, '_core', None) or np.core
+    rec, scalar = core.multiarray._reconstruct, core.multiarray.scalar
+    out: list[Any] = [np.ndarray, np.dtype]
+    for mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        out += [(rec, f'{mod}._reconstruct'), (scalar, f'{mod}.scalar')]
+    out += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith('DType')]
+    return out
+
+
+SAFE_GLOBALS = _safe_globals()
 
 
 def rng_state() -> dict[str, Any]:
@@ -65,27 +95,71 @@ def save_checkpoint(ckpt_dir: str | Path, step: int, state: dict[str, Any],
 
 
 def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
-    """The checkpoint `latest` names, or (pointer missing) the newest complete file, or None."""
+    """The checkpoint `latest` names, or (pointer missing) the newest complete file, or None.
+
+    The pointer must name a `ckpt_<step>.pt` file in `ckpt_dir` (no path: a pointer to
+    anywhere else is refused, not followed).
+    """
     ckpt_dir = Path(ckpt_dir)
     pointer = ckpt_dir / LATEST
     if pointer.is_file():
-        candidate = ckpt_dir / pointer.read_text().strip()
+        name = pointer.read_text().strip()
+        if not _NAME.fullmatch(name):
+            raise ResumeError(f'{pointer}: names {name!r}, not a checkpoint file in '
+                              f'{ckpt_dir} (ckpt_<step>.pt)')
+        candidate = ckpt_dir / name
         if candidate.is_file():
             return candidate
-    found = sorted(ckpt_dir.glob(f'{_PREFIX}*.pt'))
+    found = _checkpoints(ckpt_dir)
     return found[-1] if found else None
 
 
+def _checkpoints(ckpt_dir: Path) -> list[Path]:
+    return sorted(p for p in ckpt_dir.glob(f'{_PREFIX}*.pt') if _NAME.fullmatch(p.name))
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint written by `save_checkpoint` (our own file: full unpickling)."""
-    return torch.load(path, map_location='cpu', weights_only=False)
+    """Load a checkpoint written by `save_checkpoint`; nothing in it is executed."""
+    with torch.serialization.safe_globals(SAFE_GLOBALS):
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    if not isinstance(state, dict):
+        raise ResumeError(f'{path}: not an rl_control checkpoint (a {type(state).__name__})')
+    return state
+
+
+def load_latest(ckpt_dir: str | Path, warn: Callable[[str], None]
+                ) -> tuple[Path, dict[str, Any]] | None:
+    """(path, state) of `latest`, or of the newest older checkpoint that loads; None: none.
+
+    An unreadable `latest` (torn, truncated, not a checkpoint) is reported through `warn` and
+    the previous checkpoint is used; when none loads, a ResumeError names the first failure.
+    """
+    first = latest_checkpoint(ckpt_dir)
+    if first is None:
+        return None
+    older = [p for p in reversed(_checkpoints(Path(ckpt_dir))) if p.name < first.name]
+    failure = ''
+    for path in [first, *older]:
+        try:
+            state = load_checkpoint(path)
+        except Exception as exc:  # noqa: BLE001 - torch/zip/pickle raise anything on a bad file
+            why = f'{path}: unreadable checkpoint ({type(exc).__name__}: ' \
+                  f'{" ".join(str(exc).split())[:200]})'
+            failure = failure or why
+            warn(f'{why}; trying the previous one')
+            continue
+        if path != first:
+            warn(f'resuming from {path} instead of {first}')
+        return path, state
+    raise ResumeError(f'{failure}, and no older checkpoint loads')
 
 
 CHECKPOINT_FORMAT = 'rl_control.checkpoint/2'
 
-# What must not change between a checkpoint and the config that resumes it: the task and the
-# learner. total_steps, eval settings and checkpoint cadence may change.
-MUST_MATCH = ('env', 'algo', 'n_envs', 'env_kwargs', 'time_limit', 'normalize_obs',
+# What must not change between a checkpoint and the config that resumes it: the task, the
+# learner and the seed (a run records its seed; another seed would be recorded for a run it did
+# not start). total_steps, eval settings and checkpoint cadence may change.
+MUST_MATCH = ('env', 'algo', 'seed', 'n_envs', 'env_kwargs', 'time_limit', 'normalize_obs',
               'normalize_reward', 'her', 'algo_kwargs')
 
 
@@ -130,46 +204,41 @@ def load_object_state(obj: Any, state: Any) -> None:
         vars(obj).update(state)
 
 
-def run_state(run: Any) -> dict[str, Any]:
-    """A checkpoint's content for a `learn.Trainer` (see learn.py: "Exact resume")."""
-    from rl_control.envs.snapshot import vector_env_state
-
-    keep_buffer = run.buffer is not None and run.cfg.save_replay_buffer
-    return {
-        'format': CHECKPOINT_FORMAT,
-        'config': run.cfg.to_dict(),
-        'agent': run.agent.state_dict(),
-        'normalizer': object_state(run.normalizer),
-        'reward_scaler': object_state(run.reward_scaler),
-        'buffer': object_state(run.buffer) if keep_buffer else None,
-        'collector': run.collector.state_dict(),
-        'envs': vector_env_state(run.envs) if run.snapshots else None,
-        'episodes': run.stats.state_dict(),
-        'rng': rng_state(),
-        'counters': {'env_steps': run.env_steps, 'segment': run.segment,
-                     'n_evals': run.n_evals, 'wall_s': run.wall_s()},
-        'last_metrics': dict(run.last_metrics),
-        'last_eval': run.last_eval, 'best_eval': run.best_eval,
-    }
+class RunLockError(ValueError):
+    """Another live process is writing the run directory; the message names it."""
 
 
-def restore_run(run: Any, state: dict[str, Any]) -> None:
-    """Inverse of `run_state` on a freshly built Trainer of the same config."""
-    from rl_control.envs.snapshot import set_vector_env_state
+class RunLock:
+    """An exclusive lock on a run directory for as long as a run writes it (module docstring).
 
-    run.agent.load_state_dict(state['agent'])
-    load_object_state(run.normalizer, state['normalizer'])
-    load_object_state(run.reward_scaler, state['reward_scaler'])
-    if run.buffer is not None and state['buffer'] is not None:
-        load_object_state(run.buffer, state['buffer'])
-    run.stats.load_state_dict(state['episodes'])
-    set_rng_state(state['rng'])
-    c = state['counters']
-    run.env_steps, run.segment = c['env_steps'], c['segment']
-    run.n_evals, run.wall_offset = c['n_evals'], c['wall_s']
-    run.last_metrics = state['last_metrics']
-    run.last_eval, run.best_eval = state['last_eval'], state['best_eval']
-    run.collector.load_state_dict(state['collector'])
-    if state['envs'] is not None:
-        set_vector_env_state(run.envs, state['envs'])
-        run.restored_envs = True
+    `fcntl.flock` on `<out>/.lock`, which holds the owner's pid for the message: the kernel
+    drops the lock when its process dies, so a lock file left by a dead process is simply
+    locked again.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / '.lock'
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 64).decode(errors='replace').strip() or '?'
+            os.close(fd)
+            raise RunLockError(f'{self.path.parent}: another run (pid {owner}) is writing this '
+                               f'run directory (lock {self.path}); wait for it or use another '
+                               '--out') from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f'{os.getpid()}\n'.encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock; the file stays (harmless, reused)
+            self._fd = None

@@ -25,20 +25,31 @@ import numpy as np
 from rl_control.train import aggregate
 from rl_control.train.cluster import cpus_per_run, ray_session, require
 from rl_control.train.config import TrainConfig
+from rl_control.train.signals import stop_file_on_signals
 
 _CURVE_REPS = 2000  # bootstrap resamples per point of the plotted band (the headline: 50,000)
 
 
-def _run_one(cfg: TrainConfig, run_dir: str, command: str) -> dict[str, Any]:
-    """One seed (runs in a Ray worker); what the report needs, history included."""
-    from rl_control.train.learn import train
+def _run_one(cfg: TrainConfig, run_dir: str, command: str, stop_file: str) -> dict[str, Any]:
+    """One seed (runs in a Ray worker); what the report needs, history included.
+
+    The driver's SIGINT/SIGTERM reaches the run through `stop_file` (signals.py).
+    """
+    from rl_control.train.learn import TrainControl, train
+    from rl_control.train.signals import watch_stop_file
 
     t0 = time.perf_counter()
-    result = train(cfg, run_dir, progress=False, command=command)
+    control = TrainControl()
+    unwatch = watch_stop_file(stop_file, control)
+    try:
+        result = train(cfg, run_dir, progress=False, command=command, control=control)
+    finally:
+        unwatch()
     last = result.last_eval or {}
     return {'seed': cfg.seed, 'run_dir': run_dir, 'final_return': last.get('eval_mean_return'),
             'success_rate': last.get('success_rate'), 'steps': result.steps,
             'wall_s': time.perf_counter() - t0, 'reached_target': result.reached_target,
+            'stopped_by': result.signal,
             'history': [{'step': r['step'], 'eval_mean_return': r['eval_mean_return'],
                          'success_rate': r.get('success_rate')} for r in result.history]}
 
@@ -53,12 +64,14 @@ def run_seeds(cfg: TrainConfig, seeds: list[int], out: str | Path, address: str 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
-    with ray_session(address, cpus) as ray:
+    with ray_session(address, cpus) as ray, stop_file_on_signals(out, say) as stop:
         task = ray.remote(num_cpus=cpus_per_run(cfg))(_run_one)
         pending = {task.remote(dataclasses.replace(cfg, seed=s), str(out / f'seed_{s}'),
-                               f'{command}  # seed {s}'): s for s in seeds}
+                               f'{command}  # seed {s}', str(stop)): s for s in seeds}
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)  # signals run between
+            if not done:
+                continue
             seed = pending.pop(done[0])
             try:
                 run = ray.get(done[0])
@@ -68,10 +81,12 @@ def run_seeds(cfg: TrainConfig, seeds: list[int], out: str | Path, address: str 
                        'error': f'{type(cause).__name__}: {" ".join(str(cause).split())}'}
                 say(f'seed {seed}: error: {run["error"]}')
             else:
-                sr = run['success_rate']
-                say(f'seed {seed}: final eval return {run["final_return"]:.2f}'
+                sr, ret = run['success_rate'], run['final_return']
+                say(f'seed {seed}: final eval return '
+                    + ('none' if ret is None else f'{ret:.2f}')
                     + ('' if sr is None else f', success {sr:.2f}')
-                    + f' after {run["steps"]} steps in {run["wall_s"]:.0f} s')
+                    + f' after {run["steps"]} steps in {run["wall_s"]:.0f} s'
+                    + (f' (stopped by {run["stopped_by"]})' if run['stopped_by'] else ''))
             runs.append(run)
     runs.sort(key=lambda r: seeds.index(r['seed']))
     report = aggregate_runs(runs, cfg)

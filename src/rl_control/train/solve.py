@@ -98,7 +98,7 @@ class SolveTracker(Callback):
         t0 = time.perf_counter()
         if self._evaluator is None:
             self._evaluator = Evaluator(self.cfg.env, self.episodes, self.cfg.env_kwargs,
-                                        self.cfg.time_limit)
+                                        self.cfg.eval.episode_steps(self.cfg.time_limit))
         seed = (self.cfg.seed + _CONFIRM_SEED_OFFSET
                 + self.result.candidates * self.episodes)
         mean = self._evaluator.run(self.run.act, seed).mean_return

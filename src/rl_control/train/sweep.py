@@ -69,9 +69,10 @@ from rl_control.train.config import (
     load_config,
 )
 from rl_control.train.control import Callback
+from rl_control.train.signals import STOP_FILE, stop_file_on_signals, watch_stop_file
 from rl_control.train.solve import DEFAULT_BUDGET_S, SolveTracker, run_to_solve
 from rl_control.train.space import Param, apply_values, base_point, load_space
-from rl_control.train.sweep_report import plot_sweep
+from rl_control.train.sweep_report import cell, metric_label, plot_sweep
 
 # ASHA: progress is measured in seeds (seed index + fraction of total_steps).
 ASHA_GRACE = 0.25
@@ -166,6 +167,9 @@ def _trial(config: dict[str, Any], spec: _TrialSpec) -> None:
     name = Path(tune.get_context().get_trial_dir()).name  # trial_007 (_trial_dirname)
     index = int(name.rsplit('_', 1)[-1])
     root = Path(spec.out) / name
+    stop = Path(spec.out) / STOP_FILE
+    if stop.exists():
+        return  # the sweep was interrupted (signals.py): start nothing new
     values = {p.key: p.decode(config[p.key]) for p in spec.params}
     k = len(spec.seeds)
     try:
@@ -176,17 +180,20 @@ def _trial(config: dict[str, Any], spec: _TrialSpec) -> None:
             run_dir = root if k == 1 else root / f'seed_{seed}'
             done = _train_seed(spec, state, i, dataclasses.replace(cfg, seed=seed), run_dir)
             state.done.append(done)
-            status = 'running'
-            if i == k - 1:
-                status = 'done'
-                if spec.target is not None:
-                    solved = sum(d['solved'] for d in state.done)
-                    status = 'solved' if solved == k else 'unsolved'
+            status = 'running' if i < k - 1 else 'done'
+            if i < k - 1 and stop.exists():  # interrupted: the other seeds never start
+                status = 'stopped'
+            elif status == 'done' and spec.target is not None:
+                solved = sum(d['solved'] for d in state.done)
+                status = 'solved' if solved == k else 'unsolved'
+            if status != 'running':
                 summary = {'trial': index, 'status': status, 'metric': state.metric(),
                            'values': values, 'seeds': state.done, 'run_dir': str(root)}
                 (root / 'trial.json').write_text(json.dumps(summary, indent=1))
             state.report(float(i + 1), done['final_return'], False, status, done['steps'],
                          root)
+            if status == 'stopped':
+                break
     except Exception as exc:
         root.mkdir(parents=True, exist_ok=True)
         (root / 'error.txt').write_text(one_line(exc) + '\n\n' + traceback.format_exc())
@@ -195,17 +202,23 @@ def _trial(config: dict[str, Any], spec: _TrialSpec) -> None:
 
 def _train_seed(spec: _TrialSpec, state: _TrialState, i: int, cfg: TrainConfig,
                 run_dir: Path) -> dict[str, Any]:
-    from rl_control.train.learn import train
+    from rl_control.train.learn import TrainControl, train
 
     command = f'{spec.command}  # trial {state.index}, seed {cfg.seed}'
-    if spec.target is None:
-        result = train(cfg, run_dir, progress=False, command=command,
-                       callbacks=[_Reporter(state, i, run_dir, None)])
-        return {'seed': cfg.seed, 'run_dir': str(run_dir), 'steps': result.steps,
-                'final_return': (result.last_eval or {}).get('eval_mean_return')}
-    tracker = SolveTracker(cfg, spec.target, spec.budget_s)
-    result, solve = run_to_solve(cfg, run_dir, spec.budget_s, command=command, tracker=tracker,
-                                 callbacks=[_Reporter(state, i, run_dir, tracker)])
+    control = TrainControl()  # the driver's SIGINT/SIGTERM arrives through the stop file
+    unwatch = watch_stop_file(Path(spec.out) / STOP_FILE, control)
+    try:
+        if spec.target is None:
+            result = train(cfg, run_dir, progress=False, command=command, control=control,
+                           callbacks=[_Reporter(state, i, run_dir, None)])
+            return {'seed': cfg.seed, 'run_dir': str(run_dir), 'steps': result.steps,
+                    'final_return': (result.last_eval or {}).get('eval_mean_return')}
+        tracker = SolveTracker(cfg, spec.target, spec.budget_s)
+        result, solve = run_to_solve(cfg, run_dir, spec.budget_s, command=command,
+                                     tracker=tracker, control=control,
+                                     callbacks=[_Reporter(state, i, run_dir, tracker)])
+    finally:
+        unwatch()
     return {'seed': cfg.seed, 'run_dir': str(run_dir), 'steps': result.steps,
             'final_return': (result.last_eval or {}).get('eval_mean_return'),
             'solved': solve.solved, 'time_s': solve.time_s, 'solve': solve.to_dict()}
@@ -278,7 +291,7 @@ def run_sweep(config: str | Path, space: str | Path, trials: int, out: str | Pat
     spec = _TrialSpec(base_raw, str(config), params,
                       [base.seed + i for i in range(seeds_per_trial)], float(budget_s),
                       str(out), command, target)
-    with ray_session(address, cpus):
+    with ray_session(address, cpus), stop_file_on_signals(out, say):
         grid = _fit(spec, trials, mode, todo, early_stop, search_seed, cpus_per_run(base))
         rows = _rows(grid, spec)
     return _write_outputs(rows, spec, mode, out, trials, command)
@@ -296,6 +309,8 @@ def _fit(spec: _TrialSpec, trials: int, mode: str, points: list[dict[str, Any]],
 
     # The legacy reporter prints nothing at verbose=0 (the new one still prints a banner).
     os.environ.setdefault('RAY_AIR_NEW_OUTPUT', '0')
+    # SIGINT stops each trial's run cleanly (run_sweep's stop file), not Tune's trial kill.
+    os.environ['TUNE_DISABLE_SIGINT_HANDLER'] = '1'
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = OptunaSearch(metric='metric', mode=mode, seed=search_seed,
                             points_to_evaluate=points or None)
@@ -356,7 +371,7 @@ def _write_outputs(rows: list[dict[str, Any]], spec: _TrialSpec, mode: str, out:
     writer = csv.DictWriter(buf, fieldnames=columns)
     writer.writeheader()
     for r in rows:
-        writer.writerow({c: _cell(r.get(c)) for c in columns})
+        writer.writerow({c: cell(r.get(c)) for c in columns})
     results_csv = out / 'results.csv'
     results_csv.write_text(buf.getvalue())
     ranked = [r for r in rows if r['status'] != 'error' and r['metric'] is not None]
@@ -365,25 +380,8 @@ def _write_outputs(rows: list[dict[str, Any]], spec: _TrialSpec, mode: str, out:
         sign = 1.0 if mode == 'min' else -1.0
         best = min(ranked, key=lambda r: (sign * r['metric'], r['trial']))
     best_config = _write_best_config(best, spec, mode, out, trials, command) if best else None
-    plot = plot_sweep(rows, spec.params, mode, out / 'sweep.png', best, _metric_label(spec))
+    plot = plot_sweep(rows, spec.params, mode, out / 'sweep.png', best, metric_label(spec))
     return SweepResult(rows, best, out, results_csv, plot, best_config, mode, spec.params)
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ''
-    if isinstance(value, float):
-        return f'{value:.6g}'
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value)
-    return value
-
-
-def _metric_label(spec: _TrialSpec) -> str:
-    if spec.target is None:
-        return f'final eval return (mean of {len(spec.seeds)} seed(s))'
-    return (f'time to solve, s (return >= {spec.target:g} confirmed; mean of '
-            f'{len(spec.seeds)} seed(s); unsolved = {spec.budget_s:g} s)')
 
 
 def _write_best_config(best: dict[str, Any], spec: _TrialSpec, mode: str, out: Path,
@@ -391,7 +389,7 @@ def _write_best_config(best: dict[str, Any], spec: _TrialSpec, mode: str, out: P
     values = {p.key: best[p.key] for p in spec.params}
     raw = apply_values(spec.base_raw, values, spec.source)
     header = [f'# Best of {trials} trials of: {command}',
-              f'# trial {best["trial"]} ({best["status"]}): {_metric_label(spec)} = '
+              f'# trial {best["trial"]} ({best["status"]}): {metric_label(spec)} = '
               f'{best["metric"]:.6g} on seeds {", ".join(map(str, spec.seeds))}',
               f'# base config: {spec.source}; searched: '
               + ', '.join(f'{k}={json.dumps(v)}' for k, v in values.items())]

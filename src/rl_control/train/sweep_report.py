@@ -100,3 +100,22 @@ def _short(value: Any) -> str:
     if isinstance(value, float):
         return f'{value:.4g}'
     return json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def cell(value: Any) -> Any:
+    """A results.csv cell: '' for None, 6 significant digits, JSON for containers."""
+    if value is None:
+        return ''
+    if isinstance(value, float):
+        return f'{value:.6g}'
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return value
+
+
+def metric_label(spec: Any) -> str:
+    """What the sweep's metric is, for the plot and best_config.yaml."""
+    if spec.target is None:
+        return f'final eval return (mean of {len(spec.seeds)} seed(s))'
+    return (f'time to solve, s (return >= {spec.target:g} confirmed; mean of '
+            f'{len(spec.seeds)} seed(s); unsolved = {spec.budget_s:g} s)')

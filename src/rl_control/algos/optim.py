@@ -1,7 +1,4 @@
-"""Adam for the agents: one fused kernel per parameter group, plus learning-rate schedules.
-
-Kept apart from networks.py (which re-exports these names): the optimizer is not a network.
-"""
+"""The optimizer and learning-rate schedules of the algorithms (torch only)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,19 +7,16 @@ from typing import Any
 
 import torch
 
-__all__ = ['ForeachAdam', 'scheduled_lr', 'set_progress_lrs']
-
 
 class ForeachAdam:
     """Adam (Kingma & Ba, 2015): one fused kernel per param group (`torch._fused_adam_`).
 
     The same kernel as torch.optim.Adam(fused=True) (bit-identical results, see the tests; it
     agrees with torch's for-loop and foreach Adam to rounding), without torch.optim's per-step
-    Python machinery, and without importing torch._dynamo, which torch.optim does on first use:
-    about 2 s of process start-up on this machine, paid by every training run. One fused call
-    instead of seven `torch._foreach_*` calls matters on a CPU, where foreach ops loop over the
-    tensors and wrap every scalar of a scalar list in a tensor: an Adam step on a 64x64 critic
-    was ~125 ATen ops, now a handful (measured in the commit that made this change).
+    Python machinery, and without importing torch._dynamo, which torch.optim does on first use
+    (seconds of process start-up, paid by every training run). One fused call instead of seven
+    `torch._foreach_*` calls matters on a CPU, where foreach ops loop over the tensors and wrap
+    every scalar of a scalar list in a tensor (bench/README.md has the figures).
     Groups whose tensors are not all on one device with one dtype take the `torch._foreach_*`
     path (the arithmetic of torch's foreach Adam). One instance per network (as SB3: actor,
     critic, entropy coefficient). Parameters whose grad is None are skipped and keep their own

@@ -1,56 +1,51 @@
-"""A raw MuJoCo Panda behind a ros2_control-like interface (no gymnasium, no ROS).
+"""A raw MuJoCo arm behind a ros2_control-like interface (no gymnasium, no ROS).
 
-Why a separate layer: the training env and the `sim_robot` ROS node drive the very same
+Why a separate layer: the training envs and the `sim_robot` ROS node drive the very same
 simulator, the first by calling `step` directly, the second from topic callbacks. The interface
-is what a real Panda under ros2_control offers: a joint state (names, positions, velocities,
-efforts, finger joints included) and a joint velocity (or effort) command.
+is what a real arm under ros2_control offers: a joint state (names, positions, velocities,
+efforts, finger joints included) and a joint velocity (or effort) command. The model is the
+robot profile's MJCF (`RobotProfile.mjcf`): its first `dof` joints are the arm's, in profile
+order, each with a velocity actuator, gravity compensated (robots/assets/panda.xml says how).
 """
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import mujoco
 import numpy as np
 
-from rl_control.robots.kinematics import PANDA
-
-MODEL_FILE = 'panda.xml'
+from rl_control.robots.robot import RobotProfile
 
 
-def model_path() -> str:
-    """Path of the packaged MJCF (built from this package's files; nothing is downloaded)."""
-    return str(resources.files('rl_control.robots') / 'assets' / MODEL_FILE)
-
-
-class MujocoPanda:
-    """The Panda arm in MuJoCo with a joint velocity (default) or joint effort interface.
+class MujocoArm:
+    """A profile's arm in MuJoCo with a joint velocity (default) or joint effort interface.
 
     Velocity mode: each joint's actuator applies kv * (command - qvel) with gravity compensated,
     much like the Panda's internal velocity controller; the command is clamped at the velocity
     limits, the torque is not (see assets/panda.xml for why), so reported efforts can exceed
     the effort limits during abrupt command changes.
     Effort mode: the command is the joint torque on top of gravity compensation (as
-    franka_ros2's effort interface). The fingers are rigid; their joints are reported at a
-    fixed width so `/joint_states` looks like a real Panda's.
+    franka_ros2's effort interface). The fingers are rigid; their joints are reported open
+    (`RobotProfile.finger_position`) so `/joint_states` looks like a real arm's.
     """
 
-    joint_names: tuple[str, ...] = PANDA.all_joint_names
-    arm_joint_names: tuple[str, ...] = PANDA.arm_joint_names
-
-    def __init__(self, finger_width: float = 0.04, timestep: float | None = None) -> None:
-        """Load the packaged model; `timestep` [s] overrides its 10 ms physics step.
+    def __init__(self, profile: RobotProfile, timestep: float | None = None) -> None:
+        """Load the profile's model; `timestep` [s] overrides the model's physics step.
 
         Training steps 40 ms at a time, so 10 ms (4 substeps) is plenty; a node that advances
         the physics in smaller ticks (e.g. 1 ms) must pass a timestep that divides its tick.
         """
-        self.model = mujoco.MjModel.from_xml_path(model_path())
+        if profile.mjcf is None:
+            raise ValueError(f'the {profile.name} profile has no MuJoCo model (mjcf)')
+        self.profile, self.n = profile, profile.dof
+        self.joint_names = profile.all_joint_names
+        self.arm_joint_names = profile.joint_names
+        self.model = mujoco.MjModel.from_xml_path(str(profile.mjcf))
         if timestep is not None:
             if not timestep > 0:
                 raise ValueError(f'timestep must be positive, got {timestep}')
             self.model.opt.timestep = timestep
         self.data = mujoco.MjData(self.model)
-        self.finger_width = float(finger_width)
         self._velocity_gain = self.model.actuator_gainprm[:, 0].copy()  # kv per actuator
         self._ee_site = self.model.site('ee').id
         self.mode = 'velocity'
@@ -69,7 +64,7 @@ class MujocoPanda:
     def reset(self, q: np.ndarray | None = None, qd: np.ndarray | None = None) -> None:
         """Put the arm at `q` (default: home) with velocity `qd` (default 0), command zero."""
         mujoco.mj_resetData(self.model, self.data)
-        self.data.qpos[:] = PANDA.home if q is None else q
+        self.data.qpos[:self.n] = self.profile.home if q is None else q
         if qd is not None:
             self.data.qvel[:] = qd
         mujoco.mj_kinematics(self.model, self.data)
@@ -80,11 +75,12 @@ class MujocoPanda:
         if mode == 'velocity':
             m.actuator_gainprm[:, 0] = self._velocity_gain
             m.actuator_biasprm[:, 2] = -self._velocity_gain
-            m.actuator_ctrlrange[:] = np.stack([-PANDA.limits.qd_max, PANDA.limits.qd_max], 1)
+            qd_max = self.profile.qd_max
+            m.actuator_ctrlrange[:] = np.stack([-qd_max, qd_max], 1)
         elif mode == 'effort':
             m.actuator_gainprm[:, 0] = 1.0
             m.actuator_biasprm[:, 2] = 0.0
-            eff = PANDA.limits.effort_max
+            eff = self.profile.tau_max
             m.actuator_ctrlrange[:] = np.stack([-eff, eff], 1)
         else:
             raise ValueError(f"control mode must be 'velocity' or 'effort', got {mode!r}")
@@ -92,13 +88,13 @@ class MujocoPanda:
         self.data.ctrl[:] = 0.0
 
     def set_joint_velocity_command(self, qd_cmd: np.ndarray) -> None:
-        """Joint velocity command for the 7 arm joints [rad/s], clamped at the velocity limits."""
+        """Joint velocity command of the arm joints [rad/s], clamped at the velocity limits."""
         if self.mode != 'velocity':
             raise RuntimeError('velocity command while in effort mode; call set_control_mode')
         self.data.ctrl[:] = qd_cmd    # MuJoCo clamps ctrl to ctrlrange (the velocity limits)
 
     def set_joint_effort_command(self, tau: np.ndarray) -> None:
-        """Joint torque command for the 7 arm joints [Nm], clamped at the effort limits."""
+        """Joint torque command of the arm joints [Nm], clamped at the effort limits."""
         if self.mode != 'effort':
             raise RuntimeError('effort command while in velocity mode; call set_control_mode')
         self.data.ctrl[:] = tau
@@ -113,7 +109,7 @@ class MujocoPanda:
         n = int(round(duration / dt))
         if n < 1 or abs(n * dt - duration) > 1e-6 * dt:
             raise ValueError(f'step duration {duration} s is not a whole multiple of the '
-                             f'{dt} s physics timestep (see MujocoPanda(timestep=...))')
+                             f'{dt} s physics timestep (see MujocoArm(timestep=...))')
         mujoco.mj_step(self.model, self.data, nstep=n)
 
     step_physics = step
@@ -133,18 +129,18 @@ class MujocoPanda:
         mujoco.mj_setState(self.model, self.data, np.asarray(state['state']), self._STATE)
 
     def arm_state(self) -> tuple[np.ndarray, np.ndarray]:
-        """Arm joint positions and velocities (copies), shape (7,) each: the cheap path."""
-        return self.data.qpos.copy(), self.data.qvel.copy()
+        """Arm joint positions and velocities (copies), shape (dof,) each: the cheap path."""
+        return self.data.qpos[:self.n].copy(), self.data.qvel[:self.n].copy()
 
     def joint_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
-        """(names, positions, velocities, efforts) for 7 arm + 2 finger joints, like /joint_states.
+        """(names, positions, velocities, efforts) of the arm and finger joints, as /joint_states.
 
         Efforts are the actuator torques (gravity compensation excluded).
         """
-        half = 0.5 * self.finger_width
-        q = np.concatenate([self.data.qpos, (half, half)])
-        qd = np.concatenate([self.data.qvel, (0.0, 0.0)])
-        tau = np.concatenate([self.data.actuator_force, (0.0, 0.0)])
+        k = len(self.profile.finger_joint_names)
+        q = np.concatenate([self.data.qpos[:self.n], np.full(k, self.profile.finger_position)])
+        qd = np.concatenate([self.data.qvel[:self.n], np.zeros(k)])
+        tau = np.concatenate([self.data.actuator_force[:self.n], np.zeros(k)])
         return self.joint_names, q, qd, tau
 
     def ee_position(self) -> np.ndarray:
