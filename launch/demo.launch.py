@@ -37,6 +37,10 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 
 from rl_control.ros.launch_args import robot_choices, truthy
 
+# The server's ramp-in (config/policy_server*.yaml ramp_in_s: 0.5 s) and a margin for its
+# first commands to come.
+DEMO_WARMUP_S = 1.0
+
 
 def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, str]]:
     """Launch arguments for (sim.launch.py, serve.launch.py), consistently wired."""
@@ -61,6 +65,9 @@ def demo_arguments(context: LaunchContext) -> tuple[dict[str, str], dict[str, st
         'goals_file': os.path.join(os.path.dirname(here), 'config', 'reach_goals.yaml'),
         'episodes': cfg.get('episodes', ''),
         'shutdown_on_exit': 'true',  # sim_robot exits after `episodes`: the demo is over
+        # the server activates on its own: the episode its ramp-in overlaps restarts without a
+        # result, as `rl-control demo` does (its ~/reset_episode once the ramp-in is over)
+        'warmup_s': str(DEMO_WARMUP_S),
     }
     serve = {
         **common,

@@ -50,6 +50,7 @@ _OVERRIDES = {
     'goal_topic': ('goal_topic', str),
     'goals_file': ('goals_file', str),
     'episodes': ('episodes', int),
+    'warmup_s': ('warmup_s', float),
     'seed': ('seed', int),
 }
 
@@ -144,6 +145,10 @@ def generate_launch_description() -> LaunchDescription:
             'clock_topic', default_value='',
             description="Lockstep: publish the clock here instead of /clock (e.g. /ns/clock, "
                         "as `rl-control demo --namespace` does) ('' = /clock)."),
+        DeclareLaunchArgument(
+            'warmup_s', default_value='',
+            description="Episodes count from this long after the first command ('' = "
+                        'params_file value; 0 = from the start).'),
         DeclareLaunchArgument(
             'shutdown_on_exit', default_value='false', choices=['true', 'false'],
             description='End the whole launch when sim_robot exits (after `episodes`).'),

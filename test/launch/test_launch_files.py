@@ -223,6 +223,14 @@ def test_train_parameters() -> None:
          'resume': False, 'use_sim_time': False}]
 
 
+def server_ramp_in() -> float:
+    import yaml
+
+    return max(next(iter(yaml.safe_load((REPO / 'config' / name).read_text()).values()))
+               ['ros__parameters']['ramp_in_s']
+               for name in ('policy_server.yaml', 'policy_server_fr3.yaml'))
+
+
 def test_demo_wires_both_nodes_into_one_namespace() -> None:
     """No topic names are passed: both nodes' defaults are relative and agree."""
     import dataclasses
@@ -239,6 +247,8 @@ def test_demo_wires_both_nodes_into_one_namespace() -> None:
     assert sim['command_type'] == serve['command_type'] == 'trajectory'
     assert sim['fidelity'] == 'franka' and sim['goals_file'].endswith('reach_goals.yaml')
     assert serve['trigger'] == 'state' and serve['autostart'] == 'true'
+    # the server activates on its own: sim_robot counts episodes only after its ramp-in
+    assert float(sim['warmup_s']) >= server_ramp_in() + 0.25
     assert not {'joint_state_topic', 'command_topic', 'goal_topic'} & (set(sim) | set(serve))
     defaults = {f.name: f.default for f in dataclasses.fields(SimParams)}
     server = next(iter(yaml.safe_load((REPO / 'config' / 'policy_server_fr3.yaml')

@@ -119,6 +119,7 @@ def test_reflex_brakes_and_waits_then_recovery_reanchors_on_the_measured_state()
     t, _q, _qd = feed(loop, arm)
     out = loop.tick(t, t)
     assert out.reason == ROBOT_ERROR and out.plan.braking  # a brake, not a new target
+    assert out.trajectory is None  # not sent: it could reach the controller after recovery
     assert loop.values(t)['robot_error'] == 'reflex: joint_reflex'
     arm.reset(FR3.home + 0.1)  # the robot stopped elsewhere than the plan
     anchors = loop.reanchors

@@ -47,9 +47,12 @@ def test_reflex_brakes_ignores_commands_and_recover_does_not_resume_the_held_com
     assert np.max(np.abs(s['qd'])) < 1e-3 and s['at_rest'] and s['mode'] == 'reflex'
     arm.step(250)
     assert arm.state()['ignored'] == 200 and arm.state()['at_rest']
+    for k in range(5):                                 # sent in the reflex, not yet arrived
+        arm.submit(arm.time + (k + 1) * DT, _unit(0, 1.0))
     arm.recover()
     s = arm.state()
     assert s['mode'] == 'idle' and s['reflex'] is None and s['reflex_count'] == 1
+    assert s['ignored'] == 205  # dropped: the recovery re-activates the controller
     assert np.allclose(s['q_ref'], s['q']) and not np.any(s['qd_ref'])
     arm.step(50)                                       # the held 1 rad/s is NOT resumed
     assert arm.state()['at_rest'] and arm.state()['mode'] == 'idle'

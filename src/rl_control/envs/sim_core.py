@@ -15,8 +15,9 @@ after a wall-clock wait without one (`republish`: a server at rest sends nothing
 
 Episodes are the task's (envs/tasks.py): each starts at rest (the task's start pose, or the
 profile's home with a goals file) with a goal (the goals file in order, or the task's sampling);
-after `episode_s` the task's measures become a result. A reset moves the arm at once, so
-commands still in flight for the previous episode are not delivered
+after `episode_s` the task's measures become a result (with `warmup_s`, only from that long
+after the first command: the episodes before it restart without one). A reset moves the arm at
+once, so commands still in flight for the previous episode are not delivered
 (robots/episode_guard.py). Faults: muted joint states (a dead driver or network), a reflex now
 (as on a collision), and franka_ros2's error recovery.
 """
@@ -93,6 +94,8 @@ class SimCore:
         self.mode_published = ''
         self.epoch, self.mono0 = 0.0, 0.0
         self.goal = np.zeros(3)
+        self.first_command: float | None = None  # grid time of the first command
+        self.counting = p.warmup_s <= 0.0  # episodes give results (`warmup_s` is over)
 
     def start(self, epoch: float, mono0: float) -> None:
         """Start the clock and the first episode (the host calls this last, once it publishes).
@@ -151,6 +154,18 @@ class SimCore:
         self.start_episode()
         return result
 
+    def warmup_over(self) -> bool:
+        """True once, `warmup_s` after the first command: the episode it overlapped restarts.
+
+        A server ramps its targets in after activation (serve/safety.py); an episode that
+        overlaps the ramp-in measures the ramp, not the policy. `rl-control demo` restarts that
+        episode itself (ros/demo.py); this is the same for a launched sim_robot.
+        """
+        if self.counting or self.first_command is None:
+            return False
+        self.counting = self.arm.time - self.first_command >= self.p.warmup_s - 1e-9
+        return self.counting
+
     def reset_episode(self) -> int:
         """~/reset_episode: the interrupted episode gets no result; the new one's number."""
         self.episode += 1
@@ -181,6 +196,8 @@ class SimCore:
             return  # meant for the previous episode (robots/episode_guard.py)
         self.arm.submit(t, cmd)
         self.last_command_wall = wall
+        if self.first_command is None:
+            self.first_command = t
         if self.p.publish_clock and self.awaiting:
             self.awaiting, self.answering = False, True
             self.advance(self.period_ticks())
@@ -219,8 +236,14 @@ class SimCore:
                 st = self.arm.state()
                 self.trace.add(self.arm.time - self._start[0],
                                self.task.achieved(self.profile, st['q']), st['qd'])
+            if self.warmup_over():
+                self.start_episode()  # the episode the warm-up overlapped: no result
+                return
             if self.arm.time - self._start[0] >= self.p.episode_s - 1e-9:
-                self.finish_episode()
+                if self.counting:
+                    self.finish_episode()
+                else:
+                    self.start_episode()
                 return
         if self.p.publish_clock:
             self.publish_state()

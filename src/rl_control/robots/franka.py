@@ -244,6 +244,8 @@ class FrankaArm:
         libfranka's automaticErrorRecovery is; the reference restarts at rest on the measured q.
         """
         q, qd, _ = self.physics.state()
+        self.ignored += len(self._queue)  # they reached an arm in reflex: never executed
+        self._queue.clear()
         self._activate(q, qd)
 
     def _activate(self, q: np.ndarray, qd: np.ndarray) -> None:

@@ -256,3 +256,6 @@ class SimParams:
                             'config/reach_goals.yaml); empty: sampled from the goal region')
     episodes: int = param(0, 'stop after this many episodes (0: run forever)',
                           range=(0, 1_000_000))
+    warmup_s: float = param(0.0, 'episodes count from this long after the first command '
+                            '(e.g. the server\'s ramp-in): until then an episode restarts '
+                            'without a result; 0: from the start', range=(0.0, 60.0))

@@ -236,7 +236,14 @@ class ServingLoop(LoopBuild, LoopReport):
         latest = (np.zeros(self.act_spec.size) if result.command is None else
                   np.clip(result.command / self.act_spec.scale, -1.0, 1.0))
         self.actions = [latest, *self.actions[:2]]
-        return self.output.apply(now, result)
+        out = self.output.apply(now, result)
+        if problem == ROBOT_ERROR and out.trajectory is not None:
+            # The robot stopped itself and its controller is re-activated by the recovery
+            # (docs/real_robot.md "Error recovery"): a brake sent now could reach the new
+            # controller after the recovery and step its reference. Brake the plan, send nothing.
+            self._sent = None
+            return TickOutput(None, out.reason, out.plan)
+        return out
 
     def brake(self, now: float, reason: str) -> TickOutput:
         """Plan a time-optimal stop (the outputs' and a fault's brake)."""
