@@ -44,24 +44,45 @@ def evaluate(act, env_id: str, episodes: int, k: int) -> list[float]:
 class Recorder:
     """Evaluation history with wall time from process start and the 1-minute load.
 
-    SAC rows also record how saturated the policy is: the share of (observation, action dim)
-    of the last 5000 stored observations whose pre-tanh mean |mu| exceeds 6. Only there do our
-    exact tanh log-prob correction and SB3's log(1 - tanh(u)^2 + 1e-6) differ materially
-    (1 - tanh(6)^2 = 2.5e-5).
+    SAC rows also record what the learner looks like on the last 5000 stored transitions
+    (`probe` returns their pre-tanh mean and log-std, the min-Q of the stored actions, and the
+    entropy coefficient), computed the same way for both libraries and without touching either
+    run's random streams:
+    - `saturated`: the share of (observation, action dim) whose |mu| exceeds 6, and
+      `mean_abs_mu`. Only there do our exact tanh log-prob correction and SB3's
+      log(1 - tanh(u)^2 + 1e-6) (SB3 `distributions.py`) differ materially (1 - tanh(6)^2 =
+      2.5e-5);
+    - `logp_exact` / `logp_eps`: the mean log-prob of a policy sample (fixed noise) under both
+      corrections; `alpha`; `q_mean`: the mean over the stored pairs of min_i Q_i(s, a).
     """
 
     def __init__(self, env_id: str, episodes: int) -> None:
         self.env_id, self.episodes, self.rows = env_id, episodes, []
 
-    def __call__(self, step: int, act, pre_tanh=None) -> None:
+    def __call__(self, step: int, act, probe=None) -> None:
         rets = evaluate(act, self.env_id, self.episodes, len(self.rows))
         row = {'step': step, 'mean': float(np.mean(rets)), 'returns': rets,
                'wall_s': time.time() - T0, 'load1': os.getloadavg()[0]}
-        if pre_tanh is not None:
-            mu = np.abs(pre_tanh())
-            row.update(saturated=float((mu > 6).mean()), mean_abs_mu=float(mu.mean()))
+        if probe is not None:
+            row.update(probe_stats(*probe()))
         self.rows.append(row)
         print(f'step {step}: eval {np.mean(rets):.1f}', flush=True)
+
+
+@torch.no_grad()
+def probe_stats(mu: torch.Tensor, log_std: torch.Tensor, q: torch.Tensor,
+                alpha: float) -> dict:
+    """The `Recorder`'s learner statistics from (mu, log_std, min-Q, alpha); see there."""
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
+    log_std = log_std.clamp(-20.0, 2.0)
+    u = mu + log_std.exp() * eps
+    gauss = (-0.5 * eps.square() - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+    exact = gauss - (2.0 * (np.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))).sum(-1)
+    eps_form = gauss - torch.log(1.0 - torch.tanh(u).square() + 1e-6).sum(-1)
+    return {'saturated': float((mu.abs() > 6).float().mean()),
+            'mean_abs_mu': float(mu.abs().mean()), 'mean_log_std': float(log_std.mean()),
+            'logp_exact': float(exact.mean()), 'logp_eps': float(eps_form.mean()),
+            'alpha': float(alpha), 'q_mean': float(q.mean())}
 
 
 def run_ours(a: argparse.Namespace, rec: Recorder) -> dict:
@@ -81,13 +102,17 @@ def run_ours(a: argparse.Namespace, rec: Recorder) -> dict:
         return low + (u + 1.0) * 0.5 * (high - low)
 
     @torch.no_grad()
-    def pre_tanh() -> np.ndarray:
+    def probe():
+        from rl_control.algos.networks import min_heads
         tr = state['trainer']
-        x = torch.as_tensor(tr.buffer.obs[max(0, tr.buffer.size - 5000):tr.buffer.size])
-        return tr.agent.actor.net(x)[:, :tr.act_dim].numpy()
+        ag, b, n = tr.agent, tr.buffer, tr.act_dim
+        sl = slice(max(0, b.size - 5000), b.size)
+        obs, act_ = torch.as_tensor(b.obs[sl]), torch.as_tensor(b.act[sl])
+        mu, log_std = ag.actor.net(obs).split(n, dim=-1)
+        return mu, log_std, min_heads(ag.critic(obs, act_)), float(ag.log_alpha.exp())
 
     def on_eval(info: dict) -> None:
-        rec(int(info['step']), act, pre_tanh if a.algo == 'sac' else None)
+        rec(int(info['step']), act, probe if a.algo == 'sac' else None)
 
     from rl_control.train import learn
     init = learn.Trainer.__init__
@@ -136,12 +161,16 @@ def run_sb3(a: argparse.Namespace, rec: Recorder) -> dict:
         return model.predict(x, deterministic=True)[0]
 
     @torch.no_grad()
-    def pre_tanh() -> np.ndarray:
+    def probe():
         rb = model.replay_buffer
-        obs = torch.as_tensor(rb.observations[max(0, rb.pos - 5000):rb.pos, 0]).float()
-        return model.actor.get_action_dist_params(obs)[0].numpy()
+        sl = slice(max(0, rb.pos - 5000), rb.pos)
+        obs = torch.as_tensor(rb.observations[sl, 0]).float()
+        act_ = torch.as_tensor(rb.actions[sl, 0]).float()
+        mu, log_std, _ = model.actor.get_action_dist_params(obs)
+        q = torch.min(torch.cat(model.critic(obs, act_), dim=1), dim=1).values
+        return mu, log_std, q, float(model.log_ent_coef.exp())
 
-    sat = pre_tanh if a.algo == 'sac' else None
+    sat = probe if a.algo == 'sac' else None
 
     class Every(BaseCallback):
         def _on_step(self) -> bool:

@@ -1,10 +1,10 @@
 """Run the benchmarks one after another (`make bench`): each alone, the machine otherwise idle.
 
-`--list` prints them with the command each runs; `--only NAME ...` picks some (mujoco_robots,
-hours long, runs only when named); `--quick` runs each at a small budget (a smoke run of the
-harness, not a figure to report). Every figure in bench/README.md names the command that
-produced it: run that command for the full budget. Timing figures need a quiet machine: each
-benchmark records the load average beside its numbers.
+`--list` prints them with the command each runs; `--only NAME ...` picks some (mujoco_robots
+and mujoco_parity, hours long, run only when named); `--quick` runs each at a small budget (a
+smoke run of the harness, not a figure to report). Every figure in bench/README.md names the
+command that produced it: run that command for the full budget. Timing figures need a quiet
+machine: each benchmark records the load average beside its numbers.
 """
 from __future__ import annotations
 
@@ -43,8 +43,11 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     # Hours on a 2-core machine (24 runs of 100k steps): only with --only mujoco_robots.
     'mujoco_robots': (['bench/mujoco_robots.py', '--jobs', '2'],
                       ['bench/mujoco_robots.py', '--help']),
+    # 32 runs of 50k steps, one at a time (hours): only with --only mujoco_parity.
+    'mujoco_parity': (['bench/mujoco_parity.py', '--jobs', '1'],
+                      ['bench/mujoco_parity.py', '--help']),
 }
-ON_DEMAND = {'mujoco_robots'}  # not in a plain `make bench`
+ON_DEMAND = {'mujoco_robots', 'mujoco_parity'}  # not in a plain `make bench`
 
 
 def main(argv: list[str] | None = None) -> int:

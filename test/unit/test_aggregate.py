@@ -4,7 +4,13 @@ import itertools
 import numpy as np
 import pytest
 
-from rl_control.train.aggregate import iqm, stratified_bootstrap_ci, summarize
+from rl_control.train.aggregate import (
+    iqm,
+    iqm_ratio_ci,
+    mann_whitney,
+    stratified_bootstrap_ci,
+    summarize,
+)
 
 
 @pytest.mark.parametrize('scores, expected', [
@@ -61,3 +67,35 @@ def test_summarize_and_seed_reproducibility():
     assert s['iqm'] == 3.0 and s['n'] == 5
     assert s['ci95'][0] < 3.0 < s['ci95'][1]
     assert summarize(x)['ci95'] == s['ci95']  # seeded: the same interval every time
+
+
+def test_mann_whitney_exact_p_by_hand():
+    # a above every b (n = m = 3): U = 9, P(U = 9) = 1 / C(6, 3) = 1/20, two-sided p = 0.1.
+    r = mann_whitney(np.array([4.0, 5.0, 6.0]), np.array([1.0, 2.0, 3.0]))
+    assert r['u'] == 9 and r['p'] == pytest.approx(0.1) and r['prob_a_better'] == 1.0
+    # a = (1, 4, 5), b = (2, 3, 6): U = 4 of 9; the null is symmetric around 4.5, so
+    # P(U <= 4) = 10/20 and p = min(1, 2 * 1/2) = 1.
+    assert mann_whitney(np.array([1.0, 4.0, 5.0]), np.array([2.0, 3.0, 6.0]))['p'] == 1.0
+
+
+def test_mann_whitney_is_scipys():
+    scipy_stats = pytest.importorskip('scipy.stats')
+    rng = np.random.default_rng(5)
+    for n, m in [(8, 8), (3, 7), (1, 4), (10, 9)]:
+        a, b = rng.normal(size=n), rng.normal(0.7, size=m)
+        ours, theirs = mann_whitney(a, b), scipy_stats.mannwhitneyu(a, b, method='exact')
+        assert ours['u'] == theirs.statistic and ours['p'] == pytest.approx(theirs.pvalue,
+                                                                            abs=1e-12)
+        a, b = np.round(a), np.round(b)  # ties: the normal approximation, as scipy's
+        theirs = scipy_stats.mannwhitneyu(a, b, method='asymptotic')
+        assert mann_whitney(a, b)['p'] == pytest.approx(theirs.pvalue, abs=1e-9)
+
+
+def test_iqm_ratio_ci_of_equal_and_scaled_samples():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    same = iqm_ratio_ci(x, x)
+    assert same['ratio'] == 1.0 and same['ci95'][0] < 1.0 < same['ci95'][1]
+    double = iqm_ratio_ci(2 * x, x, seed=3)
+    assert double['ratio'] == 2.0 and double['ci95'][0] < 2.0 < double['ci95'][1]
+    assert double['denominator_nonpositive'] == 0.0
+    assert iqm_ratio_ci(x, x - 6.0)['denominator_nonpositive'] > 0.0

@@ -627,3 +627,28 @@ def test_td3_and_ddpg_updates_equal_sb3(float64, monkeypatch, algo):
     # SB3 always draws (DDPG: with std 0); we draw only when smoothing is on.
     assert drawn.count(2) == 4 and drawn.count(1) == (4 if algo == 'td3' else 0)
     assert not torch.equal(linears_of(agent.actor)[0].weight, actor0)  # the actor did move
+
+
+def test_foreach_adam_resumes_exactly_from_its_state_dict():
+    """A state_dict taken between steps (after the fast path has run) continues bit for bit."""
+    torch.manual_seed(1)
+    a = [torch.randn(5, 4, requires_grad=True), torch.randn(4, requires_grad=True)]
+    b = [p.detach().clone().requires_grad_(True) for p in a]
+    opt_a = ForeachAdam([{'params': a, 'lr': 1e-2}])
+    opt_b = ForeachAdam([{'params': b, 'lr': 1e-2}])
+
+    def step(params, opt, k):
+        opt.zero_grad()
+        ((params[0] ** 2).sum() * k + params[1].cos().sum()).backward()
+        opt.step()
+
+    for k in range(4):
+        step(a, opt_a, k)
+        step(b, opt_b, k)
+    opt_b.load_state_dict(copy.deepcopy(opt_b.state_dict()))  # fresh moment tensors
+    for k in range(4, 7):
+        step(a, opt_a, k)
+        step(b, opt_b, k)
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    assert opt_b.state[0]['step'] == opt_b.state[1]['step'] == 7

@@ -307,3 +307,35 @@ def test_mujoco_configs_are_sb3_defaults_with_the_zoo_settings(algo, stem):
         assert (cfg.policy_delay, cfg.target_noise, cfg.target_noise_clip) == (
             default['policy_delay'], default['target_policy_noise'], default['target_noise_clip'])
         assert (cfg.action_noise, cfg.noise_sigma) == ('gaussian', 0.1)  # zoo: normal, 0.1
+
+
+@pytest.mark.parametrize('stem, env_id', [('hopper', 'Hopper-v5'),
+                                          ('halfcheetah', 'HalfCheetah-v5')])
+def test_parity_bench_gives_sb3_the_settings_our_run_applies(stem, env_id):
+    """bench/mujoco_peer.py (bench/mujoco_parity.py's runs): SB3's model holds exactly the
+    values our collector and agent run with, learning_starts included (the RL-Zoo's 10000, not
+    SB3's default 100)."""
+    import sys
+
+    from rl_control.algos.sac import SAC
+    from rl_control.train.config import load_config
+    from rl_control.train.offpolicy import OffPolicyCollector
+    sys.path.insert(0, 'bench')
+    try:
+        import mujoco_peer
+    finally:
+        sys.path.remove('bench')
+    env = gym.make(env_id)
+    model = sb3.SAC('MlpPolicy', env, **mujoco_peer.sb3_kwargs('sac', env, 100, []))
+    ak = load_config(f'config/{stem}_sac.yaml').algo_config
+    ours = SAC(env.observation_space.shape[0], env.action_space.shape[0], ak, seed=0)
+    loop = OffPolicyCollector(gym.vector.SyncVectorEnv([lambda: gym.make(env_id)]), ours, None,
+                              None, ak, False, np.random.default_rng(0), None)
+    assert (loop.learning_starts, loop.train_freq, loop.gradient_steps, loop.batch_size) == (
+        model.learning_starts, model.train_freq.frequency, model.gradient_steps,
+        model.batch_size) == (10000, 1, 1, 256)
+    assert (ak.lr, ak.tau, ak.gamma, ak.buffer_size) == (
+        model.learning_rate, model.tau, model.gamma, model.buffer_size)
+    assert ours.target_entropy == model.target_entropy == -env.action_space.shape[0]
+    assert ours.log_alpha.exp().item() == model.log_ent_coef.exp().item() == 1.0
+    assert [m.out_features for m in _linears(model.actor.latent_pi)] == list(ak.hidden_sizes)

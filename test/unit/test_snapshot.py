@@ -79,3 +79,17 @@ def test_checkpoint_cadence_is_not_a_hyperparameter(tmp_path, env, extra):
     for key in wa:
         np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)
     assert [r['eval_mean_return'] for r in pa] == [r['eval_mean_return'] for r in pb]
+
+
+def test_a_classic_control_snapshot_imports_no_mujoco():
+    # Start-up cost: checking whether a Pendulum env can be snapshotted must not import
+    # gymnasium's MuJoCo env module (and mujoco with it).
+    import subprocess
+    import sys
+    code = ('import sys, gymnasium as gym\n'
+            'from rl_control.envs.snapshot import env_state\n'
+            "assert env_state(gym.make('Pendulum-v1')) is not None\n"
+            "print('gymnasium.envs.mujoco.mujoco_env' in sys.modules, 'mujoco' in sys.modules)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ['False', 'False']

@@ -17,8 +17,9 @@ stored with terminated = 0 (Pardo et al., 2018).
 
 Differences from SB3, on purpose: `target_update_interval` counts updates over the whole run
 (SB3 counts gradient steps within one `train()` call, so with gradient_steps=1 it updates the
-target every step whatever the interval). How the update is made fast on a CPU (fused critic
-heads, foreach Adam, frozen critic view) is in docs/algorithms.md.
+target every step whatever the interval). How the update is made fast on a CPU (gradients
+written out in algos/sac_grads.py instead of autograd, fused critic heads, fused Adam) is in
+docs/algorithms.md.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rl_control.algos.networks import EnsembleQ, SquashedGaussianActor, min_heads
+from rl_control.algos import sac_grads as grads
+from rl_control.algos.networks import EnsembleQ, SquashedGaussianActor, linears
 from rl_control.algos.optim import ForeachAdam, set_progress_lrs
 from rl_control.algos.polyak import polyak_update
 from rl_control.algos.seeding import seeded_init, standard_normal, torch_generator
@@ -130,6 +132,12 @@ class SAC:
                                    if cfg.learn_alpha else None)
         self._online = list(self.critic.parameters())
         self._target = list(self.critic_target.parameters())
+        # The tensors the hand-written update reads (updated in place, so these stay valid).
+        self._actor_params = list(self.actor.parameters())
+        self._actor_layers = [(m.weight, m.bias) for m in linears(self.actor.net)]
+        self._critic_layers = (list(self.critic.weights), list(self.critic.biases))
+        self._target_layers = (list(self.critic_target.weights),
+                               list(self.critic_target.biases))
         self.n_updates = 0
 
     @property
@@ -146,7 +154,15 @@ class SAC:
         """Actions in [-1, 1] for a batch (n, obs_dim) or a single observation (obs_dim,)."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         single = x.ndim == 1
-        out = self.actor.action(x[None] if single else x, deterministic, self.generator)
+        # `SquashedGaussianActor.action`'s arithmetic on the layers directly: the same kernels,
+        # without the nn.Module call machinery (one call per env step).
+        z = grads.mlp_forward(self._actor_layers, x[None] if single else x, self.cfg.activation)
+        mu, log_std = z.split(self.act_dim, dim=-1)
+        if deterministic:
+            out = torch.tanh(mu)
+        else:
+            std = log_std.clamp(self.cfg.log_std_min, self.cfg.log_std_max).exp()
+            out = torch.tanh(mu + std * standard_normal(mu.shape, self.generator, mu))
         out = out.cpu().numpy()
         return out[0] if single else out
 
@@ -167,47 +183,69 @@ class SAC:
 
     # -- learning -----------------------------------------------------------------------------
     def update(self, batch: Batch) -> Metrics:
-        """One update of alpha, the critics and the actor, then Polyak (module docstring)."""
-        cfg = self.cfg
-        pi, logp = self.actor(batch.obs, noise=self.reparam_noise(batch.obs))
-        alpha = self.log_alpha.detach().exp()
+        """One update of alpha, the critics and the actor, then Polyak (module docstring).
 
-        # 1. Entropy coefficient.
-        if self.ent_coef_optimizer is not None:
-            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-            self.ent_coef_optimizer.zero_grad()
-            alpha_loss.backward()
-            self.ent_coef_optimizer.step()
-        else:
-            alpha_loss = torch.zeros((), device=self.device)
-
-        # 2. Critics, toward the soft clipped double-Q target.
+        The gradients are written out (algos/sac_grads.py: the closed forms of what autograd
+        computes for these losses), so no autograd graph is built.
+        """
+        cfg, n = self.cfg, self.act_dim
+        act = cfg.activation
+        lo, hi = cfg.log_std_min, cfg.log_std_max
+        obs, next_obs = batch.obs, batch.next_obs
+        inv_b = 1.0 / obs.shape[0]
+        layers = self._actor_layers
         with torch.no_grad():
-            next_a, next_logp = self.actor(batch.next_obs,
-                                           noise=self.reparam_noise(batch.next_obs))
-            next_q = min_heads(self.critic_target(batch.next_obs, next_a)) - alpha * next_logp
-            y = batch.rew + cfg.gamma * (1.0 - batch.terminated) * next_q
-        q = self.critic(batch.obs, batch.act)
-        critic_loss = 0.5 * (q - y).square().mean(1).sum()
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
+            eps = self.reparam_noise(obs)
+            inputs: list[torch.Tensor] = []
+            pi, logp, std, raw = grads.squash(grads.mlp_forward(layers, obs, act, inputs), eps,
+                                              n, lo, hi)
+            alpha = self.log_alpha.detach().exp()
 
-        # 3. Actor, against the critic just updated; its weights frozen.
-        actor_loss = (alpha * logp - min_heads(self.critic.frozen(batch.obs, pi))).mean()
-        self.actor_optimizer.zero_grad()
-        actor_loss.backward()
-        self.actor_optimizer.step()
+            # 1. Entropy coefficient: dL/dlog_alpha = -mean(log pi + target).
+            if self.ent_coef_optimizer is not None:
+                alpha_term = logp + self.target_entropy
+                self.log_alpha.grad = alpha_term.mean().neg_().reshape(self.log_alpha.shape)
+                self.ent_coef_optimizer.step()
+            else:
+                alpha_term = None
 
-        # 4. Target critic.
-        self.n_updates += 1
-        if self.n_updates % cfg.target_update_interval == 0:
-            polyak_update(self._target, self._online, cfg.tau)
+            # 2. Critics, toward the soft clipped double-Q target.
+            next_eps = self.reparam_noise(next_obs)
+            next_a, next_logp, _, _ = grads.squash(grads.mlp_forward(layers, next_obs, act),
+                                                   next_eps, n, lo, hi)
+            tw, tb = self._target_layers
+            next_q = grads.ensemble_forward(tw, tb, next_obs, next_a, act).min(0).values
+            y = batch.rew + cfg.gamma * (1.0 - batch.terminated) * (next_q - alpha * next_logp)
+            cw, cb = self._critic_layers
+            kept: list[torch.Tensor] = []
+            q = grads.ensemble_forward(cw, cb, obs, batch.act, act, kept)
+            td = q - y
+            _set_grads(self._online, grads.ensemble_backward(cw, kept, td * inv_b, act))
+            self.critic_optimizer.step()
 
-        # Read back only if someone looks (types.Metrics); detached, so no graph is held.
+            # 3. Actor, against the critic just updated (no critic gradient is formed).
+            kept = []
+            q_pi = grads.ensemble_forward(cw, cb, obs, pi, act, kept)
+            min_q, head = q_pi.min(0)
+            dq = torch.zeros_like(q_pi).scatter_(0, head.unsqueeze(0), -inv_b)
+            d_action = grads.ensemble_action_grad(cw, kept, dq, self.obs_dim, act)
+            dz = grads.squash_backward(pi, std, raw, eps, d_action, alpha * inv_b, lo, hi)
+            _set_grads(self._actor_params, grads.mlp_backward(layers, inputs, dz, act))
+            self.actor_optimizer.step()
+
+            # 4. Target critic.
+            self.n_updates += 1
+            if self.n_updates % cfg.target_update_interval == 0:
+                polyak_update(self._target, self._online, cfg.tau)
+
+        # Computed only if someone reads them (types.Metrics).
+        def metrics() -> tuple[torch.Tensor, ...]:
+            alpha_loss = (-(alpha.log() * alpha_term).mean() if alpha_term is not None
+                          else torch.zeros((), device=self.device))
+            return (0.5 * td.square().mean(1).sum(), (alpha * logp - min_q).mean(), alpha_loss,
+                    alpha, q.mean(), -logp.mean())
         return Metrics(('critic_loss', 'actor_loss', 'alpha_loss', 'alpha', 'q_mean', 'entropy'),
-                       (critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(), alpha,
-                        q.detach().mean(), -logp.detach().mean()))
+                       metrics)
 
     # -- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -233,3 +271,9 @@ class SAC:
     def export_actor(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The deterministic policy tanh(mu(obs)) in the bundle's MLP format."""
         return self.actor.export()
+
+
+def _set_grads(params: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+    """Hand the optimizer its gradients (it reads `.grad`, as torch.optim does)."""
+    for p, g in zip(params, values, strict=True):
+        p.grad = g

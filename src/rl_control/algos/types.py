@@ -6,7 +6,7 @@ of units is what lets one bundle drive a simulator or a robot.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -69,19 +69,24 @@ class Metrics(Mapping[str, float]):
     Off-policy agents update once per env step and the loop keeps only the latest metrics for
     the next progress row, so converting them every update (a stack and a `.tolist()`, ~30 ATen
     ops, a device sync on a GPU) would be wasted almost every time. A read-only mapping of
-    floats: `dict(metrics)`, `metrics['critic_loss']`, `float(v)` work as on a dict.
+    floats: `dict(metrics)`, `metrics['critic_loss']`, `float(v)` work as on a dict. The
+    tensors may also be given as a function that computes them: then not even the losses are
+    formed unless someone reads them (the tensors it closes over are kept until then).
     """
 
     __slots__ = ('_names', '_tensors', '_values')
 
-    def __init__(self, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
+    def __init__(self, names: Sequence[str],
+                 tensors: Sequence[torch.Tensor] | Callable[[], Sequence[torch.Tensor]]
+                 ) -> None:
         self._names = tuple(names)
-        self._tensors: Sequence[torch.Tensor] | None = tensors
+        self._tensors = tensors  # or a function computing them, called on first read
         self._values: dict[str, float] | None = None
 
     def _read(self) -> dict[str, float]:
         if self._values is None:
-            vals = torch.stack([t.detach() for t in self._tensors]).tolist()
+            tensors = self._tensors() if callable(self._tensors) else self._tensors
+            vals = torch.stack([t.detach() for t in tensors]).tolist()
             self._values = dict(zip(self._names, vals, strict=True))
             self._tensors = None  # no graph or buffer is kept alive once read
         return self._values

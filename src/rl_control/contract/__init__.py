@@ -12,7 +12,9 @@ from rl_control.contract.spec import (
     build_observation,
     contract_from_yaml,
     contract_to_yaml,
+    gripper_entry,
 )
 
 __all__ = ['ActionSpec', 'ContractError', 'ObservationSpec', 'RobotContract',
-           'action_to_command', 'build_observation', 'contract_from_yaml', 'contract_to_yaml']
+           'action_to_command', 'build_observation', 'contract_from_yaml', 'contract_to_yaml',
+           'gripper_entry']

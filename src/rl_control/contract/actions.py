@@ -5,7 +5,13 @@ Each type is the contract part of a command interface (robots/command_interfaces
   by the Ruckig shaper (`motion` shaping, contract/shaper.py) as a jerk-limited position
   reference; trajectory and velocity interfaces serve it;
 - `joint_effort`: a joint torque on top of the robot's gravity compensation, scaled to its
-  torque limit and limited in torque and torque rate (`torque` shaping, contract/torque.py).
+  torque limit and limited in torque and torque rate (`torque` shaping, contract/torque.py);
+- `ee_velocity`: an end-effector velocity (3 entries, base frame) that contract/cartesian.py
+  turns into a joint velocity target on the measured state; from there on `joint_velocity`'s
+  path (scaled limits, the Ruckig shaper), so every interface that serves `joint_velocity`
+  serves it (robots/command_interfaces.py `action_types`).
+An action may carry one more entry, the gripper's (contract/gripper.py): policy.yaml
+`action.gripper`.
 """
 from __future__ import annotations
 
@@ -28,6 +34,20 @@ class ActionType:
     """|a| = 1 commands this fraction of the limit (the training default)."""
     shaping: str
     """'motion' (the Ruckig shaper plans a position reference) or 'torque' (the torque shaper)."""
+    cartesian: bool = False
+    """The action is an end-effector velocity (3 entries), not one entry per joint."""
+    joint_type: str = ''
+    """The joint action type its commands are ('' : itself); the command interfaces that
+    serve that one serve this one."""
+
+    @property
+    def command_type(self) -> str:
+        """The joint action type a command interface must serve for it."""
+        return self.joint_type or self.name
+
+    def arm_size(self, joints: int) -> int:
+        """Action entries for the arm (the gripper's entry, if any, comes after them)."""
+        return 3 if self.cartesian else joints
 
     def limits(self, profile: Any) -> np.ndarray:
         """The profile's limit of this quantity per joint."""
@@ -37,6 +57,8 @@ class ActionType:
 ACTION_TYPES: dict[str, ActionType] = {a.name: a for a in (
     ActionType('joint_velocity', 'velocity', 'qd_max', 0.5, 'motion'),
     ActionType('joint_effort', 'effort', 'tau_max', 0.1, 'torque'),
+    ActionType('ee_velocity', 'cartesian', 'qd_max', 0.5, 'motion', cartesian=True,
+               joint_type='joint_velocity'),
 )}
 
 

@@ -17,13 +17,16 @@ from typing import Any
 import numpy as np
 
 from rl_control.contract.actions import ACTION_TYPES
+from rl_control.contract.cartesian import CartesianConfig, joint_velocity
 from rl_control.contract.errors import ContractError
+from rl_control.contract.gripper import GripperSpec
 from rl_control.contract.terms import ACTION_TERMS, TERMS, Source
 from rl_control.robots.profiles import get_profile, robot_with_joints
 from rl_control.robots.robot import RobotProfile
 
 __all__ = ['ACTION_TERMS', 'ActionSpec', 'ContractError', 'ObservationSpec', 'RobotContract',
-           'action_to_command', 'build_observation', 'contract_from_yaml', 'contract_to_yaml']
+           'action_to_command', 'build_observation', 'contract_from_yaml', 'contract_to_yaml',
+           'gripper_entry']
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ class ActionSpec:
     the full range [-1, 1] stays reachable. Why: a policy (stochastic, as SAC's, or not) can
     only stop a joint by hitting zero, and near its goal a linear map turns every small error of
     its output into motion; shaped, "stay" is a region of the action box and the arm can rest.
+
+    `scale`, `low` and `high` are per joint: the joint command's scale and clamps. An
+    `ee_velocity` action has 3 arm entries (an end-effector velocity, `cartesian`'s settings);
+    `gripper` adds one last entry, the hand's open/close switch (contract/gripper.py).
     """
 
     type: str
@@ -139,6 +146,8 @@ class ActionSpec:
     high: np.ndarray
     deadband: float = 0.0
     exponent: float = 1.0
+    gripper: GripperSpec | None = None
+    cartesian: CartesianConfig | None = None
 
     def __post_init__(self) -> None:
         if self.type not in ACTION_TYPES:
@@ -161,14 +170,21 @@ class ActionSpec:
             object.__setattr__(self, name, arr)
         if np.any(self.low > self.high):
             raise ContractError('action.low exceeds action.high for some joint')
+        kind = ACTION_TYPES[self.type]
+        if kind.cartesian and self.cartesian is None:
+            object.__setattr__(self, 'cartesian', CartesianConfig())
+        if not kind.cartesian and self.cartesian is not None:
+            raise ContractError(f'action.cartesian is for ee_velocity actions, not {self.type}')
+        arm = kind.arm_size(n)
+        object.__setattr__(self, 'arm_size', arm)
         # The [-1, 1] box as arrays: array-array ufuncs skip the scalar conversion per call.
-        object.__setattr__(self, '_minus_one', np.full(n, -1.0))
-        object.__setattr__(self, '_plus_one', np.full(n, 1.0))
+        object.__setattr__(self, '_minus_one', np.full(arm, -1.0))
+        object.__setattr__(self, '_plus_one', np.full(arm, 1.0))
 
     @property
     def size(self) -> int:
-        """Action dimension."""
-        return len(self.joint_names)
+        """Action dimension: the arm's entries, then the gripper's."""
+        return self.arm_size + (self.gripper is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,10 +228,15 @@ def build_observation(spec: ObservationSpec, names: Sequence[str], positions: Se
     return out
 
 
-def action_to_command(spec: ActionSpec, action: Sequence[float]) -> np.ndarray:
+def action_to_command(spec: ActionSpec, action: Sequence[float], q: np.ndarray | None = None,
+                      profile: RobotProfile | None = None) -> np.ndarray:
     """Joint command (float64) for an action: clip(scale * band(clip(a, -1, 1)), low, high).
 
-    `band` is the spec's dead band and exponent (identity when they are 0 and 1).
+    `band` is the spec's dead band and exponent (identity when they are 0 and 1). An
+    `ee_velocity` action is first ee_speed * band(a) [m/s], turned into joint velocities at
+    the measured joints `q` (the robot's order) by `profile`'s kinematics
+    (contract/cartesian.py); the clamps then apply alike. The gripper's entry is not part of
+    the joint command (`gripper_entry`).
 
     np.maximum/np.minimum in place rather than np.clip (same values, as low <= high; several
     times cheaper on short vectors), and the finiteness check sums a Python list first: a finite
@@ -227,15 +248,30 @@ def action_to_command(spec: ActionSpec, action: Sequence[float]) -> np.ndarray:
         raise ContractError(f'action has shape {a.shape}, expected ({spec.size},)')
     if not math.isfinite(sum(a.tolist())) and not np.isfinite(a).all():
         raise ContractError(f'action is not finite: {a.tolist()}')
+    if spec.size != spec.arm_size:
+        a = a[:spec.arm_size]
     out = np.maximum(a, spec._minus_one)
     np.minimum(out, spec._plus_one, out=out)
     if spec.deadband or spec.exponent != 1.0:
         db = spec.deadband
         out = np.sign(out) * (np.maximum(np.abs(out) - db, 0.0) / (1.0 - db)) ** spec.exponent
-    np.multiply(spec.scale, out, out=out)
+    if spec.cartesian is not None:
+        if q is None or profile is None:
+            raise ContractError('an ee_velocity action needs the measured joints and the '
+                                'robot profile')
+        out = joint_velocity(profile, q, spec.cartesian.ee_speed * out, spec.cartesian)
+    else:
+        np.multiply(spec.scale, out, out=out)
     np.maximum(out, spec.low, out=out)
     np.minimum(out, spec.high, out=out)
     return out
+
+
+def gripper_entry(spec: ActionSpec, action: Sequence[float]) -> float | None:
+    """The action's gripper entry (None: the action has none)."""
+    if spec.gripper is None:
+        return None
+    return float(np.clip(float(action[spec.size - 1]), -1.0, 1.0))
 
 
 def contract_to_yaml(obs_spec: ObservationSpec, act_spec: ActionSpec,
@@ -257,6 +293,8 @@ def contract_to_yaml(obs_spec: ObservationSpec, act_spec: ActionSpec,
             'high': [float(v) for v in act_spec.high],
             **({'deadband': act_spec.deadband} if act_spec.deadband else {}),
             **({'exponent': act_spec.exponent} if act_spec.exponent != 1.0 else {}),
+            **({'gripper': act_spec.gripper.to_yaml()} if act_spec.gripper else {}),
+            **({'cartesian': act_spec.cartesian.to_yaml()} if act_spec.cartesian else {}),
         },
     }
 
@@ -293,12 +331,20 @@ def contract_from_yaml(d: Mapping[str, Any]) -> RobotContract:
                                 f'{obs_spec.term_size(t["name"])} entries')
     act = _field(d, 'action', '')
     size = _field(act, 'size', 'action')
-    if size != len(joint_names):
-        raise ContractError(f'action.size is {size} but there are {len(joint_names)} joints')
+    try:
+        gripper = GripperSpec.from_yaml(act['gripper']) if act.get('gripper') else None
+        cartesian = (CartesianConfig.from_yaml(act['cartesian']) if act.get('cartesian')
+                     else None)
+    except (TypeError, ValueError) as exc:
+        raise ContractError(str(exc)) from None
     act_spec = ActionSpec(
         type=_field(act, 'type', 'action'), joint_names=tuple(joint_names),
         scale=_field(act, 'scale', 'action'), low=_field(act, 'low', 'action'),
         high=_field(act, 'high', 'action'), deadband=act.get('deadband') or 0.0,
-        exponent=act.get('exponent') or 1.0)
+        exponent=act.get('exponent') or 1.0, gripper=gripper, cartesian=cartesian)
+    if size != act_spec.size:
+        raise ContractError(f'action.size is {size} but a {act_spec.type} action for '
+                            f'{len(joint_names)} joints{" with a gripper" if gripper else ""} '
+                            f'has {act_spec.size} entries')
     return RobotContract(obs_spec, act_spec, float(period))
 

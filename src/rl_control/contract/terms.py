@@ -9,7 +9,11 @@ observed by a new task without touching the builder (docs/ARCHITECTURE.md, "Add 
 `object_pose` and `gripper_width` are for manipulation tasks: an object's pose in the robot
 base frame (position, then orientation as a unit quaternion x, y, z, w; a PoseStamped's
 fields), given as the input `object_pose`, and the hand's opening, the sum of the gripper's
-finger positions in the joint state (franka_gripper publishes width / 2 per finger).
+finger positions in the joint state (franka_gripper publishes width / 2 per finger). The
+quaternion is written with w >= 0 (q and -q are one rotation; the policy sees one of them).
+`gripper_command` is the hand's last command (input `gripper_command`: 1 closed, -1 open;
+contract/gripper.py): the hand is slow, so what it was told is state its width does not show
+yet.
 """
 from __future__ import annotations
 
@@ -102,6 +106,16 @@ def _object_pose(out: np.ndarray, src: Source) -> None:
         raise ContractError('object_pose needs the input object_pose: 7 finite numbers '
                             f'(x, y, z, qx, qy, qz, qw), got {pose!r}')
     out[:] = p
+    if p[6] < 0:
+        out[3:] = -p[3:]
+
+
+def _gripper_command(out: np.ndarray, src: Source) -> None:
+    value = src.inputs.get('gripper_command')
+    if value is None or not np.isfinite(value):
+        raise ContractError(f'gripper_command needs the input gripper_command (1 closed, -1 '
+                            f'open), got {value!r}')
+    out[:] = float(value)
 
 
 def _gripper_width(out: np.ndarray, src: Source) -> None:
@@ -130,5 +144,6 @@ for _term in (Term('joint_pos', _joints, _joint_pos), Term('joint_vel', _joints,
               Term('goal', lambda spec: 3, _goal),
               *(Term(name, _joints, _last_action(k)) for k, name in enumerate(ACTION_TERMS)),
               Term('object_pose', lambda spec: 7, _object_pose),
-              Term('gripper_width', lambda spec: 1, _gripper_width, needs_robot=True)):
+              Term('gripper_width', lambda spec: 1, _gripper_width, needs_robot=True),
+              Term('gripper_command', lambda spec: 1, _gripper_command)):
     register_term(_term)

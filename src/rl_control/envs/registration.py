@@ -10,6 +10,7 @@ import gymnasium as gym
 
 MAX_EPISODE_STEPS = 50
 HOLD_EPISODE_STEPS = 100  # 4 s at 25 Hz: the reach benchmark's episode
+PICK_EPISODE_STEPS = 150  # 6 s at 25 Hz: the pick-and-place episode (the hand is slow)
 
 # The v2 reach: arrive and stay (franka_reach.py), episodes as long as the benchmark's.
 _HOLD = {'hold': True, 'action_deadband': 0.2, 'action_exponent': 3.0}
@@ -23,6 +24,8 @@ ENV_IDS: dict[str, tuple[str, dict[str, object]] | tuple[str, dict[str, object],
                                         {**_HOLD, 'engine': 'pybullet'}, HOLD_EPISODE_STEPS),
     'rl_control/FrankaReachEffort-v2': ('franka_reach:FrankaReachEnv',
                                         {**_HOLD, 'control': 'effort'}, HOLD_EPISODE_STEPS),
+    'rl_control/FrankaPickPlace-v1': ('franka_pick_place:FrankaPickPlaceEnv', {},
+                                      PICK_EPISODE_STEPS),
     'rl_control/FrankaReach-v1': ('franka_reach:FrankaReachEnv', {}),
     'rl_control/FrankaReachBullet-v1': ('franka_reach:FrankaReachEnv', {'engine': 'pybullet'}),
     'rl_control/FrankaReachEffort-v1': ('franka_reach:FrankaReachEnv', {'control': 'effort'}),

@@ -35,11 +35,21 @@ class ShapedArm:
 
     def __init__(self, profile: RobotProfile, shaper_cfg: ShaperConfig, engine: str = 'mujoco',
                  control: str = 'velocity', physics_dt: float = 0.002,
-                 torque_cfg: TorqueConfig | None = None) -> None:
+                 torque_cfg: TorqueConfig | None = None, physics: Any = None,
+                 collision: Any = None) -> None:
+        """The profile's arm on `engine`, shaped and checked as the real arm's commands are.
+
+        `physics`: a built physics (e.g. robots/hand_cell.py's cell) instead of the engine's
+        arm; `collision`: a robots/contact.py `CollisionBehavior` judging its external wrench
+        every physics step (a physics that measures one).
+        """
         shaping = action_type_for_control(control).shaping
         self.profile, self.control, self.engine = profile, control, engine
         self.joint_names = profile.all_joint_names
-        self.physics = make_physics(profile, engine, physics_dt)
+        self.physics = physics if physics is not None else make_physics(profile, engine,
+                                                                        physics_dt)
+        self.collision = collision
+        self.contact_peak = 0.0  # the largest external load / its reflex threshold since reset
         self.physics_dt = self.physics.dt
         self.shaper = Shaper(Limits.from_profile(profile), shaper_cfg,
                              velocity_limits=profile.shaping_velocity_limits)
@@ -68,6 +78,7 @@ class ShapedArm:
         self.tau_target = np.zeros(self.profile.dof)
         self.checker.reset(q)
         self.reflexes, self.first_reflex = 0, None
+        self.contact_peak = 0.0
 
     def set_dynamics(self, damping_scale: np.ndarray, frictionloss: np.ndarray) -> None:
         """Randomize joint damping (a factor) and dry friction [Nm] for this episode."""
@@ -106,7 +117,20 @@ class ShapedArm:
             if k % per == 0:
                 self.physics.set_reference(ref.q, ref.qd, ref.qdd)
                 self.physics.step(self.physics_dt)
+                if self.collision is not None:
+                    self._judge_contact()
         return samples
+
+    def _judge_contact(self) -> None:
+        """The robot's collision reflex on the physics' external torques and force."""
+        tau, force = self.physics.external_wrench()
+        c = self.collision
+        self.contact_peak = max(self.contact_peak, float(np.max(np.abs(tau) / c.upper_torque)),
+                                float(np.max(np.abs(force) / c.upper_force)))
+        name = c.reflex(tau, force)
+        if name is not None:
+            self.reflexes += 1
+            self.first_reflex = self.first_reflex or name
 
     def _torque_samples(self, n: int, per: int) -> np.ndarray:
         """N ms of rate-limited torques on the physics; the commanded torques."""
@@ -131,8 +155,11 @@ class ShapedArm:
         """(names, q, qd, tau) of the arm and the (fixed, open) fingers."""
         q, qd, tau = self.physics.state()
         k = len(self.profile.finger_joint_names)
-        return (self.joint_names, np.concatenate([q, np.full(k, self.profile.finger_position)]),
-                np.concatenate([qd, np.zeros(k)]), np.concatenate([tau, np.zeros(k)]))
+        fingers = getattr(self.physics, 'finger_state', None)
+        fq, fqd = fingers() if fingers is not None else (np.full(k, self.profile.finger_position),
+                                                         np.zeros(k))
+        return (self.joint_names, np.concatenate([q, fq]), np.concatenate([qd, fqd]),
+                np.concatenate([tau, np.zeros(k)]))
 
     def state_dict(self) -> dict[str, Any]:
         """Physics, plans, torque command, checker and clock (exact resume mid-episode)."""

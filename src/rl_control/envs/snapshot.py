@@ -24,6 +24,7 @@ checkpoint of either kind resumes with either kind).
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -56,11 +57,14 @@ def _unwrapped_state(env: gym.Env) -> tuple[str, Any] | None:
 
 
 def _mujoco_env_class() -> type | None:
-    try:
-        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
-    except ImportError:  # gymnasium without its MuJoCo extra
-        return None
-    return MujocoEnv
+    """The class of gymnasium's MuJoCo envs if its module is loaded, else None.
+
+    Not imported here: an env of that class has imported it already, so if it is not loaded no
+    env is a MujocoEnv, and importing it (and mujoco) would lengthen the start-up of every
+    classic-control run for nothing.
+    """
+    module = sys.modules.get('gymnasium.envs.mujoco.mujoco_env')
+    return getattr(module, 'MujocoEnv', None)
 
 
 def env_state(env: gym.Env) -> dict[str, Any] | None:

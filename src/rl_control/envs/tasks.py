@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rl_control.envs.pick_place_task import PickPlaceTask
 from rl_control.envs.reach_task import ReachTask
 
 
@@ -90,3 +91,4 @@ def task_for_bundle(spec: Mapping[str, Any]) -> Task:
 
 
 register_task(ReachTask)
+register_task(PickPlaceTask)

@@ -132,6 +132,10 @@ class FrankaKinematics:
         """`fk`."""
         return fk(q)
 
+    def ee_frame(self, q: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`fk_frame`: position, hand rotation, Jacobian (Cartesian actions need them)."""
+        return fk_frame(q)
+
 
 FRANKA = FrankaKinematics()
 
@@ -165,3 +169,41 @@ class MujocoKinematics:
         out = np.array([self.ee_position(x) for x in flat])
         return out.reshape(*q.shape[:-1], 3)
 
+
+
+HAND_YAW = -math.pi / 4
+"""The hand's mounting yaw about the flange z axis (franka_description's panda_hand_joint)."""
+
+
+def fk_frame(q: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """End-effector position, hand rotation and geometric Jacobian at joints `q`.
+
+    Shapes: (3,); (3, 3), columns its x, y, z axes in the base frame; (6, 7), linear rows, then
+    angular.
+    The same modified-DH chain as `fk`. Joint i turns about the z axis of frame i (after the
+    twist and the offset a_{i-1}); its column is z_i x (p_ee - o_i) and z_i. The hand's y axis
+    is the direction the fingers open along (franka_description: finger joint axes +-y).
+    """
+    q = np.asarray(q, dtype=np.float64)
+    if q.shape != (7,):
+        raise ValueError(f'fk_frame expects 7 joint angles, got shape {q.shape}')
+    x, y, z, p = np.eye(3)[0], np.eye(3)[1], np.eye(3)[2], np.zeros(3)
+    axes, origins = np.empty((7, 3)), np.empty((7, 3))
+    for i in range(7):
+        a, d, sign = DH_A[i], DH_D[i], DH_ALPHA_SIGN[i]
+        p = p + a * x
+        if sign < 0:
+            y, z = -z, y
+        elif sign > 0:
+            y, z = z, -y
+        axes[i], origins[i] = z, p
+        p = p + d * z
+        c, s = math.cos(q[i]), math.sin(q[i])
+        x, y = c * x + s * y, c * y - s * x
+    ee = p + EE_OFFSET * z
+    c, s = math.cos(HAND_YAW), math.sin(HAND_YAW)
+    rot = np.stack([c * x + s * y, c * y - s * x, z], axis=1)
+    jac = np.empty((6, 7))
+    jac[:3] = np.cross(axes, ee - origins).T
+    jac[3:] = axes.T
+    return ee, rot, jac

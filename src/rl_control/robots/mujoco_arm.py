@@ -29,24 +29,28 @@ class MujocoArm:
     (`RobotProfile.finger_position`) so `/joint_states` looks like a real arm's.
     """
 
-    def __init__(self, profile: RobotProfile, timestep: float | None = None) -> None:
-        """Load the profile's model; `timestep` [s] overrides the model's physics step.
+    def __init__(self, profile: RobotProfile, timestep: float | None = None,
+                 model: mujoco.MjModel | None = None) -> None:
+        """Load the profile's model, or use `model` (its first joints and actuators the arm's).
+
+        `timestep` [s] overrides the model's physics step.
 
         Training steps 40 ms at a time, so 10 ms (4 substeps) is plenty; a node that advances
         the physics in smaller ticks (e.g. 1 ms) must pass a timestep that divides its tick.
         """
-        if profile.mjcf is None:
+        if model is None and profile.mjcf is None:
             raise ValueError(f'the {profile.name} profile has no MuJoCo model (mjcf)')
         self.profile, self.n = profile, profile.dof
         self.joint_names = profile.all_joint_names
         self.arm_joint_names = profile.joint_names
-        self.model = mujoco.MjModel.from_xml_path(str(profile.mjcf))
+        self.model = model if model is not None else mujoco.MjModel.from_xml_path(
+            str(profile.mjcf))
         if timestep is not None:
             if not timestep > 0:
                 raise ValueError(f'timestep must be positive, got {timestep}')
             self.model.opt.timestep = timestep
         self.data = mujoco.MjData(self.model)
-        self._velocity_gain = self.model.actuator_gainprm[:, 0].copy()  # kv per actuator
+        self._velocity_gain = self.model.actuator_gainprm[:self.n, 0].copy()  # kv per actuator
         self._ee_site = self.model.site('ee').id
         self.mode = 'velocity'
         self.reset()
@@ -66,38 +70,38 @@ class MujocoArm:
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[:self.n] = self.profile.home if q is None else q
         if qd is not None:
-            self.data.qvel[:] = qd
+            self.data.qvel[:self.n] = qd
         mujoco.mj_kinematics(self.model, self.data)
 
     def set_control_mode(self, mode: str) -> None:
         """Switch between 'velocity' and 'effort' command interfaces (zeroes the command)."""
-        m = self.model
+        m, n = self.model, self.n
         if mode == 'velocity':
-            m.actuator_gainprm[:, 0] = self._velocity_gain
-            m.actuator_biasprm[:, 2] = -self._velocity_gain
+            m.actuator_gainprm[:n, 0] = self._velocity_gain
+            m.actuator_biasprm[:n, 2] = -self._velocity_gain
             qd_max = self.profile.qd_max
-            m.actuator_ctrlrange[:] = np.stack([-qd_max, qd_max], 1)
+            m.actuator_ctrlrange[:n] = np.stack([-qd_max, qd_max], 1)
         elif mode == 'effort':
-            m.actuator_gainprm[:, 0] = 1.0
-            m.actuator_biasprm[:, 2] = 0.0
+            m.actuator_gainprm[:n, 0] = 1.0
+            m.actuator_biasprm[:n, 2] = 0.0
             eff = self.profile.tau_max
-            m.actuator_ctrlrange[:] = np.stack([-eff, eff], 1)
+            m.actuator_ctrlrange[:n] = np.stack([-eff, eff], 1)
         else:
             raise ValueError(f"control mode must be 'velocity' or 'effort', got {mode!r}")
         self.mode = mode
-        self.data.ctrl[:] = 0.0
+        self.data.ctrl[:n] = 0.0
 
     def set_joint_velocity_command(self, qd_cmd: np.ndarray) -> None:
         """Joint velocity command of the arm joints [rad/s], clamped at the velocity limits."""
         if self.mode != 'velocity':
             raise RuntimeError('velocity command while in effort mode; call set_control_mode')
-        self.data.ctrl[:] = qd_cmd    # MuJoCo clamps ctrl to ctrlrange (the velocity limits)
+        self.data.ctrl[:self.n] = qd_cmd    # MuJoCo clamps ctrl to ctrlrange (the velocity limits)
 
     def set_joint_effort_command(self, tau: np.ndarray) -> None:
         """Joint torque command of the arm joints [Nm], clamped at the effort limits."""
         if self.mode != 'effort':
             raise RuntimeError('effort command while in velocity mode; call set_control_mode')
-        self.data.ctrl[:] = tau
+        self.data.ctrl[:self.n] = tau
 
     def step(self, duration: float) -> None:
         """Advance the physics by `duration` seconds, a whole multiple of the timestep.

@@ -115,9 +115,10 @@ class MujocoTracking:
     the checker uses the profile's too).
     """
 
-    def __init__(self, profile: Any, kp: float = 50.0, timestep: float = 1e-3) -> None:
+    def __init__(self, profile: Any, kp: float = 50.0, timestep: float = 1e-3,
+                 model: Any = None) -> None:
         from rl_control.robots.mujoco_arm import MujocoArm
-        self.sim = MujocoArm(profile, timestep=timestep)
+        self.sim = MujocoArm(profile, timestep=timestep, model=model)
         self.n = n = profile.dof
         self.dt = float(timestep)
         self._damping = self.sim.model.dof_damping[:n].copy()
@@ -132,8 +133,8 @@ class MujocoTracking:
         if mode != self._mode:
             self.sim.set_control_mode(mode)
             if mode == 'velocity':
-                self.sim.model.actuator_ctrlrange[:] = np.stack([-self._ctrl_max,
-                                                                 self._ctrl_max], 1)
+                self.sim.model.actuator_ctrlrange[:self.n] = np.stack([-self._ctrl_max,
+                                                                       self._ctrl_max], 1)
             self._mode = mode
 
     def reset(self, q: np.ndarray) -> None:

@@ -143,3 +143,14 @@ class RobotProfile:
     def ee_position(self, q: Sequence[float]) -> tuple[float, float, float]:
         """End-effector position (base frame) at arm joint angles `q`."""
         return self.kinematics.ee_position(q)
+
+    def ee_frame(self, q: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(end-effector position, hand rotation, 6 x dof Jacobian) at `q`.
+
+        Where the kinematics has them (`kinematics.FrankaKinematics.ee_frame`).
+        """
+        frame = getattr(self.kinematics, 'ee_frame', None)
+        if frame is None:
+            raise ValueError(f'the {self.name} kinematics give no end-effector frame and '
+                             'Jacobian (ee_frame), which Cartesian actions need')
+        return frame(q)

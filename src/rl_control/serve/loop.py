@@ -35,6 +35,7 @@ from rl_control.contract import (
     build_observation,
     contract_from_yaml,
 )
+from rl_control.contract.actions import action_type
 from rl_control.robots.command_interfaces import command_interface
 from rl_control.robots.profiles import get_profile
 from rl_control.robots.trajectory import JointTrajectory
@@ -76,7 +77,7 @@ class ServingLoop(LoopBuild, LoopReport):
             raise ServeError(f'{where}: {exc}') from None
         self.policy, self.spec = policy, spec
         act = self.act_spec = contract.act_spec
-        if act.type != self.interface.action_type:
+        if action_type(act.type).command_type != self.interface.action_type:
             raise ServeError(f'{where} has action.type {act.type!r}, which cannot drive '
                              f'command_type {s.command_type!r}')
         self.warnings: list[str] = []

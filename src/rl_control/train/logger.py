@@ -7,7 +7,10 @@ a half-written line for a plotting script to trip on. It is replaced without fsy
 always see a whole file, and what must survive a crash is the checkpoint, which is fsynced.
 TensorBoard events are flushed every 10 s and at the end, not at every row: a forced flush
 waits for the writer thread and the disk, 5-15 ms of wall time per evaluation here, on the
-critical path of time-to-threshold runs.
+critical path of time-to-threshold runs. For the same reason the writer itself (importing
+TensorBoard, its protobufs and its thread) is only made once the run is 10 s old, or at its end:
+the scalars logged before are kept and written then, in order, so a TensorBoard reader sees
+them as late as the 10 s flush would have shown them anyway.
 """
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ import io
 import math
 import os
 from pathlib import Path
+import time
 from typing import Any
 
+FLUSH_SECS = 10  # TensorBoard: events reach the disk at most this long after being logged
 BASE_COLUMNS = ('step', 'wall_s', 'episodes', 'updates', 'steps_per_s', 'train_mean_return',
                 'eval_mean_return', 'eval_std_return', 'success_rate')
 
@@ -34,18 +39,29 @@ class RunLogger:
         if resume_step is not None and self.csv_path.is_file():
             self.rows = [r for r in read_progress(self.csv_path) if r['step'] <= resume_step]
         self._writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter  # slow import: only when used
-            self._writer = SummaryWriter(str(self.run_dir / 'tb'), purge_step=resume_step,
-                                         flush_secs=10)
+        self._tensorboard, self._resume_step = tensorboard, resume_step
+        self._pending: list[tuple[str, float, int]] = []  # scalars until the writer exists
+        self._t0 = time.monotonic()
+
+    def _make_writer(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # slow import: only when used
+        self._writer = SummaryWriter(str(self.run_dir / 'tb'), purge_step=self._resume_step,
+                                     flush_secs=FLUSH_SECS)
+        for tag, value, step in self._pending:
+            self._writer.add_scalar(tag, value, step)
+        self._pending = []
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = '') -> None:
         """TensorBoard only (e.g. losses between evaluations)."""
-        if self._writer is None:
+        if not self._tensorboard:
             return
+        add = self._pending.append if self._writer is None else (
+            lambda item: self._writer.add_scalar(*item))
         for key, value in values.items():
             if value is not None and _finite(value):
-                self._writer.add_scalar(prefix + key, float(value), step)
+                add((prefix + key, float(value), step))
+        if self._writer is None and time.monotonic() - self._t0 >= FLUSH_SECS:
+            self._make_writer()
 
     def row(self, values: dict[str, Any]) -> None:
         """Add one progress row (must contain `step`), rewrite the CSV, mirror to TensorBoard."""
@@ -70,9 +86,12 @@ class RunLogger:
 
     def close(self, title: str | None = None, target: float | None = None) -> Path | None:
         """Flush TensorBoard and draw the learning curve; the PNG path (None if no rows)."""
+        if self._tensorboard and self._writer is None:
+            self._make_writer()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+            self._tensorboard = False  # closed: a second close writes nothing
         if not self.rows:
             return None
         return plot_learning_curve(self.csv_path, self.run_dir / 'learning_curve.png', title,
