@@ -23,6 +23,7 @@ import numpy as np
 
 from rl_control.contract.terms import ACTION_TERMS
 from rl_control.envs import pick_metrics
+from rl_control.envs.goal_distance import DistanceGoal
 from rl_control.envs.pick_metrics import CUBE_HALF
 
 CUBE_LOW = np.array([0.45, -0.15, CUBE_HALF])
@@ -32,7 +33,7 @@ CUBE_YAW = 0.25  # rad: the cube's start yaw is uniform in +-this (panda-gym: al
 
 
 @dataclass(frozen=True, eq=False)
-class PickPlaceTask:
+class PickPlaceTask(DistanceGoal):
     """Object and goal sampling, reward, success and measures of pick and place."""
 
     goal_low: np.ndarray = field(default_factory=CUBE_LOW.copy)
@@ -91,19 +92,6 @@ class PickPlaceTask:
     def achieved(self, profile: Any, q: np.ndarray) -> np.ndarray:
         """The end effector: what the arm alone achieves (the cube's pose is the measure)."""
         return np.array(profile.ee_position(np.asarray(q, np.float64).tolist()))
-
-    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
-                       info: Any = None) -> np.ndarray:
-        """Vectorized: -(d > thr) (sparse) or -d (dense), d the cube's distance to the goal."""
-        d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
-        if self.reward_type == 'sparse':
-            return -(d > self.distance_threshold).astype(np.float32)
-        return -d.astype(np.float32)
-
-    def is_success(self, achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
-        """The cube within the distance (at one moment; success is held, pick_metrics)."""
-        d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
-        return d <= self.distance_threshold
 
     def goal_region(self) -> tuple[np.ndarray, np.ndarray]:
         """The box a served goal must lie in."""

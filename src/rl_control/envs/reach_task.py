@@ -19,6 +19,7 @@ import numpy as np
 
 from rl_control.contract.terms import ACTION_TERMS
 from rl_control.envs import reach_metrics
+from rl_control.envs.goal_distance import DistanceGoal
 
 # panda-gym's PandaReach goal box, expressed in the robot base frame (its base sits at x=-0.6).
 GOAL_LOW = np.array([0.45, -0.15, 0.0])
@@ -26,7 +27,7 @@ GOAL_HIGH = np.array([0.75, 0.15, 0.3])
 
 
 @dataclass(frozen=True, eq=False)
-class ReachTask:
+class ReachTask(DistanceGoal):
     """Goal sampling, reward and success of the reach task, shared by every engine and node."""
 
     goal_low: np.ndarray = field(default_factory=GOAL_LOW.copy)
@@ -69,19 +70,6 @@ class ReachTask:
     def achieved(self, profile: Any, q: np.ndarray) -> np.ndarray:
         """The end-effector position (the robot's kinematics, base frame)."""
         return np.array(profile.ee_position(np.asarray(q, np.float64).tolist()))
-
-    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
-                       info: Any = None) -> np.ndarray:
-        """Vectorized over leading axes (HER relabels whole batches): -(d > thr) or -d."""
-        d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
-        if self.reward_type == 'sparse':
-            return -(d > self.distance_threshold).astype(np.float32)
-        return -d.astype(np.float32)
-
-    def is_success(self, achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
-        """Within the distance threshold."""
-        d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
-        return d <= self.distance_threshold
 
     def goal_region(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The box a served goal must lie in: the policy never saw a goal outside it."""
