@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from rl_control.contract import sections
+
 HAND_DOWN = np.diag([1.0, -1.0, -1.0])
 """The hand's rotation (columns: its axes in the base frame) the law holds: z down, y along -y."""
 
@@ -58,12 +60,7 @@ class CartesianConfig:
     @classmethod
     def from_yaml(cls, d: Mapping[str, Any] | None) -> CartesianConfig:
         """Defaults overridden by `d`; unknown keys are an error naming them."""
-        d = dict(d or {})
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f'action.cartesian: unknown key(s) {unknown}; known: '
-                             f'{sorted(cls.__dataclass_fields__)}')
-        return cls(**{k: float(v) for k, v in d.items()})
+        return cls(**sections.floats_from_dict(cls, d, 'action.cartesian'))
 
     def to_yaml(self) -> dict[str, float]:
         """Plain floats for policy.yaml."""

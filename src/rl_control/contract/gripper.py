@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rl_control.contract import sections
 from rl_control.robots.franka_hand import GRASP, HAND, MOVE, GripperCommand
 
 
@@ -40,12 +41,7 @@ class GripperSpec:
     @classmethod
     def from_yaml(cls, d: Mapping[str, Any] | None) -> GripperSpec:
         """Defaults overridden by `d`; unknown keys are an error naming them."""
-        d = dict(d or {})
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f'action.gripper: unknown key(s) {unknown}; known: '
-                             f'{sorted(cls.__dataclass_fields__)}')
-        return cls(**{k: float(v) for k, v in d.items()})
+        return cls(**sections.floats_from_dict(cls, d, 'action.gripper'))
 
     def to_yaml(self) -> dict[str, float]:
         """Plain floats for policy.yaml."""

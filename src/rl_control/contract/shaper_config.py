@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import math
 from typing import Any
 
+from rl_control.contract import sections
+
 GRID_S = 1e-3  # the robot's control cycle: plan starts and samples lie on this grid
 
 
@@ -68,11 +70,7 @@ class ShaperConfig:
     def from_yaml(cls, d: dict[str, Any] | None, period_s: float | None = None
                   ) -> ShaperConfig:
         """Parse a `shaper:` section (None: defaults, with the bundle's control period)."""
-        d = dict(d or {})
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ShaperError(f'shaper: unknown key(s) {unknown}; known: '
-                              f'{sorted(cls.__dataclass_fields__)}')
+        d = sections.checked(cls, d, 'shaper', ShaperError)
         if period_s is not None:
             d.setdefault('period_s', period_s)
         try:

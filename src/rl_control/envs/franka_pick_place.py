@@ -27,7 +27,7 @@ a curriculum the HER paper used for this task (Andrychowicz et al. 2017, section
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -41,6 +41,7 @@ from rl_control.contract import (
     action_to_command,
     build_observation,
     gripper_entry,
+    sections,
 )
 from rl_control.contract.actions import action_type
 from rl_control.contract.cartesian import CartesianConfig
@@ -80,16 +81,11 @@ class PickRandomization:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> PickRandomization:
         """Defaults overridden by `d` (unknown keys are an error naming them)."""
-        d = dict(d or {})
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f'randomization: unknown key(s) {unknown}; known: '
-                             f'{sorted(cls.__dataclass_fields__)}')
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return sections.ranges_from_dict(cls, d, 'randomization')
 
     def to_yaml(self) -> dict[str, Any]:
         """Plain types for policy.yaml."""
-        return {k: list(v) if isinstance(v, tuple) else float(v) for k, v in asdict(self).items()}
+        return sections.ranges_to_yaml(self)
 
 
 NOMINAL = PickRandomization(jitter_s=0.0, joint_pos_noise=0.0, joint_vel_noise=0.0,

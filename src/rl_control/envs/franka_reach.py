@@ -29,7 +29,7 @@ RNG: action latency (0 to 2 control periods, on top of the shaper's lead), contr
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -42,6 +42,7 @@ from rl_control.contract import (
     RobotContract,
     action_to_command,
     build_observation,
+    sections,
 )
 from rl_control.contract.actions import action_type_for_control
 from rl_control.contract.shaper import GRID_S, ShaperConfig
@@ -71,16 +72,11 @@ class Randomization:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Randomization:
         """Defaults overridden by `d` (unknown keys are an error naming them)."""
-        d = dict(d or {})
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f'randomization: unknown key(s) {unknown}; known: '
-                             f'{sorted(cls.__dataclass_fields__)}')
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return sections.ranges_from_dict(cls, d, 'randomization')
 
     def to_yaml(self) -> dict[str, Any]:
         """Plain types for policy.yaml."""
-        return {k: list(v) if isinstance(v, tuple) else float(v) for k, v in asdict(self).items()}
+        return sections.ranges_to_yaml(self)
 
 
 NOMINAL = Randomization(action_latency_s=(0.0, 0.0), jitter_s=0.0, joint_pos_noise=0.0,
