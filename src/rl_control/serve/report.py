@@ -65,4 +65,5 @@ class LoopReport:
             'late_plans': self.shaper.late_plans, 'braking_s': self.last_braking_s,
             'lead_ms': self.shaper_cfg.lead_s * 1e3, 'clamp_scale': self.safety.clamp_scale,
             'warnings': ' | '.join(self.warnings), **self.robot.values(),
+            **self.task_io.values(now),
         }
