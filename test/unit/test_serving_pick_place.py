@@ -92,6 +92,8 @@ def test_a_pick_bundle_serves_the_arm_and_sends_the_hand_once_per_change(spec):
     values = loop.values(0.8)
     assert values['gripper_commands'] == 2 and values['gripper_closed'] is False
     assert values['object_pose_age_ms'] == pytest.approx(40.0)
+    status = loop.goal_status()  # the cube, not the hand, is what must reach the goal
+    assert status['distance'] == pytest.approx(np.linalg.norm(CUBE[:3] - GOAL))
 
 
 @pytest.mark.parametrize('fault', ['stale', 'nan', 'unset_quaternion', 'other_frame',
@@ -229,3 +231,54 @@ def test_the_served_observation_and_command_are_the_envs_on_the_same_state(env, 
         assert (out.gripper is not None) == (u.cell.hand.commands > before), k
     assert sent['served'] == sent['env'] >= 1  # the scripted pick closed the hand
     assert loop.task_io.hand.switch.closed == u.switch.closed
+
+
+def test_the_node_messages_round_trip():
+    """PoseStamped in (x, y, z, qx, qy, qz, qw; stamp), the hand's JSON command out."""
+    pytest.importorskip('rclpy')
+    from rl_control.robots.franka_hand import GripperCommand
+    from rl_control.ros import conversions as conv
+
+    msg = conv.pose_stamped(CUBE, 'panda_link0', conv.sec_to_stamp(12.5))
+    frame, pose, stamp = conv.pose_array(msg)
+    assert frame == 'panda_link0' and stamp == 12.5
+    np.testing.assert_array_equal(pose, CUBE)
+    close = GripperSpec().close_command()
+    assert GripperCommand.from_json(conv.gripper_string(close).data) == close
+
+
+def test_a_pick_bundle_saves_loads_and_serves_and_a_wrong_size_is_still_refused(env, tmp_path):
+    """An ee_velocity + gripper action has 4 entries but 7 per-joint scales (bundle/io.py)."""
+    import yaml
+
+    from rl_control.bundle.io import BundleError, load_bundle, save_bundle
+
+    u = env.unwrapped
+    c = u.contract
+    n_in, n_out = c.obs_spec.size, c.act_spec.size
+
+    class Actor:
+        def export_actor(self):
+            return ({'kind': 'mlp', 'layers': [[n_in, n_out]], 'activation': 'relu',
+                     'output': 'tanh'},
+                    {'l0.weight': np.zeros((n_out, n_in)), 'l0.bias': np.zeros(n_out)})
+
+    meta = {'env_id': ENV_ID, 'contract': c, 'robot_task': u.robot_task, 'obs_dim': n_in,
+            'act_dim': n_out, 'action_low': [-1.0] * n_out, 'action_high': [1.0] * n_out,
+            'obs_terms': [{'name': 'observation', 'size': n_in - 3},
+                          {'name': 'desired_goal', 'size': 3}]}
+    path = save_bundle(tmp_path / 'pick', Actor(), None, meta, {'algo': 'sac'}, None, 'test')
+    spec, policy = load_bundle(path)
+    loop = ServingLoop(spec, policy, ServeSettings())
+    assert loop.task_io.object is not None and loop.task_io.hand is not None
+    text = (path / 'policy.yaml').read_text()
+    bad = yaml.safe_load(text)
+    bad['action']['scale'] = bad['action']['scale'][:6]
+    (path / 'policy.yaml').write_text(yaml.safe_dump(bad))
+    with pytest.raises(BundleError, match='action.scale: 6 values for 7 joints'):
+        load_bundle(path)
+    bad = yaml.safe_load(text)
+    del bad['action']['gripper']
+    (path / 'policy.yaml').write_text(yaml.safe_dump(bad))
+    with pytest.raises(BundleError, match='ee_velocity action of size 4'):
+        load_bundle(path)
