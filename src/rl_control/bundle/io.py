@@ -300,14 +300,19 @@ def _validate(spec: dict[str, Any], weights: dict[str, np.ndarray], where: Path)
     if layers[-1][1] != act_size:
         raise BundleError(f'{where}: network.layers: output size {layers[-1][1]} != '
                           f'action.size {act_size}')
+    # box: one scale per action entry; a contract type: one per joint (its commands are joint
+    # commands), its action is the type's arm entries (3 for ee_velocity) and a gripper entry
+    joints = spec.get('joint_names') or []
+    kind = CONTRACT_ACTION_TYPES.get(spec['action']['type'])
+    per, what = (act_size, 'action size') if kind is None else (len(joints), 'joints')
     for key in ('scale', 'low', 'high'):
         values = spec['action'].get(key)
-        if values is not None and len(values) != act_size:
-            raise BundleError(f'{where}: action.{key}: {len(values)} values for action size '
-                              f'{act_size}')
-    joints = spec.get('joint_names') or []
-    if spec['action']['type'] != 'box' and len(joints) != act_size:
-        raise BundleError(f'{where}: joint_names: {len(joints)} names for action size {act_size}')
+        if values is not None and len(values) != per:
+            raise BundleError(f'{where}: action.{key}: {len(values)} values for {per} {what}')
+    if kind is not None and kind.arm_size(len(joints)) + bool(
+            spec['action'].get('gripper')) != act_size:
+        raise BundleError(f'{where}: joint_names: {len(joints)} names for a '
+                          f'{kind.name} action of size {act_size}')
     norm = spec['observation'].get('normalization')
     if norm is not None:
         for key in ('mean', 'var'):

@@ -14,13 +14,14 @@ from typing import Any
 
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, PoseStamped
 import numpy as np
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from trajectory_msgs.msg import JointTrajectoryPoint
 
+from rl_control.robots.franka_hand import GripperCommand
 from rl_control.robots.trajectory import JointTrajectory
 from rl_control.robots.trajectory import JointTrajectoryPoint as PlainPoint
 
@@ -175,6 +176,33 @@ def point_array(msg: PointStamped) -> tuple[str, np.ndarray]:
 
 GOAL_MESSAGES = {'point': GoalMessage(PointStamped, point_array, point_stamped)}
 """Goal kind (a task's `goal_message`) -> its message type and conversions."""
+
+
+def pose_stamped(pose: Sequence[float], frame_id: str, stamp: Time | None = None
+                 ) -> PoseStamped:
+    """A PoseStamped of (x, y, z, qx, qy, qz, qw) in `frame_id` (an object tracker's message)."""
+    msg = PoseStamped()
+    msg.header.frame_id = frame_id
+    if stamp is not None:
+        msg.header.stamp = stamp
+    p, o = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z, o.x, o.y, o.z, o.w = (float(v) for v in pose)
+    return msg
+
+
+def pose_array(msg: PoseStamped) -> tuple[str, np.ndarray, float]:
+    """(frame_id, (x, y, z, qx, qy, qz, qw), stamp seconds) of a PoseStamped."""
+    p, o = msg.pose.position, msg.pose.orientation
+    return (msg.header.frame_id, np.array([p.x, p.y, p.z, o.x, o.y, o.z, o.w]),
+            stamp_to_sec(msg.header.stamp))
+
+
+def gripper_string(cmd: GripperCommand) -> String:
+    """A gripper command as the server publishes it: std_msgs/String, one JSON object.
+
+    Its fields are franka_msgs' Move/Grasp goal fields (ros/policy_server.py: the interface).
+    """
+    return String(data=cmd.to_json())
 
 
 def json_string(obj: Any) -> String:

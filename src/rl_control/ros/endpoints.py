@@ -3,7 +3,11 @@
 Kept apart from the node so that `policy_server.py` reads as lifecycle and callbacks. The
 subscriptions live on the bare control node (`hosting.control_node`); the command publisher is
 a lifecycle publisher of the host, on `~/shadow_command` in shadow mode whatever
-`command_topic` says, so a shadow server can never reach a controller.
+`command_topic` says, so a shadow server can never reach a controller. A bundle that observes
+an object subscribes `object_pose_topic` (geometry_msgs/PoseStamped, sensor-data QoS as the
+joint states: a tracker's frames are sensor data); one with a gripper entry publishes its hand
+commands on `gripper_command_topic` (`~/shadow_gripper_command` in shadow mode), as
+ros/policy_server.py documents.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from collections.abc import Callable
 import time
 from typing import Any
 
+from geometry_msgs.msg import PoseStamped
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
+from std_msgs.msg import String
 
 from rl_control.robots.command_interfaces import command_interface
 from rl_control.ros import conversions as conv
@@ -33,8 +39,13 @@ class Endpoints:
 
     def __init__(self, host: Any, control: Any, p: ServeSettings, goal_message: str,
                  on_goal: Callable[[Any], None], on_state: Callable[[Any], None],
-                 on_robot_state: Callable[[Any], None] | None = None) -> None:
-        """`goal_message`: the task's goal kind (conversions.GOAL_MESSAGES)."""
+                 on_robot_state: Callable[[Any], None] | None = None,
+                 on_object_pose: Callable[[Any], None] | None = None,
+                 gripper: bool = False) -> None:
+        """Create them; `goal_message` is the task's goal kind (conversions.GOAL_MESSAGES).
+
+        `on_object_pose`: subscribe the object pose; `gripper`: publish hand commands.
+        """
         # the recorder first: a bad record_dir fails configure before anything is created
         self.rec = TopicRecorder(p.record_dir, p.record_segment_s) if p.record_dir else None
         self.created = time.monotonic()
@@ -56,6 +67,16 @@ class Endpoints:
             self.subs.append(control.create_subscription(
                 conv.robot_state_type(p.robot_state_type), self.topics['robot_state'],
                 on_robot_state, 10))
+        if on_object_pose is not None:  # serve/object_pose.py
+            self.topics['object_pose'] = host.resolve_topic_name(p.object_pose_topic)
+            self.subs.append(control.create_subscription(
+                PoseStamped, self.topics['object_pose'], on_object_pose, qos.SENSOR))
+        self.gripper_pub = None
+        if gripper:  # serve/hand.py: sent on change
+            self.gripper_pub = host.create_lifecycle_publisher(
+                String, '~/shadow_gripper_command' if p.shadow else p.gripper_command_topic,
+                qos.GRIPPER)
+            self.topics['gripper'] = self.gripper_pub.topic_name
 
     def conflict(self, settle: bool = False) -> str:
         """'' or 'another publisher on <topic>: <nodes>' (see `other_publishers`).
@@ -99,6 +120,12 @@ class Endpoints:
         self.pub.publish(raw)
         self.record('command', msg, raw)
 
+    def publish_gripper(self, cmd: Any) -> None:
+        """Send a hand command (robots/franka_hand.py GripperCommand) and record it."""
+        msg = conv.gripper_string(cmd)
+        self.gripper_pub.publish(msg)
+        self.record('gripper', msg)
+
     def record(self, what: str, msg: Any, serialized: bytes | None = None) -> None:
         """Record `msg` on topic `what` ('state', 'goal', 'command' or a topic name)."""
         if self.rec is not None:
@@ -110,5 +137,7 @@ class Endpoints:
         for sub in self.subs:
             self.control.destroy_subscription(sub)
         self.host.destroy_lifecycle_publisher(self.pub)
+        if self.gripper_pub is not None:
+            self.host.destroy_lifecycle_publisher(self.gripper_pub)
         if self.rec is not None:
             self.rec.close()

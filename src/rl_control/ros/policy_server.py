@@ -9,6 +9,21 @@ main thread, services and /diagnostics on this node in a background thread (one 
 them); if that thread dies, or a callback raises, the loop latches an internal error and
 brakes (the node stays up for `~/reset` or a transition). Another node publishing on the
 command topic refuses activation or, while active, stops it.
+
+Pick and place (a bundle that observes `object_pose` and has a gripper entry): the object's
+pose comes on `object_pose_topic` (geometry_msgs/PoseStamped in the base frame, stamped with
+its capture time, sensor-data QoS); a missing, stale, old or bad pose brakes the arm and leaves
+the hand alone (serve/object_pose.py; the reason and `object_pose_age_ms` on /diagnostics).
+The hand's width is read from the finger joints in the joint states. Hand commands leave on
+`gripper_command_topic` (default `~/gripper_command`, reliable, depth 10), one per change, as
+std_msgs/String with one JSON object of franka_msgs' Move/Grasp goal fields:
+`{"action": "grasp"|"move", "width", "speed", "force", "epsilon_inner", "epsilon_outer"}` (m,
+m/s, N; robots/franka_hand.py GripperCommand.from_json reads it back). Why a topic: the
+franka_msgs and control_msgs action types are not installable from PyPI. On franka_ros2, a
+relay next to franka_gripper turns each message into a goal of `franka_gripper/grasp`
+(franka_msgs/action/Grasp: width, speed, force, epsilon.inner/outer) or `franka_gripper/move`
+(franka_msgs/action/Move: width, speed); a newer message preempts the running goal, as the
+training hand model does (the newest waiting command wins).
 """
 from __future__ import annotations
 
@@ -93,8 +108,11 @@ class PolicyServer(LifecycleNode):
         for w in self.loop.warnings:
             self.get_logger().warning(w)
         try:
+            tio = self.loop.task_io
             self.io = Endpoints(self, self.state_node, p, self.loop.task.goal_message,
-                                self._on_goal, self._on_state, self._on_robot_state)
+                                self._on_goal, self._on_state, self._on_robot_state,
+                                self._on_object_pose if tio.object is not None else None,
+                                gripper=tio.hand is not None)
         except (OSError, ValueError) as exc:
             return self._configure_failed(f'endpoints: {exc}')
         self.get_logger().info(f'configured: {self.loop.summary()} on {self.io.pub.topic_name}')
@@ -172,6 +190,17 @@ class PolicyServer(LifecycleNode):
         if due and self._control_timers:
             self._tick(self.loop.due_time)
 
+    @hosting.guarded('object pose')
+    def _on_object_pose(self, msg: Any) -> None:
+        if self.loop is None:
+            return
+        self.io.record('object_pose', msg)
+        if self.loop.on_object_pose(self._now(), time.monotonic(),
+                                    *conv.pose_array(msg)) is not None:
+            self.get_logger().warning(f'object pose dropped: '
+                                      f'{self.loop.task_io.object.last_error}',
+                                      throttle_duration_sec=2.0)
+
     @hosting.locked
     def _on_goal(self, msg: Any) -> None:
         self.io.record('goal', msg)  # (subscribed only while self.io exists)
@@ -212,6 +241,8 @@ class PolicyServer(LifecycleNode):
             else:
                 self.io.publish(msg, raw)
                 self.loop.sent(self._now(), out.plan)
+        if out.gripper is not None and self.io is not None:  # on change (serve/hand.py)
+            self.io.publish_gripper(out.gripper)
         if out.reason == 'ok' and out.trajectory is not None:  # one message per tick
             self._latency.add(time.perf_counter() - self._state_recv)
         if self.loop.ticks % max(1, round(0.2 / self.loop.tick_s)) == 0:

@@ -40,3 +40,9 @@ RESULTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
 DIAGNOSTICS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
+
+# Gripper commands are sent on change only: each one matters (none may be dropped), and a
+# backlog of them is short.
+GRIPPER = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                     reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.VOLATILE)

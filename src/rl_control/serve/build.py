@@ -4,7 +4,8 @@ Kept apart from loop.py (which reads as the tick) as a mixin of `ServingLoop`: t
 mapping by name (the server maps `/joint_states` by NAME, never by index), the shaper on the
 served profile's limits (the band the profile says to plan inside: the FR3's position-dependent
 one), the safety gate, the bundle's task with its goal gate (envs/tasks.py), the joint-state
-cache with its plausibility bounds (`guards.py`), and the dry run that proves the actor takes
+cache with its plausibility bounds (`guards.py`), the task's other inputs and outputs (an
+object pose, the hand: `task_io.py`), and the dry run that proves the actor takes
 the contract's observation before any robot moves.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rl_control.contract.shaper import Limits, Shaper, ShaperConfig, ShaperError
 from rl_control.envs.tasks import task_for_bundle
 from rl_control.robots.profiles import get_profile
 from rl_control.serve import goals, guards, safety, state
+from rl_control.serve.task_io import TaskIO
 
 
 class ServeError(ValueError):
@@ -126,6 +128,11 @@ class LoopBuild:
             plausible=guards.plausible(prof, idx))
         cmd = idx[self.perm]
         self.cmd_limits = (prof.q_min[cmd], prof.q_max[cmd], prof.qd_max[cmd])
+        try:  # the object pose, the fingers, the hand's command (serve/task_io.py)
+            self.task_io = TaskIO(self.obs_spec, act, prof, idx, s, self.base_frame,
+                                  self.period_s)
+        except ValueError as exc:
+            raise ServeError(f'bundle observation / action: {exc}') from None
 
     def _dry_run(self, where: str) -> None:
         """Prove the actor takes the contract's observation before any robot moves."""

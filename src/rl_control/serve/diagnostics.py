@@ -84,6 +84,8 @@ def report(loop: Any, active: bool, configure_error: str, robot: str, latency: L
         loop.reason == 'implausible_state' else None
     if loop.reason == 'internal_error':
         detail = loop.failure
+    elif detail is None:
+        detail = loop.task_io.detail(loop.reason)  # object pose, finger joints
     level, message = level_and_message(active, loop.reason, rate_hz, 1.0 / loop.tick_s, detail)
     return level, message, loop.profile.name, values
 

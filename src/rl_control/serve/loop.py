@@ -2,23 +2,28 @@
 
     bundle -> policy -> contract -> safety -> shaper -> command
 
-The node (ros/policy_server.py) only moves messages: it calls `on_state`, `on_goal`, `tick`
+The node (ros/policy_server.py) only moves messages: it calls `on_state`, `on_goal`,
+`on_object_pose` (tasks that observe an object), `tick`
 (the policy, at the control period), `stream` (velocity/effort output, up to 1 kHz) and
 `diagnostics`, and publishes what they return. Everything here is a function of its inputs and
 the times it is given, so it is tested without ROS and runs the same under sim time.
 
-A policy tick: the merged joint state and the goal make the observation (the same
+A policy tick: the merged joint state and the goal (and a task's other inputs: the object
+pose, the hand's width and last command, serve/task_io.py) make the observation (the same
 `build_observation` the training env uses); the actor's action becomes a velocity target
-(`action_to_command`); the safety gate clamps and ramps it or says why not; the shaper plans a
-jerk-limited motion to it from its own previous plan, or, for any reason not to move (stale or
-bad state, missing joint, no or refused goal, NaN action, e-stop, deactivation, an internal
-error), brakes to rest within the robot's limits. The reference is re-anchored on the measured
+(`action_to_command`, an end-effector velocity through the measured joints); the safety
+gate clamps and ramps it or says why not; the shaper plans a jerk-limited motion to it from
+its own previous plan, or, for any reason not to move (stale or bad state, missing joint, no
+or refused goal, a stale object pose, NaN action, e-stop, deactivation, an internal error),
+brakes to rest within the robot's limits. The reference is re-anchored on the measured
 state only when the arm is really elsewhere (by more than `reanchor_tolerance` at the time
 the state was measured: a reflex, a controller switch, a push), never for late states, and
 only on a plausible one (guards.py: a state no arm can be in is refused like a NaN, until
 plausible states return). Every trajectory is checked against the limits before it leaves,
 and an exception anywhere in a tick brakes from the last good plan and latches
-`internal_error` until `reset` or `activate` (`tick`). What leaves is the command
+`internal_error` until `reset` or `activate` (`tick`). A gripper entry becomes a hand command
+on change (`TickOutput.gripper`), only on a tick that serves the policy: every reason to brake
+leaves the hand as it was last told. What leaves is the command
 interface's output (serve/outputs.py: a trajectory per tick, or a stream). Construction is
 build.py, reporting report.py.
 """
@@ -31,7 +36,6 @@ import numpy as np
 from rl_control.contract import (
     ContractError,
     ObservationSpec,
-    action_to_command,
     build_observation,
     contract_from_yaml,
 )
@@ -115,6 +119,7 @@ class ServingLoop(LoopBuild, LoopReport):
                         else self.profile.home[self.profile_idx].copy())
         self.start_move: StartMove | None = None
         self.robot = RobotErrorWatch()
+        self._grip: float | None = None  # this tick's gripper entry (serve/task_io.py)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def activate(self, now: float) -> None:
@@ -160,6 +165,7 @@ class ServingLoop(LoopBuild, LoopReport):
         state's stamp when it is up to a period ahead of `now` (under sim time the /clock
         message that precedes a state may be processed after it), else `now`.
         """
+        self.task_io.on_state(now, wall, names, pos)  # the finger joints, if observed
         refused = self.cache.update(now, wall, names, pos, vel, stamp)
         self.due_time = now
         if refused is not None or self.settings.trigger != 'state' or not self.safety.active:
@@ -180,6 +186,11 @@ class ServingLoop(LoopBuild, LoopReport):
         """A new goal; why it was refused (None: accepted)."""
         return self.goals.offer(frame, np.asarray(xyz, np.float64))
 
+    def on_object_pose(self, now: float, wall: float, frame: str, pose: np.ndarray,
+                       stamp: float = 0.0) -> str | None:
+        """An object pose (x, y, z, qx, qy, qz, qw, base frame); why refused (None: taken)."""
+        return self.task_io.on_object_pose(now, wall, frame, pose, stamp)
+
     # -- the policy tick ----------------------------------------------------------------------
     def input_problem(self, now: float, wall: float) -> str | None:
         """Why the policy must not move the arm now (None: it may)."""
@@ -187,7 +198,7 @@ class ServingLoop(LoopBuild, LoopReport):
             return INTERNAL_ERROR
         if self.robot.fault is not None:
             return ROBOT_ERROR
-        problem = self.cache.problem(now, wall)
+        problem = self.cache.problem(now, wall) or self.task_io.problem(now, wall)
         if problem is not None:
             return problem
         if self.goals.goal is None:
@@ -228,12 +239,13 @@ class ServingLoop(LoopBuild, LoopReport):
         if self.start_move is not None and move_runs(self, now, problem):
             self.reason = MOVE_TO_START
             return TickOutput(None, MOVE_TO_START)  # the controller runs the move's message
-        target = None
+        target, self._grip = None, None
         if problem is None:
             target = self._policy_target()
         result = self.safety.filter(now, target, problem or safety.OK)
         self.reason = result.reason
-        latest = (np.zeros(self.act_spec.size) if result.command is None else
+        # the joint targets as actions (one per joint, whatever the action's own size)
+        latest = (np.zeros(self.act_spec.scale.size) if result.command is None else
                   np.clip(result.command / self.act_spec.scale, -1.0, 1.0))
         self.actions = [latest, *self.actions[:2]]
         out = self.output.apply(now, result)
@@ -243,6 +255,8 @@ class ServingLoop(LoopBuild, LoopReport):
             # controller after the recovery and step its reference. Brake the plan, send nothing.
             self._sent = None
             return TickOutput(None, out.reason, out.plan)
+        if result.reason == safety.OK:  # the hand moves only when the arm may
+            out.gripper = self.task_io.gripper(self._grip)
         return out
 
     def brake(self, now: float, reason: str) -> TickOutput:
@@ -311,13 +325,19 @@ class ServingLoop(LoopBuild, LoopReport):
             if self.safety.active:
                 self.safety.activate(now)
 
+    def observation(self) -> np.ndarray:
+        """The policy's observation from what the server holds now (inputs checked first)."""
+        names, q, qd, inputs = self.task_io.observation_args(self.robot_joints, self.cache.q,
+                                                             self.cache.qd)
+        return build_observation(self.obs_spec, names, q, qd, self.goals.goal, self.actions,
+                                 inputs)
+
     def _policy_target(self) -> np.ndarray | None:
-        obs = build_observation(self.obs_spec, self.robot_joints, self.cache.q, self.cache.qd,
-                                self.goals.goal, self.actions)
-        action = np.asarray(self.policy.act(obs), np.float64).reshape(-1)
+        action = np.asarray(self.policy.act(self.observation()), np.float64).reshape(-1)
         if not np.all(np.isfinite(action)):
             return None
-        return action_to_command(self.act_spec, action)
+        self._grip = self.task_io.gripper_entry(action)
+        return self.task_io.command(action, self.cache.q)
 
     def _reanchor_if_elsewhere(self, now: float) -> None:
         stamp = self.cache.state_stamp()

@@ -22,6 +22,7 @@ import numpy as np
 
 from rl_control.contract.shaper import Plan
 from rl_control.contract.torque import TorqueConfig, TorqueShaper
+from rl_control.robots.franka_hand import GripperCommand
 from rl_control.robots.trajectory import JointTrajectory
 from rl_control.serve import guards
 from rl_control.serve.commands import trajectory_message
@@ -30,11 +31,17 @@ from rl_control.serve.safety import FilterResult
 
 @dataclass
 class TickOutput:
-    """What one policy tick decided: a trajectory to publish (or None) and why it moves or not."""
+    """What one policy tick decided: a trajectory to publish (or None) and why it moves or not.
+
+    `gripper`: a hand command to send (serve/hand.py), only on a tick that served the policy
+    (reason ok) and changed the hand's switch; the host sends it even when it withholds the
+    trajectory as late (the arm then runs on the previous message, which ends at rest).
+    """
 
     trajectory: JointTrajectory | None
     reason: str
     plan: Plan | None = None
+    gripper: GripperCommand | None = None
 
 
 class Output:

@@ -37,7 +37,13 @@ class LoopReport:
             if self.goals.reason != goals.NO_GOAL:
                 out['state'], out['reason'] = 'refused', self.goals.last_refused
             return out
-        if self.cache.received and not np.isinf(self.cache.arrival).any():
+        obj = self.task_io.object
+        if self.task.achieved_term == 'object_pose' and obj is not None:
+            if obj.pose is not None:  # pick and place: the object is what reaches the goal
+                out['distance'] = d = float(np.linalg.norm(obj.pose[:3] - g))
+                out['state'] = ('reached' if d <= self.success_distance else
+                                'moving' if self.reason == safety.OK else 'holding')
+        elif self.cache.received and not np.isinf(self.cache.arrival).any():
             q = self.profile.home.copy()
             q[self.profile_idx] = self.cache.q
             d = float(np.linalg.norm(self.task.achieved(self.profile, q) - g))
@@ -65,4 +71,5 @@ class LoopReport:
             'late_plans': self.shaper.late_plans, 'braking_s': self.last_braking_s,
             'lead_ms': self.shaper_cfg.lead_s * 1e3, 'clamp_scale': self.safety.clamp_scale,
             'warnings': ' | '.join(self.warnings), **self.robot.values(),
+            **self.task_io.values(now),
         }

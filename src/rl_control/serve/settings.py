@@ -52,6 +52,18 @@ class ServeSettings:
     joint_state_topic: str = param('joint_states', 'sensor_msgs/JointState input '
                                    '(sensor-data QoS), mapped by joint name')
     goal_topic: str = param('~/goal', 'geometry_msgs/PointStamped goals in base_frame')
+    object_pose_topic: str = param('object_pose', 'geometry_msgs/PoseStamped object pose in '
+                                   'base_frame (sensor-data QoS), for bundles that observe '
+                                   'object_pose (pick and place); unused otherwise')
+    object_stale_s: float = param(0.2, 'brake (the hand keeps its last command) when no valid '
+                                  'object pose arrived for this long', range=(0.01, 10.0))
+    max_object_age_s: float = param(0.3, 'brake when the object pose stamp (capture time) is '
+                                    'older than this; 0: no stamp check', range=(0.0, 60.0))
+    gripper_stale_s: float = param(0.2, 'brake when the finger joints (gripper_width) have no '
+                                   'valid state for this long', range=(0.01, 10.0))
+    gripper_command_topic: str = param('~/gripper_command', 'std_msgs/String JSON gripper '
+                                       'commands (franka_gripper Move/Grasp fields), sent on '
+                                       'change, for bundles with a gripper action entry')
     base_frame: str = param('', "frame goals must be in; empty: the robot's base "
                             '(panda_link0 / fr3_link0); an empty frame_id is taken as it')
     robot_joints: list[str] = param([], 'names of the policy joints on this robot in the '
