@@ -1,10 +1,16 @@
-"""Env steps per second: rl_control/PandaJointReach-v0 (MuJoCo) vs panda-gym PandaReach-v3.
+"""Env steps per second: our MuJoCo Panda envs vs panda-gym's, reach and pick-and-place.
+
+Reach: rl_control/PandaJointReach-v0 vs PandaReach-v3. `--task pick_place`:
+rl_control/FrankaPickPlace-v1 (the Panda with its hand, finger and cube contacts, the shaper,
+the tracker and the hand's action latency, domain randomization on) vs PandaPickAndPlace-v3
+(PyBullet, Cartesian control, an ideal gripper): not like for like, the cost of each cell.
 
 Both made with plain `gym.make(id)` defaults, stepped with random actions (seeded), resetting on
 episode end, for the same number of steps; each run is a fresh child process pinned to one core,
 runs alternate (ours, theirs, ours, ...) and medians are reported with their ratio.
 
     .venv/bin/python bench/env_speed.py --steps 3000 --repeats 5
+    .venv/bin/python bench/env_speed.py --task pick_place --steps 3000 --repeats 5
     .venv/bin/python bench/env_speed.py --child ours --steps 3000     # one timed run, JSON out
 """
 from __future__ import annotations
@@ -21,6 +27,8 @@ PEERS = {
     'ours': ('rl_control.envs.panda_reach', 'rl_control/PandaJointReach-v0'),
     'ours_bullet': ('rl_control.envs.panda_reach', 'rl_control/PandaJointReachBullet-v0'),
     'panda_gym': ('panda_gym', 'PandaReach-v3'),
+    'ours_pick': ('rl_control.envs.registration', 'rl_control/FrankaPickPlace-v1'),
+    'panda_gym_pick': ('panda_gym', 'PandaPickAndPlace-v3'),
 }
 
 
@@ -55,6 +63,7 @@ def main() -> None:
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--cpu', type=int, default=0, help='core to pin children to (-1: none)')
     ap.add_argument('--bullet', action='store_true', help='also time our PyBullet variant')
+    ap.add_argument('--task', choices=['reach', 'pick_place'], default='reach')
     ap.add_argument('--child', choices=sorted(PEERS))
     args = ap.parse_args()
     if args.child:
@@ -63,7 +72,9 @@ def main() -> None:
 
     from harness import median, run_child, save
 
-    peers = ['ours', 'panda_gym'] + (['ours_bullet'] if args.bullet else [])
+    peers = (['ours', 'panda_gym'] + (['ours_bullet'] if args.bullet else [])
+             if args.task == 'reach' else ['ours_pick', 'panda_gym_pick'])
+    ours, theirs = peers[0], peers[1]
     cpu = None if args.cpu < 0 else args.cpu
     runs: dict[str, list[float]] = {p: [] for p in peers}
     for r in range(args.repeats):
@@ -73,8 +84,8 @@ def main() -> None:
             print(f'repeat {r}: {peer:12s} {res["steps_per_s"]:10.1f} steps/s', flush=True)
     med = {p: median(v) for p, v in runs.items()}
     payload = {'steps': args.steps, 'repeats': args.repeats, 'runs': runs, 'median': med,
-               'ratio_ours_over_panda_gym': med['ours'] / med['panda_gym']}
-    path = save('env_speed', payload)
+               'ratio_ours_over_panda_gym': med[ours] / med[theirs]}
+    path = save('env_speed' if args.task == 'reach' else 'env_speed_pick_place', payload)
     for peer in peers:
         print(f'median {peer:12s} {med[peer]:10.1f} steps/s  ({PEERS[peer][1]})')
     print(f'ratio ours / panda-gym: {payload["ratio_ours_over_panda_gym"]:.1f}x  -> {path}')
