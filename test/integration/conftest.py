@@ -70,6 +70,36 @@ def make_test_bundle(out_dir: Path, seed: int = 0, hidden: int = 32,
                        'test fixture (random actor)')
 
 
+def make_pick_bundle(out_dir: Path,
+                     shape: Callable[[_RandomActor, Any], None] | None = None) -> Path:
+    """A FrankaPickPlace-v1 bundle, written by the real bundle code.
+
+    Its actor holds the arm still and closes the hand, unless `shape(agent, contract)` sets
+    its weights otherwise (plumbing only: no pick-and-place bundle is trained).
+    """
+    import gymnasium as gym
+
+    from rl_control.bundle.io import save_bundle
+
+    env = gym.make('rl_control/FrankaPickPlace-v1')
+    u = env.unwrapped
+    c = u.contract
+    meta = {'env_id': 'rl_control/FrankaPickPlace-v1', 'env_kwargs': {}, 'time_limit': None,
+            'goal_env': True, 'obs_dim': c.obs_spec.size, 'act_dim': c.act_spec.size,
+            'contract': c, 'robot_task': u.robot_task,
+            'obs_terms': [{'name': 'observation', 'size': c.obs_spec.size - 3},
+                          {'name': 'desired_goal', 'size': 3}],
+            'action_low': [-1.0] * c.act_spec.size, 'action_high': [1.0] * c.act_spec.size}
+    env.close()
+    agent = _RandomActor(c.obs_spec.size, c.act_spec.size, 16, 0)
+    if shape is None:
+        agent.weights['l1.weight'][:] = 0.0
+        agent.weights['l1.bias'][:] = [0.0, 0.0, 0.0, 5.0]  # tanh: stay, gripper entry ~ +1
+    else:
+        shape(agent, c)
+    return save_bundle(out_dir, agent, None, meta, {'algo': 'sac'}, None, 'test (fixed actor)')
+
+
 @pytest.fixture(scope='session')
 def test_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_test_bundle(tmp_path_factory.mktemp('bundle') / 'random_actor')
