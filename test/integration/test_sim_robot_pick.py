@@ -80,9 +80,9 @@ def test_pick_place_sim_and_server_talk_and_a_dead_tracker_brakes_and_sends_no_h
     assert poses[-1][1].header.frame_id == 'panda_link0'
     assert float(server_diag(probe)['object_pose_age_ms']) < 200
     # its hand commands reach the sim and move the fingers, both ways
-    wait_for(lambda: len(hand) >= 2, 20, 'two hand commands', procs)
-    sent = [json.loads(m.data) for _t, m in probe.snapshot(HAND_TOPIC)]
-    assert [c['action'] for c in sent[:2]] == ['grasp', 'move']
+    # (the probe may join the server's hand topic after its first command: DDS discovery)
+    wait_for(lambda: {json.loads(m.data)['action'] for _t, m in probe.snapshot(HAND_TOPIC)}
+             == {'grasp', 'move'}, 20, 'a grasp and a move', procs)
     wait_for(lambda: min(fingers(), default=1.0) < 0.03, 10, 'the fingers closing', procs)
     wait_for(lambda: sim_report().get('hand_commands', 0) >= 2, 10, 'the sim took them', procs)
     assert sim_report()['hand_rejected'] == 0
@@ -98,6 +98,8 @@ def test_pick_place_sim_and_server_talk_and_a_dead_tracker_brakes_and_sends_no_h
     wait_for(lambda: 'stale_object_pose' in server_diag(probe).get('_message', ''), 5,
              'the server braking on a stale object pose', procs)
     n_hand = len(hand)
+    time.sleep(0.3)  # the sim's ~/robot_state (10 Hz) has caught up with what was sent
+    n_sim = sim_report()['hand_commands']
     time.sleep(2.0)  # an oscillating hand would have switched twice by now, were it served
     assert [t for t, _m in probe.snapshot(POSE_TOPIC) if t > t_mute + 0.1] == []
     assert len(hand) == n_hand, 'a hand command was sent on a stale object pose'
@@ -107,4 +109,4 @@ def test_pick_place_sim_and_server_talk_and_a_dead_tracker_brakes_and_sends_no_h
     assert arm and max(np.max(np.abs(m.velocity[:7])) for m in arm) < 1e-3, 'not at rest'
     report = sim_report()
     assert report['reflex_count'] == 0 and report['mode'] != 'reflex'
-    assert report['object_pose_muted'] and report['hand_commands'] == len(hand)
+    assert report['object_pose_muted'] and report['hand_commands'] == n_sim  # none reached it
