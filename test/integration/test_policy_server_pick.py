@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import PANDA_ARM, PANDA_HOME, _RandomActor, server_params
+from conftest import PANDA_ARM, PANDA_HOME, make_pick_bundle, server_params
 import numpy as np
 import pytest
 
@@ -27,28 +27,6 @@ pytestmark = pytest.mark.ros
 FINGERS = ['panda_finger_joint1', 'panda_finger_joint2']
 CUBE = [0.6, 0.0, 0.02, 0.0, 0.0, 0.0, 1.0]
 GOAL = [0.6, 0.1, 0.15]
-
-
-def make_pick_bundle(out_dir: Path) -> Path:
-    """A FrankaPickPlace-v1 bundle whose actor holds the arm still and closes the hand."""
-    import gymnasium as gym
-
-    from rl_control.bundle.io import save_bundle
-
-    env = gym.make('rl_control/FrankaPickPlace-v1')
-    u = env.unwrapped
-    c = u.contract
-    meta = {'env_id': 'rl_control/FrankaPickPlace-v1', 'env_kwargs': {}, 'time_limit': None,
-            'goal_env': True, 'obs_dim': c.obs_spec.size, 'act_dim': c.act_spec.size,
-            'contract': c, 'robot_task': u.robot_task,
-            'obs_terms': [{'name': 'observation', 'size': c.obs_spec.size - 3},
-                          {'name': 'desired_goal', 'size': 3}],
-            'action_low': [-1.0] * c.act_spec.size, 'action_high': [1.0] * c.act_spec.size}
-    env.close()
-    agent = _RandomActor(c.obs_spec.size, c.act_spec.size, 16, 0)
-    agent.weights['l1.weight'][:] = 0.0
-    agent.weights['l1.bias'][:] = [0.0, 0.0, 0.0, 5.0]  # tanh: stay, gripper entry ~ +1
-    return save_bundle(out_dir, agent, None, meta, {'algo': 'sac'}, None, 'test (fixed actor)')
 
 
 @pytest.fixture()

@@ -20,6 +20,13 @@ after the first command: the episodes before it restart without one). A reset mo
 once, so commands still in flight for the previous episode are not delivered
 (robots/episode_guard.py). Faults: muted joint states (a dead driver or network), a reflex now
 (as on a collision), and franka_ros2's error recovery.
+
+A task with an object (`object_message`: pick and place) runs on the pick-and-place cell
+(envs/sim_cell.py): the same arm and checks on the cell's physics, plus the Franka Hand taking
+the server's JSON hand commands, its finger joints, the cube's pose from a tracker, contact
+reflexes (the arm stops as on any reflex) and the task's measures (held, dropped, ...). Each
+episode also places the cube (the task's `sample_object`) and opens the hand. Fault injection
+adds a muted tracker.
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rl_control.envs.reach_metrics import load_goals
+from rl_control.envs.sim_cell import SimCell
 from rl_control.envs.tasks import task_class
 from rl_control.robots import robot_state
 from rl_control.robots.command_interfaces import CONTROLLERS, command_interface
@@ -59,6 +67,12 @@ class SimOutputs(Protocol):
     def result(self, result: dict[str, Any]) -> None:
         """One finished episode."""
 
+    def object_pose(self, stamp: float, pose: np.ndarray) -> None:
+        """A tracker frame: the object's pose captured at ROS time `stamp` (an object's task).
+
+        `pose`: x, y, z, qx, qy, qz, qw in the base frame.
+        """
+
 
 class SimCore:
     """One simulated robot and its episodes (module docstring); `p` is a `ros.params.SimParams`."""
@@ -73,12 +87,17 @@ class SimCore:
         self.profile = get_profile(p.robot)
         kind = CONTROLLERS[command_interface(p.command_type).controller]
         options = {k: getattr(p, f'jtc_{k}') for k in kind.options}  # the controller's params
-        self.arm = FrankaArm(self.profile, p.command_type, physics=mujoco_physics(self.profile),
+        self.task = task_class(p.task)(distance_threshold=p.success_threshold)
+        self.rng = np.random.default_rng(None if p.seed < 0 else p.seed)
+        self.cell: SimCell | None = None  # a task with an object: the pick-and-place cell
+        if getattr(self.task, 'object_message', None):  # its own stream: goals stay the same
+            self.cell = SimCell(self.profile, p, np.random.default_rng(
+                None if p.seed < 0 else [p.seed, 1]))
+        physics = self.cell.physics if self.cell else mujoco_physics(self.profile)
+        self.arm = FrankaArm(self.profile, p.command_type, physics=physics,
                              torque_rate_limiter=p.torque_rate_limiter,
                              check_limits=p.fidelity == 'franka', **options)
         self.arm.settle()  # before anyone sees it (FrankaArm.settle says why)
-        self.task = task_class(p.task)(distance_threshold=p.success_threshold)
-        self.rng = np.random.default_rng(None if p.seed < 0 else p.seed)
         self.goals = load_goals(p.goals_file) if p.goals_file else None
         self.episode, self.done = 0, False
         self.last_command_wall = -1e9
@@ -128,6 +147,8 @@ class SimCore:
             self.goal = self.task.sample_goal(self.rng)
         self.arm.reset(np.clip(q, prof.q_min, prof.q_max))
         q0 = self.arm.state()['q']
+        if self.cell is not None:  # the hand open, the cube on the table
+            self.cell.reset(self.arm.time, q0, self.task.sample_object(self.rng))
         self.guard.reset(self.arm.time, q0)  # commands still in flight
         self.trace = self.task.trace(self.goal, q0, prof)
         self._start = (self.arm.time, self.arm.reflex_count, self.arm.state()['rejected'],
@@ -145,6 +166,7 @@ class SimCore:
                   'rejected': st['rejected'] - rejected,
                   'reset_ignored': self.guard.ignored - ignored,
                   'silent_steps': self.silent_steps - silent,
+                  **(self.cell.result() if self.cell else {}),
                   'start_q': [float(v) for v in self.guard.q_start],
                   'final_q': [float(v) for v in st['q']],
                   'sim_time': self.arm.time, 'wall_time': self.wall_clock()}
@@ -187,6 +209,25 @@ class SimCore:
         """~/mute_joint_states: stop (True) or resume publishing joint states."""
         self.muted_at = self.arm.time if on else None
 
+    def mute_object(self, on: bool) -> None:
+        """~/mute_object_pose: the tracker stops (True) or resumes publishing (a cell only)."""
+        if self.cell is None:
+            raise ValueError(f'the {self.task.name} task has no object')
+        self.cell.muted = bool(on)
+
+    def hand_command(self, text: str, t: float) -> str | None:
+        """A hand command (JSON, docs/pick_place.md) that arrived at grid time `t`.
+
+        Returns why it was refused (None: queued on the hand, robots/franka_hand.py).
+        """
+        if self.cell is None:
+            return f'the {self.task.name} task has no hand'
+        return self.cell.hand_command(t, text)
+
+    def gripper_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+        """The finger joints as published: the cell's hand, or the arm's fixed open one."""
+        return self.cell.gripper_state() if self.cell else self.arm.gripper_state()
+
     # -- commands and stepping ----------------------------------------------------------------
     def command(self, cmd: Any, t: float, wall: float) -> None:
         """A command that arrived at grid time `t` (decoded from its message)."""
@@ -224,9 +265,12 @@ class SimCore:
     def advance(self, n: int) -> None:
         """Step n ms, publishing states and sampling the episode on their schedules."""
         period = self.p.control_period_s
+        cell = self.cell
         for _ in range(n):
             self.arm.step(1)
             k = round(self.arm.time / self.arm.dt)
+            if cell is not None:
+                self._cell_tick(cell)
             if not self.p.publish_clock and k % self.publish_every == 0:
                 self.publish_state(gripper=k % self.gripper_every == 0)
             if self.arm.mode != self.mode_published:
@@ -234,8 +278,12 @@ class SimCore:
             if self.arm.time >= self.next_sample - 1e-9:
                 self.next_sample += period
                 st = self.arm.state()
-                self.trace.add(self.arm.time - self._start[0],
-                               self.task.achieved(self.profile, st['q']), st['qd'])
+                if cell is None:
+                    self.trace.add(self.arm.time - self._start[0],
+                                   self.task.achieved(self.profile, st['q']), st['qd'])
+                else:
+                    cell.sample(self.trace, self.arm.time - self._start[0], st['q'], st['qd'],
+                                period)
             if self.warmup_over():
                 self.start_episode()  # the episode the warm-up overlapped: no result
                 return
@@ -247,6 +295,19 @@ class SimCore:
                 return
         if self.p.publish_clock:
             self.publish_state()
+
+    def _cell_tick(self, cell: SimCell) -> None:
+        """After a tick of the cell: its collision reflex, and a tracker frame if one is due.
+
+        A contact reflex stops the arm as libfranka's does (robots/contact.py); the ideal
+        fidelity only counts it (in the episode's `contact_reflexes`).
+        """
+        name = cell.contact_reflex()
+        if name is not None and self.arm.check_limits:
+            self.arm.inject_reflex(name, 'contact')
+        frame = cell.object_frame()
+        if frame is not None:
+            self.out.object_pose(self.ros_time(frame[0]), frame[1])
 
     def republish(self, wall: float) -> None:
         """Lockstep, no command for a while: time passes anyway (the controller holds).
@@ -281,6 +342,8 @@ class SimCore:
         report = robot_state.report(
             st, reset_ignored=self.guard.ignored, max_lag_ms=self.max_lag_s * 1e3,
             episode=self.episode, ros_time=self.ros_time(st['time']), muted_at=self.muted_at)
+        if self.cell is not None:
+            report.update(self.cell.report())
         level = 2 if st['mode'] == 'reflex' else 0
         message = f'reflex: {st["reflex"]}' if level else f'{st["mode"]} ({self.p.fidelity})'
         return report, level, message

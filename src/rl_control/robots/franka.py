@@ -211,11 +211,15 @@ class FrankaArm:
                                      for tt, c, qq, vv in self._log],
                            'commands': list(self._delivered)}
 
-    def inject_reflex(self, name: str = 'joint_reflex') -> None:
-        """Fault injection: a reflex now, as the robot raises one (e.g. a collision)."""
+    def inject_reflex(self, name: str = 'joint_reflex', quantity: str = 'injected') -> None:
+        """A reflex now, as the robot raises one on a collision.
+
+        Fault injection, or the pick-and-place cell's contact check (`quantity` 'contact',
+        robots/contact.py).
+        """
         if self.mode != 'reflex':
             self.checker.last_violations = ()
-            self._reflex(Violation(name, 0, 'injected', 0.0, 0.0), self.time)
+            self._reflex(Violation(name, 0, quantity, 0.0, 0.0), self.time)
 
     def _brake(self) -> None:
         """One tick of braking: every joint decelerates to rest, then holds."""

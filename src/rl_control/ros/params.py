@@ -259,3 +259,21 @@ class SimParams:
     warmup_s: float = param(0.0, 'episodes count from this long after the first command '
                             '(e.g. the server\'s ramp-in): until then an episode restarts '
                             'without a result; 0: from the start', range=(0.0, 60.0))
+    # a task with an object (pick_place): the cell's hand, tracker (envs/sim_cell.py)
+    gripper_command_topic: str = param('policy_server/gripper_command', 'task with an object: '
+                                       'hand commands in (std_msgs/String, JSON of '
+                                       "franka_gripper's Move/Grasp fields): the policy "
+                                       "server's default ~/gripper_command")
+    object_pose_topic: str = param('object_pose', "task with an object: the tracker's object "
+                                   'pose out (geometry_msgs/PoseStamped, base frame, stamped '
+                                   'with the capture time)')
+    tracker_rate_hz: float = param(30.0, "the tracker's frame rate (robots/tracker.py)",
+                                   range=(1.0, 1000.0))
+    tracker_delay_s: float = param(0.05, 'a frame is published this long after its capture',
+                                   range=(0.0, 1.0))
+    tracker_position_noise: float = param(0.001, "the tracker's position error (std) [m]",
+                                          range=(0.0, 0.1))
+    tracker_orientation_noise: float = param(0.01, "the tracker's orientation error (std) "
+                                             '[rad]', range=(0.0, 1.0))
+    hand_latency_s: float = param(0.05, 'a hand command starts this long after it arrives '
+                                  '(robots/franka_hand.py)', range=(0.0, 1.0))

@@ -27,6 +27,18 @@ counters) and /diagnostics (ERROR on a reflex) report the arm at `robot_state_ra
 (robots/robot_state.py; at once on a mode change); `~/recover` (std_srvs/Trigger) is
 franka_ros2's error recovery; `~/reset_episode` starts a new episode now; fault injection:
 `~/mute_joint_states` (std_srvs/SetBool: a dead driver or network), `~/inject_reflex`.
+
+Pick and place (`task: pick_place`, any task with an object; envs/sim_cell.py): the arm takes
+the same command path on the MuJoCo cell (hand, table, cube). The hand runs franka_gripper's
+Move/Grasp semantics on the JSON hand commands of `gripper_command_topic` (std_msgs/String, the
+policy server's `~/gripper_command` by default; docs/pick_place.md), its finger joints go out
+as franka_gripper publishes them (width / 2 each, on `gripper_state_topic` and, with the
+franka_bringup topology, merged into `joint_states`); the cube's pose goes out on
+`object_pose_topic` as a tracker sends it (PoseStamped, base frame, stamped with the capture
+time, `tracker_rate_hz`, `tracker_delay_s` late, with `tracker_*_noise`); a contact above
+franka_example_controllers' collision thresholds is a reflex; episode results carry the task's
+measures (held, grasped, lifted, dropped, contact reflexes) and the hand's command count.
+`~/mute_object_pose` (std_srvs/SetBool) stops the tracker (fault injection).
 """
 from __future__ import annotations
 
@@ -35,6 +47,7 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
 import rclpy
 from rclpy.clock import Clock, ClockType
 import rclpy.executors
@@ -88,6 +101,12 @@ class SimRobot(Node):
         self.create_service(Trigger, '~/recover', self._on_recover)
         self.create_service(SetBool, '~/mute_joint_states', self._on_mute)
         self.create_service(Trigger, '~/inject_reflex', self._on_inject_reflex)
+        if core.cell is not None:  # pick and place: the hand in, the tracker out
+            self._pose_pub = self.create_publisher(PoseStamped, p.object_pose_topic,
+                                                   qos.SENSOR)
+            self.create_subscription(String, p.gripper_command_topic, self._on_hand_command,
+                                     qos.GRIPPER)
+            self.create_service(SetBool, '~/mute_object_pose', self._on_mute_object)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if p.publish_clock:
             self.create_timer(p.lockstep_republish_s, lambda: core.republish(time.monotonic()),
@@ -137,7 +156,21 @@ class SimRobot(Node):
             if req.data else 'joint states resumed'
         return res
 
+    def _on_mute_object(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        """Fault injection: the tracker stops (true) or resumes (false) publishing."""
+        self.core.mute_object(req.data)
+        res.success, res.message = True, f'object pose muted at {self.core.arm.time:.3f}' \
+            if req.data else 'object pose resumed'
+        return res
+
     # -- commands ---------------------------------------------------------------------------
+    def _on_hand_command(self, msg: String, info: Any = None) -> None:
+        """A hand command (JSON); a refused one is logged and counted, the hand ignores it."""
+        refused = self.core.hand_command(msg.data, self.core.arrival(time.monotonic()))
+        if refused:
+            self.get_logger().warning(f'hand command refused: {refused}',
+                                      throttle_duration_sec=1.0)
+
     def _on_command(self, msg: Any, info: Any) -> None:
         info, wall = info or {}, time.monotonic()
         t = self.core.arrival(wall, int(info.get('received_timestamp') or 0),
@@ -175,7 +208,7 @@ class SimRobot(Node):
         if rep is not None:
             rep.offer_arm(names, q, qd, tau)
         if gripper:
-            names, q, qd, eff = arm.gripper_state()
+            names, q, qd, eff = core.gripper_state()
             self._grip_pub.publish(conv.make_joint_state(names, q, qd, eff, stamp=stamp))
             if rep is not None:
                 rep.offer_gripper(names, q, qd, eff)
@@ -190,12 +223,17 @@ class SimRobot(Node):
         self._goal_pub.publish(self.goal_msg.encode(
             core.goal, self.profile.base_frame, conv.sec_to_stamp(core.ros_time(core.arm.time))))
 
+    def object_pose(self, stamp: float, pose: Any) -> None:
+        """A tracker frame: the object's pose in the base frame, stamped at its capture."""
+        self._pose_pub.publish(conv.pose_stamped(pose, self.profile.base_frame,
+                                                 conv.sec_to_stamp(stamp)))
+
     def result(self, result: dict[str, Any]) -> None:
         """One episode's result on ~/episode_result."""
         self._result_pub.publish(conv.json_string(result))
+        d = result.get('min_distance', float('nan'))  # (none without samples)
         self.get_logger().info(f"episode {result['episode']}: success={result['success']} "
-                               f"min_distance={result['min_distance']:.4f} m reflex="
-                               f"{result['reflex']}")
+                               f"min_distance={d:.4f} m reflex={result['reflex']}")
 
     def robot_mode(self) -> None:
         """Mode and errors as franka_robot_state_broadcaster publishes them."""
