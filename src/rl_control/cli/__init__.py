@@ -16,7 +16,8 @@ from rl_control.cli.parser import ROS_COMMANDS, build_parser
 __all__ = ['ROS_COMMANDS', 'build_parser', 'main']
 
 _COMMANDS = {'train': train.cmd_train, 'sweep': train.cmd_sweep, 'eval': train.cmd_eval,
-             'bench-reach': bundles.cmd_bench_reach, 'gap': bundles.cmd_gap,
+             'bench-reach': bundles.cmd_bench_reach, 'bench-pick': bundles.cmd_bench_pick,
+             'gap': bundles.cmd_gap,
              'export': bundles.cmd_export, 'import-sb3': bundles.cmd_import_sb3}
 _WITH_ARGV = ('train', 'sweep', 'import-sb3')  # they record the command line
 

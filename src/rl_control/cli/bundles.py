@@ -1,4 +1,4 @@
-"""`rl-control bench-reach | gap | export | import-sb3`: what is done with a trained bundle."""
+"""`rl-control bench-reach | bench-pick | gap | export | import-sb3`: done with a bundle."""
 from __future__ import annotations
 
 import argparse
@@ -60,6 +60,53 @@ def cmd_bench_reach(args: argparse.Namespace) -> int:
                       float(spec.get('control_period_s') or 0.04), args.plot,
                       title=f'{args.bundle}: {args.engine}, {robot}')
     for line in report_lines(s):
+        say(line)
+    if args.json:
+        flush_c_stdio()
+        print(json.dumps(s), flush=True)
+    return 0
+
+
+def cmd_bench_pick(args: argparse.Namespace) -> int:
+    """`rl-control bench-pick`: the pick-and-place benchmark (envs/pick_bench.py)."""
+    from rl_control.bundle import BundleError, load_bundle
+    from rl_control.envs import pick_bench
+
+    spec = policy = None
+    try:
+        if args.policy != pick_bench.SCRIPTED:
+            spec, policy = load_bundle(args.policy)
+        cubes, goals = pick_bench.load_episodes(args.episodes_file
+                                                or pick_bench.default_episodes_file())
+    except BundleError as exc:
+        return fail(f"bench-pick {args.policy}: {exc} (POLICY: a bundle folder or 'scripted')",
+                    EXIT_USAGE)
+    except (OSError, ValueError) as exc:
+        return fail(f'bench-pick {args.policy}: {exc}', EXIT_USAGE)
+    if args.episodes:
+        cubes, goals = cubes[:args.episodes], goals[:args.episodes]
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    say(f'bench-pick: {args.policy} ({args.engine}, '
+        f'{"randomized" if args.randomized else "nominal"}), {len(cubes)} episodes')
+
+    def progress(i: int, n: int, r: dict) -> None:
+        if i % 10 == 0 or i == n:
+            say(f'  {i}/{n} episodes')
+
+    try:
+        out = pick_bench.run(spec, policy, cubes, goals, args.randomized, args.engine,
+                             progress=progress)
+    except ValueError as exc:
+        return fail(f'bench-pick {args.policy}: {exc}', EXIT_USAGE)
+    s = out['summary']
+    s['policy'] = str(args.policy)
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1))
+    if args.plot:
+        pick_bench.plot(out['episodes'], s['success_distance'], 0.04, args.plot,
+                        title=f'bench-pick {args.policy}: {args.engine}, {s["robot"]}, '
+                              f'{"randomized" if args.randomized else "nominal"}')
+    for line in pick_bench.report_lines(s):
         say(line)
     if args.json:
         flush_c_stdio()

@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--state-topic', default='', metavar='TOPIC',
                    help="ros engine: the server's joint-state topic (default: the robot's "
                         'parameter file, e.g. franka/joint_states for the FR3)')
+    add_bench_pick_parser(sub)
     add_export_parsers(sub)
 
     p = sub.add_parser('gap', help='sim-to-real gap: a recording (or PyBullet) vs the MuJoCo '
@@ -162,6 +163,37 @@ def build_parser() -> argparse.ArgumentParser:
                                        '(try --help there).', add_help=False)
         p.add_argument('args', nargs=argparse.REMAINDER, help='arguments for the node')
     return parser
+
+
+def add_bench_pick_parser(sub: argparse._SubParsersAction) -> None:
+    """`bench-pick`: the pick-and-place benchmark (envs/pick_bench.py)."""
+    p = sub.add_parser('bench-pick', help='the pick-and-place benchmark of a bundle or the '
+                       'scripted pick', description='Fixed episodes (config/pick_episodes.yaml: '
+                       "cube start pose and goal, drawn once from the task's samplers), 6 s "
+                       'each from rest at home with the hand open, through the serving command '
+                       'path on MuJoCo. Success = held: the cube within the success distance '
+                       '(5 cm) of the goal and cube and arm at rest over the last second, no '
+                       'drop. Also: placed at some moment, grasped, lifted, dropped, reflexes '
+                       'and contact reflexes, time to place, final distance median and max.')
+    p.add_argument('policy', metavar='POLICY',
+                   help="a pick-and-place bundle folder (or run directory), or the word "
+                        "'scripted': the scripted grasp-and-place (envs/scripted_pick.py), the "
+                        'reference a learned policy must approach')
+    p.add_argument('--engine', choices=('mujoco',), default='mujoco',
+                   help='mujoco: in process (the only engine for now; the ROS engine, '
+                        'sim_robot + policy_server over DDS as bench-reach has, comes later)')
+    p.add_argument('--randomized', action='store_true',
+                   help="domain randomization (the bundle's, or the env's default for "
+                        "'scripted'; default: nominal dynamics)")
+    p.add_argument('--episodes-file', metavar='FILE',
+                   help='episode set (default config/pick_episodes.yaml)')
+    p.add_argument('--episodes', type=int, default=100,
+                   help='first N episodes of the file (default 100; 0: all)')
+    p.add_argument('--json', action='store_true',
+                   help='print the summary as one JSON object on the last stdout line')
+    p.add_argument('--out', metavar='FILE', help='also write the summary and episodes (JSON)')
+    p.add_argument('--plot', metavar='PNG',
+                   help='also plot the cube-to-goal distance over time and the outcomes')
 
 
 def add_export_parsers(sub: argparse._SubParsersAction) -> None:

@@ -108,7 +108,7 @@ class PickTrace:
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Fractions over episodes (held first) and the medians of the times and distances."""
+    """Fractions over episodes (held first), medians of times and distances, the worst distance."""
     n = len(results)
     out: dict[str, Any] = {'episodes': n}
     for key in ('success', 'held', 'placed', 'grasped', 'lifted', 'dropped'):
@@ -117,6 +117,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         vals = [np.inf if r.get(key) is None else r[key] for r in results if 'samples' in r]
         med = float(np.median(vals)) if vals else float('nan')
         out[f'{key}_median'] = med if np.isfinite(med) else None
+    finals = [r['final_distance'] for r in results if 'final_distance' in r]
+    out['final_distance_max'] = float(max(finals)) if finals else None
     out['contact_reflexes'] = sum(1 for r in results if r.get('contact_reflexes'))
     out['reflexes'] = sum(1 for r in results if r.get('reflex'))
     return out
@@ -131,8 +133,9 @@ def report_lines(s: dict[str, Any]) -> list[str]:
         f"rest over the last {HOLD_S:g} s, no drop): {s['success']:.2f}; placed at some "
         f"moment {s['placed']:.2f}; grasped {s['grasped']:.2f}, lifted {s['lifted']:.2f}, "
         f"dropped {s['dropped']:.2f}",
-        f"final distance median {f(s['final_distance_median'], ' mm', 1000)}; time to grasp "
-        f"median {f(s['grasp_time_s_median'], ' s')}; time to settle median "
+        f"final distance median {f(s['final_distance_median'], ' mm', 1000)}, max "
+        f"{f(s.get('final_distance_max'), ' mm', 1000)}; time to grasp "
+        f"median {f(s['grasp_time_s_median'], ' s')}; time to place (settled to the end) median "
         f"{f(s['settle_time_s_median'], ' s')}; reflexes {s['reflexes']}/{s['episodes']} "
         f"(contact {s['contact_reflexes']})",
     ]

@@ -20,16 +20,21 @@ import numpy as np
 ENGINES = ('mujoco', 'pybullet', 'ros')
 
 
-def default_goals_file() -> Path:
-    """config/reach_goals.yaml of the installed share folder or the source tree."""
+def config_file(name: str, hint: str = '') -> Path:
+    """config/`name` of the installed share folder or the source tree (`hint`: what to pass)."""
     import sys
 
     here = Path(__file__).resolve()
-    for c in (Path(sys.prefix) / 'share' / 'rl_control' / 'config' / 'reach_goals.yaml',
-              here.parents[3] / 'config' / 'reach_goals.yaml'):
+    for c in (Path(sys.prefix) / 'share' / 'rl_control' / 'config' / name,
+              here.parents[3] / 'config' / name):
         if c.is_file():
             return c
-    raise FileNotFoundError('config/reach_goals.yaml not found (pass --goals)')
+    raise FileNotFoundError(f'config/{name} not found' + (f' (pass {hint})' if hint else ''))
+
+
+def default_goals_file() -> Path:
+    """config/reach_goals.yaml of the installed share folder or the source tree."""
+    return config_file('reach_goals.yaml', '--goals')
 
 
 def run_in_process(spec: dict[str, Any], policy: Any, engine: str, robot: str,
