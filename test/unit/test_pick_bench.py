@@ -6,6 +6,7 @@ import shutil
 
 import gymnasium as gym
 import numpy as np
+from pick_helpers import save_zero_pick_bundle
 import pytest
 import yaml
 
@@ -34,26 +35,11 @@ def scripted(episodes):
 @pytest.fixture(scope='module')
 def zero_bundle(tmp_path_factory):
     """A pick-and-place bundle whose actor answers 0: arm still, hand left open (do nothing)."""
-    from rl_control.bundle.io import save_bundle
-
     env = gym.make(ENV_ID)
-    u = env.unwrapped
-    c = u.contract
-    n_in, n_out = c.obs_spec.size, c.act_spec.size
-
-    class Actor:
-        def export_actor(self):
-            return ({'kind': 'mlp', 'layers': [[n_in, n_out]], 'activation': 'relu',
-                     'output': 'tanh'},
-                    {'l0.weight': np.zeros((n_out, n_in)), 'l0.bias': np.zeros(n_out)})
-
-    meta = {'env_id': ENV_ID, 'contract': c, 'robot_task': u.robot_task, 'obs_dim': n_in,
-            'act_dim': n_out, 'action_low': [-1.0] * n_out, 'action_high': [1.0] * n_out,
-            'obs_terms': [{'name': 'observation', 'size': n_in - 3},
-                          {'name': 'desired_goal', 'size': 3}]}
+    path = save_zero_pick_bundle(env, tmp_path_factory.mktemp('pick') / 'zero',
+                                 'test (do-nothing actor)')
     env.close()
-    return save_bundle(tmp_path_factory.mktemp('pick') / 'zero', Actor(), None, meta,
-                       {'algo': 'sac'}, None, 'test (do-nothing actor)')
+    return path
 
 
 def _cli(capsys, *argv):

@@ -2,6 +2,7 @@
 width and command, the Cartesian action through the measured joints (serve/task_io.py)."""
 import gymnasium as gym
 import numpy as np
+from pick_helpers import save_zero_pick_bundle
 import pytest
 
 from rl_control.bundle.io import ROBOT_FIELDS
@@ -251,23 +252,9 @@ def test_a_pick_bundle_saves_loads_and_serves_and_a_wrong_size_is_still_refused(
     """An ee_velocity + gripper action has 4 entries but 7 per-joint scales (bundle/io.py)."""
     import yaml
 
-    from rl_control.bundle.io import BundleError, load_bundle, save_bundle
+    from rl_control.bundle.io import BundleError, load_bundle
 
-    u = env.unwrapped
-    c = u.contract
-    n_in, n_out = c.obs_spec.size, c.act_spec.size
-
-    class Actor:
-        def export_actor(self):
-            return ({'kind': 'mlp', 'layers': [[n_in, n_out]], 'activation': 'relu',
-                     'output': 'tanh'},
-                    {'l0.weight': np.zeros((n_out, n_in)), 'l0.bias': np.zeros(n_out)})
-
-    meta = {'env_id': ENV_ID, 'contract': c, 'robot_task': u.robot_task, 'obs_dim': n_in,
-            'act_dim': n_out, 'action_low': [-1.0] * n_out, 'action_high': [1.0] * n_out,
-            'obs_terms': [{'name': 'observation', 'size': n_in - 3},
-                          {'name': 'desired_goal', 'size': 3}]}
-    path = save_bundle(tmp_path / 'pick', Actor(), None, meta, {'algo': 'sac'}, None, 'test')
+    path = save_zero_pick_bundle(env, tmp_path / 'pick')
     spec, policy = load_bundle(path)
     loop = ServingLoop(spec, policy, ServeSettings())
     assert loop.task_io.object is not None and loop.task_io.hand is not None
