@@ -10,20 +10,9 @@ them); if that thread dies, or a callback raises, the loop latches an internal e
 brakes (the node stays up for `~/reset` or a transition). Another node publishing on the
 command topic refuses activation or, while active, stops it.
 
-Pick and place (a bundle that observes `object_pose` and has a gripper entry): the object's
-pose comes on `object_pose_topic` (geometry_msgs/PoseStamped in the base frame, stamped with
-its capture time, sensor-data QoS); a missing, stale, old or bad pose brakes the arm and leaves
-the hand alone (serve/object_pose.py; the reason and `object_pose_age_ms` on /diagnostics).
-The hand's width is read from the finger joints in the joint states. Hand commands leave on
-`gripper_command_topic` (default `~/gripper_command`, reliable, depth 10), one per change, as
-std_msgs/String with one JSON object of franka_msgs' Move/Grasp goal fields:
-`{"action": "grasp"|"move", "width", "speed", "force", "epsilon_inner", "epsilon_outer"}` (m,
-m/s, N; robots/franka_hand.py GripperCommand.from_json reads it back). Why a topic: the
-franka_msgs and control_msgs action types are not installable from PyPI. On franka_ros2, a
-relay next to franka_gripper turns each message into a goal of `franka_gripper/grasp`
-(franka_msgs/action/Grasp: width, speed, force, epsilon.inner/outer) or `franka_gripper/move`
-(franka_msgs/action/Move: width, speed); a newer message preempts the running goal, as the
-training hand model does (the newest waiting command wins).
+Pick and place (a bundle that observes `object_pose` and has a gripper entry): the object pose
+comes on `object_pose_topic`, hand commands leave on `gripper_command_topic` as JSON, one per
+change; the interface and the relay to franka_gripper are in docs/pick_place.md.
 """
 from __future__ import annotations
 
