@@ -135,6 +135,43 @@ def test_reflex_brakes_and_waits_then_recovery_reanchors_on_the_measured_state()
     assert loop.safety.filter(t, np.ones(7)).ramp == pytest.approx((t - t_recovered) / 0.5)
 
 
+@pytest.mark.parametrize('delay_ms', [0, 20, 80])
+def test_a_recovery_asked_for_while_the_arm_still_stops_waits_for_rest_and_raises_nothing(
+        delay_ms):
+    """The sim's MuJoCo arm rings for ~0.1 s after its brake; a host that recovers at once
+    (the DDS bring-up test does when the server reports the reflex) must not get a reflex from
+    the re-activated controller."""
+    arm = FrankaArm(FR3, 'trajectory', physics=mujoco_physics(FR3))
+    arm.settle()
+    loop = fr3_loop(action=(0.5,) * 7)
+    t, _q, _qd = feed(loop, arm)
+    loop.activate(t)
+    loop.on_goal('fr3_link0', GOAL)
+
+    def serve(ticks: int) -> None:
+        for _ in range(ticks):
+            if loop.robot.mode != 1 and arm.state()['mode'] != 'reflex':
+                loop.robot_state(arm.time, 1, [])  # ROBOT_MODE_IDLE, as the broadcaster says
+            t, _q, _qd = feed(loop, arm)
+            out = loop.tick(t, t)
+            if out.trajectory is not None:
+                arm.submit(t + 0.001, out.trajectory)
+            arm.step(40)
+
+    serve(8)
+    assert np.max(np.abs(arm.state()['qd'])) > 0.3  # moving
+    arm.inject_reflex()
+    arm.step(delay_ms)
+    loop.robot_state(arm.time, 4, ['joint_reflex'])  # ROBOT_MODE_REFLEX
+    done_now, pending = arm.recover(), arm.state()
+    serve(30)
+    s = arm.state()
+    assert s['reflex_count'] == 1, arm.reflex_history
+    assert done_now is False and pending['mode'] == 'reflex' and pending['recover_pending']
+    assert s['mode'] == 'move' and not s['recover_pending']
+    assert np.max(np.abs(s['qd'])) > 0.1  # served again after the recovery
+
+
 def test_joint_state_wiring_as_franka_bringup():
     fr3 = wiring('auto', 'fr3')
     assert (fr3.arm_topic, fr3.merged_topic, fr3.merged_rate_hz) == (

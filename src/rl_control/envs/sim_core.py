@@ -195,11 +195,13 @@ class SimCore:
         return self.episode
 
     # -- faults -----------------------------------------------------------------------------
-    def recover(self) -> str | None:
-        """~/recover (franka_ros2's error recovery): the reflex recovered from, if any."""
+    def recover(self) -> tuple[str | None, bool]:
+        """~/recover (franka_ros2's error recovery): (reflex recovered from or None, done now).
+
+        Not done now while the arm still stops from its reflex: it completes at rest (FrankaArm).
+        """
         was = self.arm.state()['reflex']
-        self.arm.recover()
-        return was
+        return was, self.arm.recover()
 
     def inject_reflex(self) -> None:
         """~/inject_reflex: a reflex now, as on a collision."""

@@ -156,6 +156,9 @@ class FrankaArm:
         if self.mode == 'reflex':
             self._brake()
             self.physics.step(self.dt)
+            self._rest_ticks = self._rest_ticks + 1 if self._at_rest() else 0
+            if self.recover_pending and self._settled():
+                self._recover_now()
             return
         q, qd, _ = self.physics.state()
         cmd = self._controller_command(q, qd)
@@ -195,6 +198,7 @@ class FrankaArm:
     # -- reflex / recovery ---------------------------------------------------------------------
     def _reflex(self, violation: Violation, t: float) -> None:
         self.mode = 'reflex'
+        self._rest_ticks = 0
         self.reflex = violation.name
         self.reflex_violation = violation
         self.reflex_errors = tuple(v.name for v in self.checker.last_violations) or (
@@ -241,12 +245,33 @@ class FrankaArm:
         self.physics.reset(q)
         self._activate(q.copy(), np.zeros(self.n))
 
-    def recover(self) -> None:
+    def recover(self) -> bool:
         """Error recovery + controller re-activation (see module docstring); mode -> idle.
 
-        Meant for an arm at rest (state()['at_rest'], within brake_time_bound of the reflex), as
-        libfranka's automaticErrorRecovery is; the reference restarts at rest on the measured q.
+        True when done now; False when the arm is still stopping from its reflex: the recovery
+        then completes once it has been at rest for SETTLE_S (`recover_pending` until then). A
+        controller activated on an arm still in motion holds a position the arm is leaving, and
+        the JTC splines its next message from the measured state: the command steps, a second
+        reflex (a drift of 5 urad between the hold and that message breaks the 5000 rad/s^3 jerk
+        limit). franka_ros2's recovery is an action that round-trips to the robot and then a
+        controller switch (module docstring), so on the real robot the re-activation meets an
+        arm that its reflex has stopped; here a host may call it within milliseconds.
         """
+        if self.mode == 'reflex' and not self._settled():
+            self.recover_pending = True
+            return False
+        self._recover_now()
+        return True
+
+    def _at_rest(self) -> bool:
+        return bool(np.max(np.abs(self.physics.state()[1])) < REST_VELOCITY)
+
+    def _settled(self) -> bool:
+        """At rest for SETTLE_S since the reflex (a MuJoCo arm rings after its brake)."""
+        return self._rest_ticks * self.dt >= SETTLE_S - 1e-9
+
+    def _recover_now(self) -> None:
+        """The reference restarts at rest on the measured q; queued commands are dropped."""
         q, qd, _ = self.physics.state()
         self.ignored += len(self._queue)  # they reached an arm in reflex: never executed
         self._queue.clear()
@@ -254,6 +279,7 @@ class FrankaArm:
 
     def _activate(self, q: np.ndarray, qd: np.ndarray) -> None:
         self.mode = 'idle'
+        self.recover_pending = False
         self.reflex: str | None = None
         self.reflex_violation: Violation | None = None
         self.reflex_errors: tuple[str, ...] = ()
@@ -284,6 +310,7 @@ class FrankaArm:
             'qdd_ref': c.ddq_d.copy(), 'tau_ref': c.tau_d.copy(),
             'q': q, 'qd': qd, 'tau': tau,
             'at_rest': bool(np.max(np.abs(qd)) < REST_VELOCITY),
+            'recover_pending': self.recover_pending,
         }
 
     def joint_state(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:

@@ -136,8 +136,10 @@ class SimRobot(Node):
         return res
 
     def _on_recover(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        was = self.core.recover()
-        res.success, res.message = True, f'recovered from {was}' if was else 'no reflex'
+        was, now = self.core.recover()
+        res.success = True
+        res.message = (('recovered from ' if now else 'recovering (when the arm is at rest) from ')
+                       + was if was else 'no reflex')
         self._publish_robot_state()
         return res
 
