@@ -52,7 +52,7 @@ def test_pick_place_sim_and_server_talk_and_a_dead_tracker_brakes_and_sends_no_h
     probe.record(String, '/sim_robot/robot_state', qos.RESULTS)
     probe.record(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
     sim = nodes.start('rl_control.ros.sim_robot', {
-        'task': 'pick_place', 'success_threshold': 0.05, 'episode_s': 120.0, 'seed': 5,
+        'task': 'pick_place', 'episode_s': 120.0, 'seed': 5,
         'joint_state_topic': '/test/joint_states', 'gripper_state_topic': '/test/joint_states',
         'command_topic': '/test/commands', 'goal_topic': '/test/goal',
         'object_pose_topic': POSE_TOPIC})

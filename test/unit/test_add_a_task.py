@@ -27,6 +27,7 @@ class TableTouchTask:
     """Touch a point on the table top and stay there (envs/tasks.py `Task`)."""
 
     distance_threshold: float = 0.01
+    sim_success = 0.01  # sim_robot's default success distance for this task
     reward_type: str = 'dense'
 
     name = 'table_touch'
@@ -155,9 +156,9 @@ def test_sim_robot_runs_its_episodes(task):
         state = robot_mode = goal = lambda *a: None
         result = results.append
 
-    p = dataclasses.replace(SimParams(), task='table_touch', episode_s=0.2, seed=4,
-                            success_threshold=0.01)
+    p = dataclasses.replace(SimParams(), task='table_touch', episode_s=0.2, seed=4)
     core = SimCore(p, Outputs(), wall_clock=lambda: 0.0)
+    assert core.task.distance_threshold == 0.01  # the task's own, success_threshold left at 0
     core.start(epoch=0.0, mono0=0.0)
     assert core.goal[2] == pytest.approx(TABLE_Z)
     np.testing.assert_array_equal(core.arm.state()['q'], PANDA.home)

@@ -42,7 +42,7 @@ def make_core(**over: Any) -> tuple[Any, Outputs]:
     from rl_control.ros.params import SimParams
 
     p = dataclasses.replace(SimParams(), **{'task': 'pick_place', 'episode_s': 10.0, 'seed': 2,
-                                            'success_threshold': 0.05, **over})
+                                            **over})
     out = Outputs()
     core = SimCore(p, out, wall_clock=lambda: 0.0)
     out.core = core
@@ -62,6 +62,19 @@ def width(core: Any) -> float:
     assert names == ('panda_finger_joint1', 'panda_finger_joint2')
     assert q[0] == q[1]  # franka_gripper: width / 2 per finger joint
     return float(q.sum())
+
+
+def test_the_success_distance_is_the_tasks_own_unless_set() -> None:
+    """success_threshold 0 (the default): pick_place judges at 5 cm, reach at 2 cm."""
+    from rl_control.envs.sim_core import SimCore
+    from rl_control.ros.params import SimParams
+
+    core, _out = make_core()
+    assert core.task.distance_threshold == 0.05
+    reach = SimCore(dataclasses.replace(SimParams(), seed=2), Outputs(), wall_clock=lambda: 0.0)
+    assert reach.task.distance_threshold == 0.02
+    core, _out = make_core(success_threshold=0.03)
+    assert core.task.distance_threshold == 0.03
 
 
 def test_a_json_hand_command_drives_the_sim_hand_after_its_latency() -> None:

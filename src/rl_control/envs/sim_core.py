@@ -87,7 +87,8 @@ class SimCore:
         self.profile = get_profile(p.robot)
         kind = CONTROLLERS[command_interface(p.command_type).controller]
         options = {k: getattr(p, f'jtc_{k}') for k in kind.options}  # the controller's params
-        self.task = task_class(p.task)(distance_threshold=p.success_threshold)
+        cls = task_class(p.task)
+        self.task = cls(distance_threshold=p.success_threshold or cls.sim_success)
         self.rng = np.random.default_rng(None if p.seed < 0 else p.seed)
         self.cell: SimCell | None = None  # a task with an object: the pick-and-place cell
         if getattr(self.task, 'object_message', None):  # its own stream: goals stay the same

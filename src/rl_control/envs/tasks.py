@@ -30,6 +30,8 @@ class Task(Protocol):
     """The observation term that is the achieved goal (HER's `achieved_goal`)."""
     distance_threshold: float
     """The success distance [m]."""
+    sim_success: float
+    """sim_robot's success distance [m] when its `success_threshold` is left at 0."""
 
     def terms(self, action_history: int) -> tuple[str, ...]:
         """The observation terms in order (the goal last: HER's `desired_goal`)."""

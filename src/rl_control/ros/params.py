@@ -218,8 +218,9 @@ class SimParams:
     episode_s: float = param(4.0, 'episode length [s]', range=(0.1, 600.0))
     task: str = param('reach', 'the task of the episodes (envs/tasks.py): start pose, goals, '
                       'measures', choices=TASK_NAMES)
-    success_threshold: float = param(0.02, 'success: the end effector within this distance '
-                                     '[m] and at rest over the last second of the episode',
+    success_threshold: float = param(0.0, 'success: the end effector (the object) within this '
+                                     'distance [m] and at rest over the last second of the '
+                                     "episode; 0 = the task's own (reach 0.02, pick_place 0.05)",
                                      range=(0.0, 1.0))
     jtc_interpolate_from_desired_state: bool = param(False, 'JTC parameter '
                                                      'interpolate_from_desired_state')
