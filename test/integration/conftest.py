@@ -175,6 +175,7 @@ class Probe:
 
         self.node = Node(f'probe_{os.getpid()}_{time.monotonic_ns() % 100000}')
         self.records: dict[str, list[tuple[float, Any]]] = {}
+        self.clients: dict[tuple[Any, str], Any] = {}
         self.lock = threading.Lock()
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
@@ -196,7 +197,11 @@ class Probe:
         return self.node.create_publisher(msg_type, topic, qos)
 
     def call(self, srv_type: Any, name: str, timeout: float = 10.0) -> Any:
-        client = self.node.create_client(srv_type, name)
+        # One client per service, kept: a fresh client's reply reader may not be matched by
+        # the server yet, and Fast DDS then drops the reply (ros2/rmw_fastrtps#467).
+        client = self.clients.get((srv_type, name))
+        if client is None:
+            client = self.clients[(srv_type, name)] = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout), f'{name} not available'
         fut = client.call_async(srv_type.Request())
         end = time.monotonic() + timeout

@@ -71,7 +71,9 @@ def test_fr3_topics_as_franka_bringup_goals_from_the_file_and_episode_results(
                                                             'fr3_finger_joint2')}
     stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in arm])
     steps = np.round(np.diff(stamps) * 1e3, 3)
-    assert np.median(steps) == 1.0, 'joint states stamped every millisecond (1 kHz)'
+    # the most common stamp step (a probe that falls behind under load drops some messages)
+    values, counts = np.unique(steps, return_counts=True)
+    assert values[np.argmax(counts)] == 1.0, 'joint states stamped every millisecond (1 kHz)'
     grip_stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
                             for _t, m in list(gripper)])
     assert np.median(np.diff(grip_stamps)) == pytest.approx(0.02, abs=1e-6)  # 50 Hz

@@ -103,8 +103,8 @@ def test_pick_place_sim_and_server_talk_and_a_dead_tracker_brakes_and_sends_no_h
     t_mute = time.monotonic()
     wait_for(lambda: 'stale_object_pose' in server_diag(probe).get('_message', ''), 5,
              'the server braking on a stale object pose', procs)
-    n_hand = len(hand)
-    time.sleep(0.3)  # the sim's ~/robot_state (10 Hz) has caught up with what was sent
+    time.sleep(0.5)  # a command sent just before the stale pose has arrived; the sim's
+    n_hand = len(hand)  # ~/robot_state (10 Hz) has caught up with what was sent
     n_sim = sim_report()['hand_commands']
     time.sleep(2.0)  # an oscillating hand would have switched twice by now, were it served
     assert [t for t, _m in probe.snapshot(POSE_TOPIC) if t > t_mute + 0.1] == []

@@ -117,8 +117,9 @@ class TrackingRobot:
         pos = np.array([by_name[n][0] if n in by_name else self.extras.get(n, 0.0)
                         for n in self.names])
         vel = np.array([by_name[n][1] if n in by_name else 0.0 for n in self.names])
-        if self.corrupt is not None:
-            pos, vel = self.corrupt(pos, vel)
+        corrupt = self.corrupt  # read once: a test may clear it meanwhile
+        if corrupt is not None:
+            pos, vel = corrupt(pos, vel)
             self.corrupt_since = self.corrupt_since or time.monotonic()
         stamp = sec_to_stamp(t + self.stamp_offset_s)
         for group in self.groups or [self.names]:

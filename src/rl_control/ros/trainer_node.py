@@ -34,6 +34,7 @@ from std_srvs.srv import Trigger
 
 from rl_control.ros import conversions as conv
 from rl_control.ros import qos
+from rl_control.ros.hosting import flush
 from rl_control.ros.params import declare
 from rl_control.serve.settings import param
 
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         log.fatal(f'training failed: {exc}')
         rc = 1
     finally:
+        flush(node._progress)  # the 'end' event reaches its reliable subscribers before exit
         executor.shutdown(timeout_sec=1.0)
         spinner.join(timeout=2.0)
         node.destroy_node()
