@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from rl_control.train.aggregate import (
+    holm,
     iqm,
     iqm_ratio_ci,
     mann_whitney,
@@ -99,3 +100,16 @@ def test_iqm_ratio_ci_of_equal_and_scaled_samples():
     assert double['ratio'] == 2.0 and double['ci95'][0] < 2.0 < double['ci95'][1]
     assert double['denominator_nonpositive'] == 0.0
     assert iqm_ratio_ci(x, x - 6.0)['denominator_nonpositive'] > 0.0
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order():
+    # by hand, m = 4: 4 x 0.01 = 0.04, 3 x 0.03 = 0.09, max(0.09, 2 x 0.04), max(0.09, 1 x 0.5)
+    p = [0.04, 0.01, 0.5, 0.03]
+    np.testing.assert_allclose(holm(p), [0.09, 0.04, 0.5, 0.09])
+    assert holm([0.3, 0.4])[1] == 0.6 and holm([0.6, 0.7])[0] == 1.0  # capped at 1
+    assert holm([0.2])[0] == 0.2 and holm([]).size == 0
+    # a smaller p never gets a larger adjusted value
+    rng = np.random.default_rng(0)
+    q = rng.uniform(0, 0.2, 20)
+    adj = holm(q)
+    assert np.all(np.diff(adj[np.argsort(q)]) >= 0) and np.all(adj >= q)

@@ -130,6 +130,21 @@ def mann_whitney(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return {'u': u, 'p': float(p), 'prob_a_better': u / (n * m)}
 
 
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), as statsmodels' multipletests('holm').
+
+    The k-th smallest of m is multiplied by (m - k + 1), made non-decreasing in that order and
+    capped at 1; rejecting where the adjusted value is below alpha keeps the family-wise error
+    rate at alpha.
+    """
+    p = np.asarray(p_values, np.float64).ravel()
+    out, running = np.empty_like(p), 0.0
+    for rank, i in enumerate(np.argsort(p, kind='stable')):
+        running = max(running, min(1.0, (p.size - rank) * p[i]))
+        out[i] = running
+    return out
+
+
 def _u_distribution(n: int, m: int) -> np.ndarray:
     """Counts of the n!m!/(n+m)!-scaled null distribution of U for sizes n, m (u = 0..n m)."""
     # table[i][j]: counts for sizes (i, j); exact integers (Python ints, no overflow).
