@@ -46,6 +46,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     # 32 runs of 50k steps, one at a time (hours): only with --only mujoco_parity.
     'mujoco_parity': (['bench/mujoco_parity.py', '--jobs', '1'],
                       ['bench/mujoco_parity.py', '--help']),
+    # Reads the parity runs on disk (seconds): every checkpoint, Holm-corrected.
+    'parity_checkpoints': (['bench/parity_checkpoints.py'], ['bench/parity_checkpoints.py']),
 }
 ON_DEMAND = {'mujoco_robots', 'mujoco_parity'}  # not in a plain `make bench`
 
