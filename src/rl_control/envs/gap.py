@@ -31,6 +31,12 @@ SUCCESS_GAP_THRESHOLD = 0.05
 MAX_LAG_S = 0.2
 RESET_TOLERANCE = 1e-3  # rad: a message "starts at the reset pose" (sim_robot's rule, noisier)
 RESET_GUARD_S = 1.0  # s: after a jump, messages that do not start there are dropped this long
+GOAL_RESET_S = 0.1
+"""s: a state at exact rest within this long after the goal changed is an episode reset.
+
+sim_robot starts each episode with a new goal and the arm put at rest at its start pose (joint
+velocities exactly 0, which no real arm reports). A reset early in a motion moves the arm too
+little for `_jumped` to see, yet the in-flight commands sim_robot drops would drive the twin."""
 
 
 @dataclass
@@ -94,9 +100,12 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
 
     states: list[Any] = []  # JointState messages with their recording time
     commands: list[tuple[int, str, Any]] = []
-    for _topic, msgtype, t_ns, msg in read_recording(root):
+    goals: list[tuple[int, tuple[float, ...]]] = []  # the goal heard, as a value to compare
+    for topic, msgtype, t_ns, msg in read_recording(root):
         if msgtype == 'sensor_msgs/msg/JointState':
             states.append((t_ns, msg))
+        elif topic.rsplit('/', 1)[-1] == 'goal':
+            goals.append((t_ns, _goal_value(msg)))
         elif msgtype in ('trajectory_msgs/msg/JointTrajectory', 'std_msgs/msg/Float64MultiArray'):
             commands.append((t_ns, msgtype, msg))
     if not states or not commands:
@@ -120,17 +129,26 @@ def from_recording(root: str | Path, robot: str | None = None) -> Trace:
     base = twin.time
     # states and commands in time order (a state first at equal times)
     events = sorted([(st.t_ns, 0, st) for st in arm_states]
-                    + [(t_ns, 1, msg) for t_ns, _ty, msg in commands], key=lambda e: e[:2])
+                    + [(t_ns, 1, msg) for t_ns, _ty, msg in commands]
+                    + [(t_ns, -1, g) for t_ns, g in goals], key=lambda e: e[:2])
     ts, real, sim = [], [], []
     prev: ArmState | None = None
     reset_at, reset_q, resyncs = -np.inf, None, 0
+    goal, goal_changed_at = None, -np.inf
     for t_ns, kind_i, item in events:
         t = base + (t_ns - t0) * 1e-9
         n = int(round(t / twin.dt)) - round(twin.time / twin.dt)
         if n > 0:
             twin.step(n)
-        if kind_i == 0:
-            if prev is not None and _jumped(prof, prev, item):
+        if kind_i == -1:
+            if goal is not None and item != goal:
+                goal_changed_at = t
+            goal = item
+        elif kind_i == 0:
+            put_at_rest = (t - goal_changed_at <= GOAL_RESET_S and item.qd is not None
+                           and not np.any(item.qd))
+            if prev is not None and (_jumped(prof, prev, item) or put_at_rest):
+                goal_changed_at = -np.inf
                 # the arm was put elsewhere (an episode reset, a recovery): not the commands'
                 # doing, so the twin restarts there, and commands planned before are dropped
                 twin.reset(item.q)
@@ -181,6 +199,12 @@ def _arm_state(t_ns: int, msg: Any, joints: tuple[str, ...]) -> ArmState | None:
     vel = np.asarray(msg.velocity, np.float64)
     return ArmState(t_ns, stamp or t_ns * 1e-9, np.asarray(msg.position, np.float64)[idx],
                     vel[idx] if len(vel) == len(names) else None)
+
+
+def _goal_value(msg: Any) -> tuple[float, ...]:
+    """A goal message's value (a PointStamped's point, else its pose's position)."""
+    p = getattr(msg, 'point', None) or getattr(getattr(msg, 'pose', None), 'position', None)
+    return (float(p.x), float(p.y), float(p.z)) if p is not None else ()
 
 
 def _jumped(prof: Any, prev: ArmState, cur: ArmState) -> bool:
