@@ -349,6 +349,10 @@ def test_partial_messages_keep_the_arm_moving_while_every_joint_is_fresh(
         moving = [m for _t, m in traj_after(robot.commands, t0)]
         assert len(moving) >= 8
         wait_for(lambda: server_diag(probe).get('last_reason') == 'ok', 3, 'ok', [proc])
+        # moving right now (a stalled test thread can make the server brake before the event)
+        t_check = time.monotonic()
+        wait_for(lambda: [m for _t, m in traj_after(robot.commands, t_check)
+                          if peak_speed(m) > 0.0], 3, 'a moving command', [proc])
         t_half = time.monotonic()
         robot.groups = [PANDA_ARM[:4], fingers]   # joints 5-7 stop reporting
         time.sleep(1.0)
