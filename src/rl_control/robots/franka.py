@@ -48,6 +48,11 @@ REST_VELOCITY = 1e-3
 """|qd| below which a joint counts as at rest [rad/s]."""
 
 
+def at_rest(qd: np.ndarray) -> bool:
+    """Every joint slower than REST_VELOCITY."""
+    return bool(np.max(np.abs(qd)) < REST_VELOCITY)
+
+
 def brake_time_bound(profile: RobotProfile, qd: np.ndarray | None = None,
                      brake_factor: float = 4.0, dt: float = 1e-3) -> float:
     """Time [s] within which a reflex brings the arm from `qd` (default qd_max) to rest."""
@@ -156,7 +161,7 @@ class FrankaArm:
         if self.mode == 'reflex':
             self._brake()
             self.physics.step(self.dt)
-            self._rest_ticks = self._rest_ticks + 1 if self._at_rest() else 0
+            self._rest_ticks = self._rest_ticks + 1 if at_rest(self.physics.state()[1]) else 0
             if self.recover_pending and self._settled():
                 self._recover_now()
             return
@@ -263,9 +268,6 @@ class FrankaArm:
         self._recover_now()
         return True
 
-    def _at_rest(self) -> bool:
-        return bool(np.max(np.abs(self.physics.state()[1])) < REST_VELOCITY)
-
     def _settled(self) -> bool:
         """At rest for SETTLE_S since the reflex (a MuJoCo arm rings after its brake)."""
         return self._rest_ticks * self.dt >= SETTLE_S - 1e-9
@@ -279,7 +281,7 @@ class FrankaArm:
 
     def _activate(self, q: np.ndarray, qd: np.ndarray) -> None:
         self.mode = 'idle'
-        self.recover_pending = False
+        self.recover_pending, self._rest_ticks = False, 0
         self.reflex: str | None = None
         self.reflex_violation: Violation | None = None
         self.reflex_errors: tuple[str, ...] = ()
@@ -309,7 +311,7 @@ class FrankaArm:
             'q_ref': (q if torque else c.q_d).copy(), 'qd_ref': (qd if torque else c.dq_d).copy(),
             'qdd_ref': c.ddq_d.copy(), 'tau_ref': c.tau_d.copy(),
             'q': q, 'qd': qd, 'tau': tau,
-            'at_rest': bool(np.max(np.abs(qd)) < REST_VELOCITY),
+            'at_rest': at_rest(qd),
             'recover_pending': self.recover_pending,
         }
 
