@@ -90,3 +90,46 @@ def test_shipped_bundle_in_real_time_the_default_demo(shipped_bundle: Path,
     # (lockstep above: none); printed for the record
     print(f"real-time demo: held {summary['held_2cm']:.0%} at 2 cm, {summary['reflexes']} "
           f"reflexes, {summary['rejected']} rejected, {summary['late_messages']} late")
+
+
+def test_pick_place_demo_and_bench_over_ros_play_the_benchmark_episodes(tmp_path: Path) -> None:
+    """`demo --task pick_place` and `bench-pick --engine ros` run the cell over DDS with each
+    episode's cube and goal from config/pick_episodes.yaml (the fixed actor holds the arm still
+    and closes the hand: the cube stays where the file put it), with the task's report."""
+    from conftest import make_pick_bundle
+
+    from rl_control.envs.pick_bench import load_episodes
+
+    bundle = make_pick_bundle(tmp_path / 'bundle')
+    cubes, goals = load_episodes(Path(__file__).resolve().parents[2] / 'config'
+                                 / 'pick_episodes.yaml')
+    summary, log = run_demo(['--task', 'pick_place', '--bundle', str(bundle), '--episodes', '2',
+                             '--json', '--lockstep', '--out', str(tmp_path / 'demo')],
+                            timeout=150)
+    assert summary['task'] == 'pick_place' and summary['episodes'] == 2
+    assert summary['reflexes'] == 0 and summary['rejected'] == 0, log[-3000:]
+    assert summary['grasped'] == 0.0 and 'NOT held' in log
+    assert Path(summary['plot']).stat().st_size > 10_000
+    saved = json.loads((tmp_path / 'demo' / 'demo_results.json').read_text())
+    for ep in saved['episodes']:
+        i = ep['episode'] % len(goals)
+        np.testing.assert_allclose(ep['goal'], goals[i])
+        np.testing.assert_allclose(ep['final_cube'][:2], cubes[i][:2], atol=1e-3)
+        assert ep['samples'] == 151  # start + 150 periods of 40 ms: 6 s
+    proc = subprocess.run([sys.executable, '-m', 'rl_control.cli', 'bench-pick', str(bundle),
+                           '--engine', 'ros', '--episodes', '2', '--json'],
+                          capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bench = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert bench['engine'] == 'ros' and bench['episodes'] == 2 and bench['lockstep']
+    assert bench['held'] == 0.0 and bench['rejected'] == 0 and bench['hand_rejected'] == 0
+    assert bench['reflexes'] == 0 and bench['solved_at_start'] == 0
+    assert 'rejected arm commands' in proc.stderr
+
+
+def test_demo_refuses_a_bundle_of_another_task(test_bundle: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, '-m', 'rl_control.ros.demo', '--task', 'pick_place',
+                           '--bundle', str(test_bundle), '--out', str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "is for task 'reach', not --task pick_place" in proc.stderr

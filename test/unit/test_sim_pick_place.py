@@ -169,3 +169,30 @@ def test_a_contact_above_the_collision_threshold_is_a_reflex() -> None:
     (r,) = out.results
     assert r['reflex'] == 'cartesian_reflex' and r['contact_reflexes'] > 0
     assert r['reflex_violation'] and 'contact' in r['reflex_violation']
+
+
+def test_an_episodes_file_gives_each_episode_its_cube_and_goal(tmp_path) -> None:
+    """sim_robot's `goals_file` may be a pick-and-place episodes file (the benchmark's): each
+    episode starts at home with that episode's cube and goal, in order, wrapping around."""
+    import yaml
+
+    eps = [{'cube': [0.5, -0.1, 0.02, 0.0, 0.0, 0.0, 1.0], 'goal': [0.6, 0.1, 0.1]},
+           {'cube': [0.7, 0.12, 0.02, 0.0, 0.0, 0.1305, 0.9914], 'goal': [0.55, 0.0, 0.02]}]
+    path = tmp_path / 'eps.yaml'
+    path.write_text(yaml.safe_dump({'episodes': eps}))
+    core, out = make_core(goals_file=str(path), episode_s=0.2)
+    for k in range(3):
+        e = eps[k % 2]
+        np.testing.assert_allclose(core.goal, e['goal'])
+        np.testing.assert_allclose(core.cell.physics.cube_pose()[:2], e['cube'][:2], atol=1e-4)
+        np.testing.assert_allclose(core.arm.state()['q'], core.profile.home, atol=1e-6)
+        core.finish_episode()
+
+
+def test_a_cartesian_action_is_served_by_its_joint_types_interface() -> None:
+    from rl_control.robots.command_interfaces import interface_for_action
+
+    assert interface_for_action('ee_velocity').name == 'trajectory'
+    assert interface_for_action('joint_velocity').name == 'trajectory'
+    with pytest.raises(ValueError, match="no command interface serves action type 'nope'"):
+        interface_for_action('nope')

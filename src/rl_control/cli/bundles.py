@@ -95,7 +95,8 @@ def cmd_bench_pick(args: argparse.Namespace) -> int:
 
     try:
         out = pick_bench.run(spec, policy, cubes, goals, args.randomized, args.engine,
-                             progress=progress)
+                             progress=progress, ros={'bundle': args.policy, 'say': say,
+                                                     'realtime': args.realtime})
     except ValueError as exc:
         return fail(f'bench-pick {args.policy}: {exc}', EXIT_USAGE)
     s = out['summary']

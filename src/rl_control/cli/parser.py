@@ -179,9 +179,12 @@ def add_bench_pick_parser(sub: argparse._SubParsersAction) -> None:
                    help="a pick-and-place bundle folder (or run directory), or the word "
                         "'scripted': the scripted grasp-and-place (envs/scripted_pick.py), the "
                         'reference a learned policy must approach')
-    p.add_argument('--engine', choices=('mujoco',), default='mujoco',
-                   help='mujoco: in process (the only engine for now; the ROS engine, '
-                        'sim_robot + policy_server over DDS as bench-reach has, comes later)')
+    p.add_argument('--engine', choices=('mujoco', 'ros'), default='mujoco',
+                   help='mujoco: in process; ros: sim_robot (task pick_place) and the policy '
+                        'server as separate processes over DDS (a bundle only)')
+    p.add_argument('--realtime', action='store_true',
+                   help='ros engine: on the wall clock as a real arm runs (default: lockstep '
+                        'on /clock)')
     p.add_argument('--randomized', action='store_true',
                    help="domain randomization (the bundle's, or the env's default for "
                         "'scripted'; default: nominal dynamics)")

@@ -166,7 +166,13 @@ class FrankaPickPlaceEnv(gym.Env):
     # -- reward (HER) -------------------------------------------------------------------------
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
                        info: Any) -> np.ndarray:
-        """Vectorized reward (module docstring); `info` columns are per transition."""
+        """Vectorized reward (module docstring); `info` columns are per transition.
+
+        `info` may also be a sequence of per-transition dicts (SB3's HerReplayBuffer passes
+        its stored infos so).
+        """
+        if not isinstance(info, dict):
+            info = {k: np.array([i[k] for i in info], np.float64) for k in self.her_info_keys}
         d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
         w_d, w_m, w_r = self.hold_weights
         rest = at_rest(info['joint_speed'], info['ee_speed']) & (
@@ -279,6 +285,11 @@ class FrankaPickPlaceEnv(gym.Env):
                            and cube_speed < pick_metrics.REST_CUBE_SPEED)
         return out
 
+    def demo_policy(self) -> Any:
+        """The scripted grasp-and-place (envs/scripted_pick.py): demonstrations for training."""
+        from rl_control.envs.scripted_pick import ScriptedPickPlace
+        return ScriptedPickPlace(self.contract.obs_spec, self.contract.act_spec, self.profile)
+
     def inputs(self) -> dict[str, Any]:
         """The non-joint inputs a server would have now: tracked cube pose, hand command."""
         _, pose = self.tracker.measure(self.cell.t, self.cell.history)
@@ -327,12 +338,19 @@ class FrankaPickPlaceEnv(gym.Env):
 
     # -- snapshots ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Arm, cell, goal, switch, episode and RNG (a checkpoint mid-episode resumes)."""
+        """Arm, cell, goal, switch, episode and RNG (a checkpoint mid-episode resumes).
+
+        Plain data only (envs/snapshot.py: checkpoints load with weights_only): the episode's
+        trace and the tracker go in as their attribute dicts.
+        """
         import copy
+        episode = {k: v for k, v in self._ep.items() if k != 'trace'}
         return {'sim': self.sim.state_dict(), 'goal': self._goal.copy(),
                 'actions': [a.copy() for a in self._actions],
-                'closed': self.switch.closed, 'episode': copy.deepcopy(self._ep),
-                'tracker': copy.deepcopy(self.tracker), 'rng': self.np_random.bit_generator.state}
+                'closed': self.switch.closed, 'episode': copy.deepcopy(episode),
+                'trace': _attrs(self._ep['trace']) if 'trace' in self._ep else None,
+                'tracker': _attrs(self.tracker, 'rng'),
+                'rng': self.np_random.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of state_dict."""
@@ -342,7 +360,9 @@ class FrankaPickPlaceEnv(gym.Env):
         self._actions = [np.array(a) for a in state['actions']]
         self.switch.closed = state['closed']
         self._ep = copy.deepcopy(state['episode'])
-        self.tracker = copy.deepcopy(state['tracker'])
+        if state['trace'] is not None:
+            self._ep['trace'] = _from_attrs(pick_metrics.PickTrace, state['trace'])
+        self.tracker = _from_attrs(ObjectTracker, state['tracker'])
         self.np_random.bit_generator.state = state['rng']
         self.tracker.rng = self.np_random
 
@@ -352,3 +372,17 @@ class FrankaPickPlaceEnv(gym.Env):
             self._renderer.close()
         super().close()
 
+
+
+def _attrs(obj: Any, *skip: str) -> dict[str, Any]:
+    """An object's attributes as plain data (a deep copy), leaving out `skip`."""
+    import copy
+    return {k: copy.deepcopy(v) for k, v in vars(obj).items() if k not in skip}
+
+
+def _from_attrs(cls: type, attrs: dict[str, Any]) -> Any:
+    """Inverse of _attrs: an instance of `cls` with these attributes (no __init__)."""
+    import copy
+    obj = cls.__new__(cls)
+    vars(obj).update(copy.deepcopy(attrs))
+    return obj

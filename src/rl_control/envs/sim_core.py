@@ -99,7 +99,7 @@ class SimCore:
                              torque_rate_limiter=p.torque_rate_limiter,
                              check_limits=p.fidelity == 'franka', **options)
         self.arm.settle()  # before anyone sees it (FrankaArm.settle says why)
-        self.goals = load_goals(p.goals_file) if p.goals_file else None
+        self.goals, self.cubes = episode_file(p.goals_file) if p.goals_file else (None, None)
         self.episode, self.done = 0, False
         self.last_command_wall = -1e9
         self.awaiting = False  # lockstep: a state went out, its command not yet in
@@ -149,7 +149,9 @@ class SimCore:
         self.arm.reset(np.clip(q, prof.q_min, prof.q_max))
         q0 = self.arm.state()['q']
         if self.cell is not None:  # the hand open, the cube on the table
-            self.cell.reset(self.arm.time, q0, self.task.sample_object(self.rng))
+            cube = (self.cubes[self.episode % len(self.cubes)] if self.cubes is not None
+                    else self.task.sample_object(self.rng))
+            self.cell.reset(self.arm.time, q0, cube)
         self.guard.reset(self.arm.time, q0)  # commands still in flight
         self.trace = self.task.trace(self.goal, q0, prof)
         self._start = (self.arm.time, self.arm.reflex_count, self.arm.state()['rejected'],
@@ -350,3 +352,21 @@ class SimCore:
         level = 2 if st['mode'] == 'reflex' else 0
         message = f'reflex: {st["reflex"]}' if level else f'{st["mode"]} ({self.p.fidelity})'
         return report, level, message
+
+
+def episode_file(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(goals, cubes) of sim_robot's `goals_file`.
+
+    A goals file (`goals:`; cubes None: sampled) or a pick-and-place episodes file (`episodes:`
+    of cube and goal, config/pick_episodes.yaml).
+    """
+    import yaml
+
+    from rl_control.envs.pick_bench import load_episodes
+
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    if isinstance(doc, dict) and 'episodes' in doc:
+        cubes, goals = load_episodes(path)
+        return goals, cubes
+    return load_goals(path), None

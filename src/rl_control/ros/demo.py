@@ -43,13 +43,24 @@ from rl_control.ros.processes import private_env, start_node, stop_process
 
 DEFAULT_EPISODES = 10
 GOALS_FILE = 'reach_goals.yaml'
+TASKS = {  # --task: the default bundle, the episode file, the episode length [s]
+    'reach': ('panda_reach_sac', GOALS_FILE, 4.0),
+    'pick_place': ('panda_pick_place_sac', 'pick_episodes.yaml', 6.0),
+}
+"""`--task pick_place`: sim_robot plays the pick-and-place cell (hand, table, cube; the cube
+and goal of each episode from config/pick_episodes.yaml, the benchmark's) and publishes the
+finger joints on the server's `joint_states`; the report is the task's (envs/pick_metrics.py)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options of `rl-control demo`."""
     ap = argparse.ArgumentParser(prog='rl-control demo', description=__doc__.split('\n')[0])
+    ap.add_argument('--task', choices=sorted(TASKS), default='reach',
+                    help='reach (default) or pick_place (the hand, a cube, config/'
+                    'pick_episodes.yaml)')
     ap.add_argument('--bundle', default='', help='policy bundle folder (default: the installed '
-                    'models/panda_reach_sac)')
+                    'models/panda_reach_sac, or models/panda_pick_place_sac with --task '
+                    'pick_place)')
     ap.add_argument('--robot', choices=sorted(ROBOT_NAMES), default='panda',
                     help='robot profile of the simulated arm and of the server (default panda)')
     ap.add_argument('--episodes', type=int, default=DEFAULT_EPISODES,
@@ -81,7 +92,10 @@ def node_params(args: argparse.Namespace, bundle: str, goals: str, period: float
     """sim_robot's and policy_server's parameters, and their extra ROS arguments."""
     sim: dict[str, Any] = {'robot': args.robot, 'fidelity': 'franka',
                            'command_type': 'trajectory', 'goals_file': goals, 'seed': args.seed,
-                           'control_period_s': period}
+                           'control_period_s': period, 'task': args.task,
+                           'episode_s': TASKS[args.task][2]}
+    if args.task != 'reach':  # the fingers where the server listens (docs/pick_place.md)
+        sim['gripper_state_topic'] = 'joint_states'
     srv: dict[str, Any] = {'bundle': bundle, 'autostart': True, 'command_type': 'trajectory'}
     if args.lockstep:
         sim['publish_clock'] = True
@@ -108,7 +122,7 @@ def supervise(args: argparse.Namespace, bundle: str, params_file: str, goals: st
               ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Start both nodes, count the episodes, stop both; (results, server diagnostics)."""
     sim, srv, extra_sim, extra_srv = node_params(args, bundle, goals, period)
-    timeout = args.timeout or 60.0 + 6.0 * args.episodes
+    timeout = args.timeout or 60.0 + 1.5 * TASKS[args.task][2] * args.episodes
     procs: list[subprocess.Popen] = []
     monitor: DemoMonitor | None = None
     t0 = time.monotonic()
@@ -134,7 +148,7 @@ def supervise(args: argparse.Namespace, bundle: str, params_file: str, goals: st
                 r = monitor.results.pop(0)
                 if r['episode'] >= first:
                     counted.append(r)
-                    say(episode_line(len(counted), args.episodes, r))
+                    say(episode_line(len(counted), args.episodes, r, args.task))
             return len(counted) >= args.episodes
 
         if not monitor.spin_until(collected, timeout, procs):
@@ -155,17 +169,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rl_control.bundle.io import load_bundle_spec
     from rl_control.ros.paths import config_file, default_bundle, server_params_file
 
-    bundle = os.path.abspath(args.bundle or default_bundle())
+    default, goals_name, _ = TASKS[args.task]
+    bundle = os.path.abspath(args.bundle or default_bundle(default))
     try:
         spec, _ = load_bundle_spec(bundle)
     except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
         print(f'rl-control demo: cannot use bundle {bundle}: {exc}\n'
               '  (train one with `rl-control train`, or pass --bundle PATH)', file=sys.stderr)
         return 2
-    goals = config_file(GOALS_FILE)
+    task = spec.get('task_name') or 'reach'
+    if task != args.task:
+        print(f'rl-control demo: bundle {bundle} is for task {task!r}, not --task {args.task}',
+              file=sys.stderr)
+        return 2
+    goals = config_file(goals_name)
     params_file = server_params_file(args.robot)
     if goals is None or params_file is None:
-        print(f'rl-control demo: config/{GOALS_FILE} or the policy_server parameter file is '
+        print(f'rl-control demo: config/{goals_name} or the policy_server parameter file is '
               'not installed', file=sys.stderr)
         return 2
     out = Path(args.out)
@@ -200,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = write_report(results, diag, out, period,
                            f'rl-control demo: {args.robot}, {Path(bundle).name}', say,
                            robot=args.robot, bundle=bundle, lockstep=bool(args.lockstep),
+                           task=args.task,
                            namespace=ns, wall_s=round(time.monotonic() - t0, 2))
     if args.json:
         print(json.dumps(summary), flush=True)

@@ -254,7 +254,8 @@ class SimParams:
                                      range=(0.0, 60.0))
     seed: int = param(0, 'goal and start-noise seed; -1: random', range=(-1, 2**31 - 1))
     goals_file: str = param('', 'YAML list of goals (base frame) used in order (e.g. '
-                            'config/reach_goals.yaml); empty: sampled from the goal region')
+                            'config/reach_goals.yaml), or of pick-and-place episodes (cube and '
+                            'goal, config/pick_episodes.yaml); empty: sampled')
     episodes: int = param(0, 'stop after this many episodes (0: run forever)',
                           range=(0, 1_000_000))
     warmup_s: float = param(0.0, 'episodes count from this long after the first command '

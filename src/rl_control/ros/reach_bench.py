@@ -28,8 +28,14 @@ from rl_control.ros.processes import private_env, spin_until, start_node, stop_p
 
 def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarray,
                  randomized: bool, say: Callable[..., None], realtime: bool = False,
-                 log_dir: str | None = None, state_topic: str = '') -> dict[str, Any]:
+                 log_dir: str | None = None, state_topic: str = '',
+                 episodes_file: str | None = None, episode_s: float = 4.0) -> dict[str, Any]:
     """Run every goal once; returns {'summary': ..., 'episodes': [...]}.
+
+    `episodes_file`: sim_robot's `goals_file` as given (a pick-and-place episodes file: the
+    cube's start pose with each goal, envs/pick_bench.py) instead of one written from `goals`.
+    A task with an object (pick and place) also has sim_robot publish the finger joints on the
+    server's joint-state topic (docs/pick_place.md, "Things to set").
 
     The server loads the robot's parameter file (config/policy_server[_ROBOT].yaml: for the FR3
     the 1 kHz `franka/joint_states`), `state_topic` overrides its joint-state topic (e.g. the
@@ -47,14 +53,19 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
     env = private_env(random.SystemRandom().randint(101, 199))
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
                                             'ROS_LOCALHOST_ONLY')})
-    with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:
-        f.write('goals:\n' + ''.join(f'  - [{x:.6f}, {y:.6f}, {z:.6f}]\n' for x, y, z in goals))
-        goals_file = f.name
+    goals_file = episodes_file
+    if goals_file is None:
+        with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:
+            f.write('goals:\n' + ''.join(f'  - [{x:.6f}, {y:.6f}, {z:.6f}]\n'
+                                          for x, y, z in goals))
+            goals_file = f.name
     logs = Path(log_dir or tempfile.mkdtemp(prefix='bench_reach_'))
     logs.mkdir(parents=True, exist_ok=True)
     sim = {'robot': robot, 'fidelity': 'franka', 'command_type': iface.name, 'task': task.name,
-           'goals_file': goals_file, 'episode_s': 4.0, 'publish_clock': not realtime,
+           'goals_file': goals_file, 'episode_s': episode_s, 'publish_clock': not realtime,
            'publish_rate_hz': 1000.0 if realtime else 25.0}
+    if getattr(task, 'object_message', None):
+        sim['gripper_state_topic'] = state_topic or 'joint_states'
     # the robot's parameter file names its trajectory controller's topic: the bundle's own
     # interface picks the topic sim_robot listens on (an effort bundle: the effort controller)
     srv: dict[str, Any] = {'robot': robot, 'bundle': os.path.abspath(bundle),
@@ -73,11 +84,12 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
         procs.append(start_node('rl_control.ros.sim_robot', sim, logs / 'sim_robot.log', env))
         procs.append(start_node('rl_control.ros.policy_server', srv, logs / 'policy_server.log',
                                 env, params_file=server_params_file(robot)))
-        results = _collect(len(goals), procs, realtime, say)
+        results = _collect(len(goals), procs, realtime, say, episode_s)
     finally:
         for p in reversed(procs):
             stop_process(p)
-        os.unlink(goals_file)
+        if episodes_file is None:
+            os.unlink(goals_file)
     summary = task.summarize(results)
     summary.update(engine='ros', robot=robot, randomized=False, lockstep=not realtime,
                    state_topic=state_topic or 'from the parameter file',
@@ -85,8 +97,8 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
     return {'summary': summary, 'episodes': results}
 
 
-def _collect(n: int, procs: list[Any], realtime: bool, say: Callable[..., None]
-             ) -> list[dict[str, Any]]:
+def _collect(n: int, procs: list[Any], realtime: bool, say: Callable[..., None],
+             episode_s: float = 4.0) -> list[dict[str, Any]]:
     import rclpy
     from rclpy.node import Node
     from std_msgs.msg import String
@@ -108,7 +120,7 @@ def _collect(n: int, procs: list[Any], realtime: bool, say: Callable[..., None]
             fut = client.call_async(Trigger.Request())
             spin_until(node, fut.done, 10, procs)
             first = int(fut.result().message.split()[1])
-        deadline = 120 + n * (8.0 if realtime else 4.0)
+        deadline = 120 + n * (2 * episode_s if realtime else 4.0)
 
         def done() -> bool:
             counted = [r for r in got if r['episode'] >= first]

@@ -51,6 +51,18 @@ class HerConfig:
 
 
 @dataclass
+class DemoConfig:
+    """Demonstrations in the replay buffer before the first step (train/demos.py).
+
+    `episodes` whole episodes of the env's `demo_policy()`, its actions plus Gaussian noise of
+    std `noise` (clipped to the action box). Off-policy algorithms only.
+    """
+
+    episodes: int = 100
+    noise: float = 0.1
+
+
+@dataclass
 class TrainConfig:
     """A whole training run. `algo_kwargs` is checked against the algorithm's dataclass."""
 
@@ -74,6 +86,7 @@ class TrainConfig:
     # Where the agent's networks and updates run: auto (CUDA when torch sees it) | cpu | cuda.
     device: str = 'auto'
     her: HerConfig | None = None
+    demos: DemoConfig | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)
     # Env steps between checkpoints; null: only at the end of the run.
     checkpoint_every: int | None = None
@@ -332,6 +345,13 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
         positive['time_limit'] = cfg.time_limit
     if cfg.eval.time_limit is not None:
         positive['eval.time_limit'] = cfg.eval.time_limit
+    if cfg.demos is not None:
+        positive['demos.episodes'] = cfg.demos.episodes
+        if cfg.algo not in ('sac', 'td3', 'ddpg'):
+            raise ConfigError(f'{source}: demos: demonstrations go into an off-policy replay '
+                              f'buffer (sac, td3, ddpg), not {cfg.algo}')
+        if not cfg.demos.noise >= 0.0:
+            raise ConfigError(f'{source}: demos.noise: must be >= 0, got {cfg.demos.noise}')
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f'{source}: {key}: must be > 0, got {value}')

@@ -48,6 +48,7 @@ from rl_control.envs.snapshot import set_vector_env_state, vector_env_state
 from rl_control.train import build
 from rl_control.train.config import TrainConfig
 from rl_control.train.control import Callback, FnCallback, TrainControl, TrainResult
+from rl_control.train.demos import DemoPrefill
 from rl_control.train.episodes import EpisodeStats
 from rl_control.train.evaluation import EvalResult, Evaluator
 from rl_control.train.finite import NonFiniteError, check_losses
@@ -94,6 +95,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     Raises RunLockError (another run writes `out_dir`), ResumeError, NonFiniteError.
     """
     cbs = [c if isinstance(c, Callback) else FnCallback(c) for c in (callbacks or [])]
+    if cfg.demos is not None:  # first: the others start on the prefilled run
+        cbs.insert(0, DemoPrefill(cfg.demos.episodes, cfg.demos.noise))
     control = control or TrainControl()
     with RunLock(out_dir), stop_on_signals(control):
         trainer = Trainer(cfg, Path(out_dir), progress, cbs, control,

@@ -55,12 +55,18 @@ class OffPolicyCollector:
         if self.her:  # HER stores whole episodes: none spans a reset
             self.buffer.end_episodes()
 
-    def step(self, env_steps: int, cut: bool = False) -> None:
-        """One vector step. `cut`: the running episodes end here (stored as truncated)."""
+    def step(self, env_steps: int, cut: bool = False,
+             actions: np.ndarray | None = None) -> None:
+        """One vector step. `cut`: the running episodes end here (stored as truncated).
+
+        `actions`: taken instead of the agent's (demonstrations, train/demos.py).
+        """
         x = policy_input(self.obs)
         if self.normalizer is not None:
             self.normalizer.update(x)
-        if env_steps < self.learning_starts:
+        if actions is not None:
+            pass
+        elif env_steps < self.learning_starts:
             actions = self.rng.uniform(-1.0, 1.0, (self.n_envs, self.act_dim)).astype(np.float32)
         else:
             actions = self.agent.act(self._norm(x), deterministic=False)

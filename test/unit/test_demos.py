@@ -1,0 +1,91 @@
+"""Demonstrations in the replay buffer (train/demos.py, `demos:` in a config): whole episodes of
+the env's demonstrator go into the buffer before the first step, are not counted as the agent's
+env steps, are not collected again on a resume, and a config that cannot use them fails
+naming the key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rl_control.train.config import ConfigError, config_from_dict
+from rl_control.train.control import Callback
+from rl_control.train.learn import train
+
+T = 20  # steps per training episode
+
+
+def pick_cfg(total: int = 60, **over) -> dict:
+    return {'env': 'rl_control/FrankaPickPlace-v1', 'algo': 'sac', 'seed': 3,
+            'total_steps': total, 'time_limit': T, 'normalize_obs': True,
+            'her': {'strategy': 'future', 'k': 4}, 'demos': {'episodes': 2, 'noise': 0.0},
+            'eval': {'every': 10_000, 'episodes': 1, 'time_limit': 5},
+            'checkpoint_every': 40, 'tensorboard': False,
+            'algo_kwargs': {'hidden_sizes': [16, 16], 'batch_size': 16,
+                            'learning_starts': 30}, **over}
+
+
+class Keep(Callback):
+    """Keeps the run (the trainer) to look at its buffer afterwards."""
+
+    def on_start(self, run) -> None:
+        self.run = run
+
+
+def test_demonstrations_fill_the_buffer_first_and_are_not_the_agents_steps(tmp_path: Path):
+    keep = Keep()
+    result = train(config_from_dict(pick_cfg()), tmp_path / 'run', progress=False,
+                   callbacks=[keep])
+    assert result.steps == 60  # the agent's own steps only
+    buf = keep.run.buffer
+    assert buf.total == 2 * T + 60
+    grip = buf.act[:2 * T + 60, 0, -1]  # the gripper entry: the demonstrator's is exactly +-1
+    assert np.all(np.abs(grip[:2 * T]) == 1.0)
+    assert not np.all(np.abs(grip[2 * T:2 * T + 30]) == 1.0)  # then uniform warm-up actions
+    demos = (tmp_path / 'run' / 'demos.json').read_text()
+    assert '"episodes": 2' in demos and f'"steps": {2 * T}' in demos
+
+
+def test_a_resumed_run_does_not_collect_them_again(tmp_path: Path):
+    cfg = config_from_dict(pick_cfg(total=40))
+    train(cfg, tmp_path / 'run', progress=False)
+    first = (tmp_path / 'run' / 'demos.json').stat().st_mtime_ns
+    keep = Keep()
+    train(config_from_dict(pick_cfg(total=60)), tmp_path / 'run', resume=True,
+          progress=False, callbacks=[keep])
+    assert (tmp_path / 'run' / 'demos.json').stat().st_mtime_ns == first
+    assert keep.run.buffer.total == 2 * T + 60
+
+
+@pytest.mark.parametrize(('over', 'words'), [
+    ({'algo': 'ppo', 'her': None, 'algo_kwargs': {}}, 'demos: demonstrations go into an'),
+    ({'demos': {'episodes': 0}}, 'demos.episodes: must be > 0'),
+    ({'demos': {'noise': -0.1}}, 'demos.noise: must be >= 0'),
+    ({'demos': {'episode': 3}}, 'demos.episode'),
+])
+def test_a_config_that_cannot_use_them_names_the_key(over, words):
+    with pytest.raises(ConfigError, match=words.replace('.', r'\.')):
+        config_from_dict({**pick_cfg(), **over})
+
+
+def test_an_env_without_a_demonstrator_is_refused_by_name(tmp_path: Path):
+    cfg = config_from_dict({'env': 'Pendulum-v1', 'algo': 'sac', 'total_steps': 10,
+                            'demos': {'episodes': 1}, 'tensorboard': False,
+                            'algo_kwargs': {'hidden_sizes': [8]}})
+    with pytest.raises(ValueError, match='has no demo_policy'):
+        train(cfg, tmp_path / 'run', progress=False)
+
+
+def test_the_pick_reward_reads_sb3s_per_transition_info_dicts_the_same():
+    import gymnasium as gym
+
+    env = gym.make('rl_control/FrankaPickPlace-v1').unwrapped
+    rng = np.random.default_rng(0)
+    n = 6
+    cols = {'joint_speed': rng.uniform(0, 0.05, n), 'ee_speed': rng.uniform(0, 0.01, n),
+            'cube_speed': rng.uniform(0, 0.01, n), 'motion': rng.uniform(0, 1, n)}
+    a, g = rng.uniform(0.4, 0.5, (n, 3)), rng.uniform(0.4, 0.5, (n, 3))
+    dicts = np.array([{k: float(v[i]) for k, v in cols.items()} for i in range(n)])
+    np.testing.assert_allclose(env.compute_reward(a, g, dicts), env.compute_reward(a, g, cols))
+    env.close()
