@@ -149,3 +149,19 @@ def test_the_tracker_noise_has_its_size_and_is_drawn_once_per_frame():
     assert np.abs(errors.mean(axis=0)).max() < 3 * sigma / np.sqrt(3000) * 2
     # The angle of a rotation vector with N(0, s) components: mean s * sqrt(8 / pi).
     assert np.mean(angles) == pytest.approx(sigma_rot * np.sqrt(8 / np.pi), rel=0.1)
+
+
+def test_the_cells_cameras_keep_their_orientation() -> None:
+    """The cameras of pick_place_cell.xml (given by `xyaxes`) look where that file says once
+    the cell is built onto the arm (they looked straight down into the dark before)."""
+    import mujoco
+
+    from rl_control.robots.hand_cell import _asset, cell_model
+    from rl_control.robots.profiles import get_profile
+
+    alone = mujoco.MjModel.from_xml_path(_asset('pick_place_cell.xml'))
+    built = cell_model(get_profile('panda'))
+    for i in range(alone.ncam):
+        j = mujoco.mj_name2id(built, mujoco.mjtObj.mjOBJ_CAMERA, alone.camera(i).name)
+        np.testing.assert_allclose(built.cam_quat[j], alone.cam_quat[i], atol=1e-9)
+        np.testing.assert_allclose(built.cam_pos[j], alone.cam_pos[i], atol=1e-9)

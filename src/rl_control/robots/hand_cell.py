@@ -82,8 +82,9 @@ def cell_spec(profile: Any) -> mujoco.MjSpec:
     for src in cell.worldbody.sites:
         spec.worldbody.add_site(name=src.name, pos=src.pos, size=src.size, type=src.type,
                                 rgba=src.rgba)
-    for src in cell.worldbody.cameras:
-        spec.worldbody.add_camera(name=src.name, pos=src.pos, quat=src.quat)
+    cams = mujoco.MjModel.from_xml_path(_asset('pick_place_cell.xml'))  # `xyaxes` resolved
+    for i, src in enumerate(cell.worldbody.cameras):
+        spec.worldbody.add_camera(name=src.name, pos=src.pos, quat=cams.cam_quat[i])
     for src in cell.worldbody.lights:
         spec.worldbody.add_light(name=src.name, pos=src.pos, dir=src.dir, diffuse=src.diffuse)
     spec.visual.global_.offwidth, spec.visual.global_.offheight = 640, 480
