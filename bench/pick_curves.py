@@ -1,0 +1,80 @@
+"""Success vs env steps (and vs wall time): `rl-control train` against SB3 + HER on pick and place.
+
+Reads the run directory of `rl-control train --config config/franka_pick_place_sac.yaml` (its
+progress.csv) and the output folder of bench/pick_sb3.py (same config and seed), both evaluated
+by the same `Evaluator` on the same episode seeds, and writes one PNG (two panels) and a CSV of
+both curves side by side.
+
+  .venv/bin/python bench/pick_curves.py --ours runs/pick_s100 --sb3 runs/pick_sb3_s100 \
+      --out bench/results/pick_place/success_vs_steps.png
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+
+def read(path: Path) -> list[dict[str, float]]:
+    """progress.csv rows with step, wall_s and success_rate as numbers."""
+    with open(path) as f:
+        return [{k: float(r[k]) for k in ('step', 'wall_s', 'success_rate')}
+                for r in csv.DictReader(f) if r.get('success_rate') not in (None, '')]
+
+
+def first_at(rows: list[dict[str, float]], level: float) -> dict[str, float] | None:
+    """The first evaluation at or above `level`."""
+    return next((r for r in rows if r['success_rate'] >= level), None)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--ours', type=Path, required=True, help='rl-control train run directory')
+    p.add_argument('--sb3', type=Path, required=True, help='bench/pick_sb3.py output folder')
+    p.add_argument('--out', type=Path, required=True, help='PNG (a CSV beside it)')
+    p.add_argument('--level', type=float, default=0.9, help='success level to mark (0.9)')
+    a = p.parse_args()
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    curves = {'rl_control SAC + HER': read(a.ours / 'progress.csv'),
+              'SB3 SAC + HER': read(a.sb3 / 'progress.csv')}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for (name, rows), color in zip(curves.items(), ('tab:blue', 'tab:orange'), strict=True):
+        for ax, x, k in ((axes[0], 'step', 1e-3), (axes[1], 'wall_s', 1 / 60)):
+            ax.plot([r[x] * k for r in rows], [r['success_rate'] for r in rows], 'o-',
+                    color=color, label=name, ms=3)
+    for ax, label in zip(axes, ('env steps [thousands] (demonstration steps not counted)',
+                                'wall time [min], one core each, side by side'), strict=True):
+        ax.axhline(a.level, color='k', ls='--', lw=1, label=f'success {a.level:g}')
+        ax.set_xlabel(label)
+        ax.set_ylabel('held success, 20 evaluation episodes')
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(loc='lower right')
+    fig.suptitle('rl_control/FrankaPickPlace-v1, config/franka_pick_place_sac.yaml, seed 100: '
+                 'same env, settings, demonstrations and evaluation episodes')
+    fig.tight_layout()
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(a.out, dpi=80)
+    table = a.out.with_suffix('.csv')
+    with open(table, 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['impl', 'step', 'wall_s', 'success_rate'])
+        for name, rows in curves.items():
+            for r in rows:
+                w.writerow([name, int(r['step']), round(r['wall_s'], 1), r['success_rate']])
+    for name, rows in curves.items():
+        hit = first_at(rows, a.level)
+        last = rows[-1] if rows else None
+        print(f'{name}: ' + (f"first >= {a.level:g} at {int(hit['step'])} steps, "
+                             f"{hit['wall_s'] / 60:.1f} min" if hit else f'never >= {a.level:g}')
+              + (f"; last {last['success_rate']:.2f} at {int(last['step'])} steps"
+                 if last else '; no evaluation'))
+    print(f'{a.out}, {table}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
