@@ -190,9 +190,9 @@ def test_an_episodes_file_gives_each_episode_its_cube_and_goal(tmp_path) -> None
 
 
 def test_a_cartesian_action_is_served_by_its_joint_types_interface() -> None:
-    from rl_control.robots.command_interfaces import interface_for_action
+    """bench-pick --engine ros serves an ee_velocity bundle on the trajectory interface."""
+    from rl_control.ros.reach_bench import bundle_interface
 
-    assert interface_for_action('ee_velocity').name == 'trajectory'
-    assert interface_for_action('joint_velocity').name == 'trajectory'
-    with pytest.raises(ValueError, match="no command interface serves action type 'nope'"):
-        interface_for_action('nope')
+    assert bundle_interface({'action': {'type': 'ee_velocity'}}).name == 'trajectory'
+    assert bundle_interface({'action': {'type': 'joint_velocity'}}).name == 'trajectory'
+    assert bundle_interface({'action': {'type': 'joint_effort'}}).name == 'effort'

@@ -94,9 +94,22 @@ def cmd_bench_pick(args: argparse.Namespace) -> int:
             say(f'  {i}/{n} episodes')
 
     try:
-        out = pick_bench.run(spec, policy, cubes, goals, args.randomized, args.engine,
-                             progress=progress, ros={'bundle': args.policy, 'say': say,
-                                                     'realtime': args.realtime})
+        if args.engine == 'ros':
+            if args.randomized:
+                raise ValueError('--engine ros runs nominal dynamics: sim_robot has no '
+                                 'randomization')
+            try:  # by name, as bench-reach does: ros/ sits above the CLI
+                ros_bench = importlib.import_module('rl_control.ros.reach_bench')
+            except ModuleNotFoundError as exc:
+                return fail(f'--engine ros needs ROS 2 Python packages ({exc.name} not found)',
+                            1)
+            out = ros_bench.run_pick_over_ros(args.policy, spec, cubes, goals, say,
+                                              args.realtime)
+        else:
+            out = pick_bench.run(spec, policy, cubes, goals, args.randomized, args.engine,
+                                 progress=progress)
+    except RuntimeError as exc:
+        return fail(f'bench-pick {args.policy}: {exc}', 1)
     except ValueError as exc:
         return fail(f'bench-pick {args.policy}: {exc}', EXIT_USAGE)
     s = out['summary']

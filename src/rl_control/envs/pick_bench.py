@@ -22,7 +22,7 @@ no drop), placed at some moment, grasped, lifted, dropped, reflexes and contact 
 median time to settle (= to place and hold) and the final cube-to-goal distance. An episode
 whose cube starts within the success distance of a table goal is solved by doing nothing
 (panda-gym's sampler allows it too); `solved_at_start` counts them, the floor of the headline.
-The ROS engine (sim_robot + policy_server over DDS, as `ros/reach_bench.py`) comes later.
+The ROS engine (sim_robot + policy_server over DDS) is ros/reach_bench.py `run_pick_over_ros`.
 """
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def run_episodes(env: Any, policy: Any, cubes: np.ndarray, goals: np.ndarray, se
 
 def run(spec: dict[str, Any] | None, policy: Any, cubes: np.ndarray, goals: np.ndarray,
         randomized: bool = False, engine: str = 'mujoco', seed: int = 0,
-        progress: Any = None, ros: dict[str, Any] | None = None) -> dict[str, Any]:
+        progress: Any = None) -> dict[str, Any]:
     """Benchmark a bundle (`spec`, `policy`) or, with `spec` None, the scripted pick.
 
     Returns {'summary': pick_metrics.summarize + the run's settings, 'episodes': [...]}.
@@ -182,7 +182,8 @@ def run(spec: dict[str, Any] | None, policy: Any, cubes: np.ndarray, goals: np.n
     if engine not in ENGINES:
         raise ValueError(f'engine {engine!r}: bench-pick runs on {list(ENGINES)}')
     if engine == 'ros':
-        return run_ros(spec, cubes, goals, randomized, progress, **(ros or {}))
+        raise ValueError('the ros engine runs from ros/reach_bench.py `run_pick_over_ros` '
+                         '(rl-control bench-pick --engine ros)')
     env = make_env(spec, randomized)
     try:
         if policy is None:
@@ -197,41 +198,6 @@ def run(spec: dict[str, Any] | None, policy: Any, cubes: np.ndarray, goals: np.n
                    success_distance=float(env.task.distance_threshold), episode_s=EPISODE_S,
                    solved_at_start=sum(e['solved_at_start'] for e in episodes))
     return {'summary': summary, 'episodes': episodes}
-
-
-def run_ros(spec: dict[str, Any] | None, cubes: np.ndarray, goals: np.ndarray,
-            randomized: bool, progress: Any = None, bundle: str = '', realtime: bool = False,
-            log_dir: str | None = None, say: Any = print) -> dict[str, Any]:
-    """The same episodes through sim_robot (`task: pick_place`) and the policy server over DDS.
-
-    ros/reach_bench.py `run_over_ros` with these episodes as sim_robot's episode file (the cube
-    from the file, not its sampler), 6 s episodes; in lockstep on /clock unless `realtime`.
-    """
-    import tempfile
-
-    from rl_control.ros.reach_bench import run_over_ros
-
-    if spec is None:
-        raise ValueError("--engine ros serves a bundle: the scripted pick is not a bundle")
-    make_env(spec, False).close()  # a pick-and-place bundle, or the error that says why not
-    with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:
-        yaml.safe_dump({'episodes': [{'cube': [float(v) for v in c], 'goal': [float(v) for v in g]}
-                                     for c, g in zip(cubes, goals, strict=True)]}, f)
-    try:
-        out = run_over_ros(bundle, spec, spec.get('robot') or 'panda', goals, randomized, say,
-                           realtime=realtime, log_dir=log_dir, episodes_file=f.name,
-                           episode_s=EPISODE_S)
-    finally:
-        Path(f.name).unlink()
-    for r, start in zip(out['episodes'], cubes, strict=False):
-        r['solved_at_start'] = bool(np.linalg.norm(start[:3] - r['goal'])
-                                    <= r['success_distance']) if 'goal' in r else False
-    out['summary'].update(policy='bundle', episode_s=EPISODE_S, hand_rejected=sum(
-        int(r.get('hand_rejected') or 0) for r in out['episodes']),
-                          success_distance=float(spec.get('success_distance') or 0.05),
-                          solved_at_start=sum(bool(r.get('solved_at_start'))
-                                              for r in out['episodes']))
-    return out
 
 
 def report_lines(s: dict[str, Any]) -> list[str]:

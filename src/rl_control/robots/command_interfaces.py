@@ -184,18 +184,9 @@ def command_interface(name: str) -> CommandInterface:
 
 
 def interface_for_action(action_type: str) -> CommandInterface:
-    """The first registered interface that serves `action_type` (trajectory for velocities).
-
-    A Cartesian action type is served by the interfaces of its joint type (`command_type`).
-    """
-    from rl_control.contract.actions import action_type as kind
-
-    try:
-        wanted = kind(action_type).command_type
-    except (KeyError, ValueError, TypeError):
-        wanted = action_type
+    """The first registered interface that serves `action_type` (trajectory for velocities)."""
     for iface in COMMAND_INTERFACES.values():
-        if iface.action_type == wanted:
+        if iface.action_type == action_type:
             return iface
     raise ValueError(f'no command interface serves action type {action_type!r}')
 

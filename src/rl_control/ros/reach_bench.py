@@ -45,7 +45,7 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
 
     if randomized:
         raise ValueError('--engine ros runs nominal dynamics: sim_robot has no randomization')
-    iface = interface_for_action((spec.get('action') or {}).get('type'))
+    iface = bundle_interface(spec)
     task = task_for_bundle(spec)
     if iface.streamed and not realtime:  # a stream is many commands per period: no lockstep
         say(f'bench-reach: {iface.name} commands are streamed at 1 kHz; running in real time')
@@ -95,6 +95,56 @@ def run_over_ros(bundle: str, spec: dict[str, Any], robot: str, goals: np.ndarra
                    state_topic=state_topic or 'from the parameter file',
                    rejected=sum(r.get('rejected', 0) for r in results), logs=str(logs))
     return {'summary': summary, 'episodes': results}
+
+
+def run_pick_over_ros(bundle: str, spec: dict[str, Any] | None, cubes: np.ndarray,
+                      goals: np.ndarray, say: Callable[..., None], realtime: bool = False,
+                      log_dir: str | None = None) -> dict[str, Any]:
+    """The same episodes through sim_robot (`task: pick_place`) and the policy server over DDS.
+
+    `run_over_ros` with these episodes as sim_robot's episode file (the cube from the file, not
+    its sampler), 6 s episodes; in lockstep on /clock unless `realtime`. The measures are
+    envs/pick_bench.py's.
+    """
+    import yaml
+
+    from rl_control.envs.pick_bench import EPISODE_S, make_env
+
+    if spec is None:
+        raise ValueError("--engine ros serves a bundle: the scripted pick is not a bundle")
+    make_env(spec, False).close()  # a pick-and-place bundle, or the error that says why not
+    with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:
+        yaml.safe_dump({'episodes': [{'cube': [float(v) for v in c],
+                                      'goal': [float(v) for v in g]}
+                                     for c, g in zip(cubes, goals, strict=True)]}, f)
+    try:
+        out = run_over_ros(bundle, spec, spec.get('robot') or 'panda', goals, False, say,
+                           realtime=realtime, log_dir=log_dir, episodes_file=f.name,
+                           episode_s=EPISODE_S)
+    finally:
+        os.unlink(f.name)
+    for r in out['episodes']:  # sim_robot plays the file in order, wrapping around
+        start = cubes[r['episode'] % len(cubes)]
+        r['solved_at_start'] = bool(np.linalg.norm(start[:3] - np.asarray(r['goal']))
+                                    <= r['success_distance'])
+    eps = out['episodes']
+    out['summary'].update(
+        policy='bundle', episode_s=EPISODE_S,
+        success_distance=float(spec.get('success_distance') or 0.05),
+        hand_rejected=sum(int(r.get('hand_rejected') or 0) for r in eps),
+        solved_at_start=sum(r['solved_at_start'] for r in eps))
+    return out
+
+
+def bundle_interface(spec: dict[str, Any]) -> Any:
+    """The first registered command interface that serves the bundle's action type.
+
+    A Cartesian action (`ee_velocity`) is served by the interfaces of its joint type.
+    """
+    from rl_control.contract.actions import action_type
+
+    name = (spec.get('action') or {}).get('type') or 'joint_velocity'
+    return interface_for_action(action_type(name).command_type)
 
 
 def _collect(n: int, procs: list[Any], realtime: bool, say: Callable[..., None],
