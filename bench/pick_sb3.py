@@ -82,7 +82,7 @@ class EvalAndSave(BaseCallback):
     def __init__(self, cfg, out: Path, t0: float, n_evals: int) -> None:
         super().__init__()
         self.cfg, self.out, self.t0, self.n_evals = cfg, out, t0, n_evals
-        self.evaluator = Evaluator(cfg.env, cfg.eval.episodes, cfg.env_kwargs,
+        self.evaluator = Evaluator(cfg.env, cfg.eval.episodes, cfg.eval.kwargs(cfg.env_kwargs),
                                    cfg.eval.episode_steps(cfg.time_limit))
         spec = self.evaluator.envs[0].unwrapped._obs_spec
         self.obj = spec.term_slice('object_pose')

@@ -89,3 +89,15 @@ def test_the_pick_reward_reads_sb3s_per_transition_info_dicts_the_same():
     dicts = np.array([{k: float(v[i]) for k, v in cols.items()} for i in range(n)])
     np.testing.assert_allclose(env.compute_reward(a, g, dicts), env.compute_reward(a, g, cols))
     env.close()
+
+
+def test_the_evaluation_envs_take_eval_env_kwargs_over_the_training_envs(tmp_path: Path):
+    """A curriculum in training (half the episodes start with the cube in the hand) while the
+    evaluations judge what the benchmark judges (from the table)."""
+    keep = Keep()
+    cfg = config_from_dict(pick_cfg(total=20, demos=None, env_kwargs={'start_grasped': 0.5},
+                                    eval={'every': 10_000, 'episodes': 1, 'time_limit': 5,
+                                          'env_kwargs': {'start_grasped': 0.0}}))
+    train(cfg, tmp_path / 'run', progress=False, callbacks=[keep])
+    assert keep.run.envs.envs[0].unwrapped.start_grasped == 0.5
+    assert keep.run.evaluator.envs[0].unwrapped.start_grasped == 0.0

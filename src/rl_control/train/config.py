@@ -31,15 +31,22 @@ class EvalConfig:
 
     `time_limit`: the evaluation episodes' length in env steps (None: the training episodes'),
     e.g. to judge a task on the benchmark's longer episodes while training on shorter ones.
+    `env_kwargs`: set over the training env's for the evaluation envs only, e.g. to judge pick
+    and place from the table (`start_grasped: 0`) while training with a curriculum.
     """
 
     every: int = 5000
     episodes: int = 10
     time_limit: int | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def episode_steps(self, train_limit: int | None) -> int | None:
         """The evaluation episodes' time limit (None: the env's registered one)."""
         return self.time_limit if self.time_limit is not None else train_limit
+
+    def kwargs(self, train_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The evaluation envs' kwargs: the training env's, then `env_kwargs` over them."""
+        return {**train_kwargs, **self.env_kwargs}
 
 
 @dataclass

@@ -151,7 +151,7 @@ class Trainer:
                 cfg.her is not None, np.random.default_rng(warmup_seed), self.stats,
                 self.reward_scaler)
         self.schedule = Schedule(cfg.total_steps, cfg.eval.every, cfg.checkpoint_every)
-        self.evaluator = Evaluator(cfg.env, cfg.eval.episodes, cfg.env_kwargs,
+        self.evaluator = Evaluator(cfg.env, cfg.eval.episodes, cfg.eval.kwargs(cfg.env_kwargs),
                                    cfg.eval.episode_steps(cfg.time_limit))
         self.snapshots = vector_env_state(self.envs) is not None
         if not self.snapshots and cfg.checkpoint_every is not None:

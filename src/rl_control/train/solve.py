@@ -97,7 +97,8 @@ class SolveTracker(Callback):
     def _confirm(self, row: dict[str, Any]) -> float:
         t0 = time.perf_counter()
         if self._evaluator is None:
-            self._evaluator = Evaluator(self.cfg.env, self.episodes, self.cfg.env_kwargs,
+            self._evaluator = Evaluator(self.cfg.env, self.episodes,
+                                        self.cfg.eval.kwargs(self.cfg.env_kwargs),
                                         self.cfg.eval.episode_steps(self.cfg.time_limit))
         seed = (self.cfg.seed + _CONFIRM_SEED_OFFSET
                 + self.result.candidates * self.episodes)
