@@ -16,6 +16,8 @@ either library's env steps. Wall time counts everything (evaluations too), as ou
 Writes OUT/progress.csv (step, wall_s, success_rate, eval_mean_return) after every evaluation
 and a resumable checkpoint (model, replay buffer, normalizer) every `checkpoint_every` steps;
 run the same command again to resume from it (SB3's resume restarts the running episode).
+`--bench N` instead runs the checkpoint's policy on the first N fixed episodes of `rl-control
+bench-pick` (envs/pick_bench.py: nominal, from the table) and prints its summary as JSON.
 """
 from __future__ import annotations
 
@@ -111,6 +113,33 @@ class EvalAndSave(BaseCallback):
         return True
 
 
+def bench(cfg, out: Path, episodes: int) -> dict:
+    """The checkpoint's deterministic policy on bench-pick's fixed episodes (MuJoCo)."""
+    from rl_control.envs import pick_bench
+
+    ck = out / 'checkpoint'
+    env = pick_bench.make_env(None, False)  # the config's env at nominal dynamics
+    venv = VecNormalize.load(str(ck / 'vecnormalize.pkl'), DummyVecEnv(
+        [lambda: make_env(cfg.env, 0, cfg.env_kwargs, cfg.time_limit)]))
+    venv.training = False
+    model = SAC.load(ck / 'model', env=venv, device='cpu')
+    obj = env._obs_spec.term_slice('object_pose')
+
+    class Policy:
+        def act(self, x: np.ndarray) -> np.ndarray:
+            o = {'observation': x[None, :-3], 'desired_goal': x[None, -3:],
+                 'achieved_goal': x[None, :-3][:, obj][:, :3]}
+            return model.predict(venv.normalize_obs(o), deterministic=True)[0][0]
+
+    cubes, goals = pick_bench.load_episodes(pick_bench.default_episodes_file())
+    results = pick_bench.run_episodes(env, Policy(), cubes[:episodes], goals[:episodes])
+    summary = env.task.summarize(results)
+    summary.update(step=json.loads((ck / 'state.json').read_text())['step'],
+                   solved_at_start=sum(r['solved_at_start'] for r in results))
+    env.close()
+    return summary
+
+
 def save(model: SAC, out: Path, state: dict) -> None:
     """Model, buffer, normalizer, then the state file that says the three are whole."""
     ck = out / 'checkpoint'
@@ -129,8 +158,13 @@ def main() -> None:
     p.add_argument('--out', type=Path, required=True)
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                    help='config override, as rl-control train --set')
+    p.add_argument('--bench', type=int, default=0, metavar='N',
+                   help="run the checkpoint on bench-pick's first N episodes instead")
     a = p.parse_args()
     cfg = load_config(a.config, [f'seed={a.seed}', *a.set])
+    if a.bench:
+        print(json.dumps(bench(cfg, a.out, a.bench)))
+        return
     steps = a.steps or cfg.total_steps
     torch.set_num_threads(1)
     a.out.mkdir(parents=True, exist_ok=True)
