@@ -22,6 +22,20 @@ def read(path: Path) -> list[dict[str, float]]:
                 for r in csv.DictReader(f) if r.get('success_rate') not in (None, '')]
 
 
+def paused_before(t: float, pauses: list[tuple[float, float]]) -> float:
+    """Seconds of the `pauses` (epoch intervals) that fall before epoch time `t`."""
+    return sum(max(0.0, min(t, b) - a) for a, b in pauses)
+
+
+def take_out(rows: list[dict[str, float]], start: float | None,
+             pauses: list[tuple[float, float]]) -> list[dict[str, float]]:
+    """Each row's wall time minus the pauses (SIGSTOP) between the run's `start` and it."""
+    if start is None or not pauses:
+        return rows
+    return [{**r, 'wall_s': r['wall_s'] - paused_before(start + r['wall_s'], pauses)}
+            for r in rows]
+
+
 def first_at(rows: list[dict[str, float]], level: float) -> dict[str, float] | None:
     """The first evaluation at or above `level`."""
     return next((r for r in rows if r['success_rate'] >= level), None)
@@ -33,20 +47,29 @@ def main() -> int:
     p.add_argument('--sb3', type=Path, required=True, help='bench/pick_sb3.py output folder')
     p.add_argument('--out', type=Path, required=True, help='PNG (a CSV beside it)')
     p.add_argument('--level', type=float, default=0.9, help='success level to mark (0.9)')
+    p.add_argument('--pause', action='append', default=[], metavar='T0:T1',
+                   help='a span (epoch seconds) both runs were stopped (SIGSTOP): taken out '
+                        'of their wall times; needs --starts')
+    p.add_argument('--starts', type=float, nargs=2, metavar=('OURS', 'SB3'),
+                   help="epoch seconds of each run's wall-clock zero")
+    p.add_argument('--note', default='', help='a second title line (what the evaluations drew)')
     a = p.parse_args()
+    pauses = [tuple(float(v) for v in span.split(':')) for span in a.pause]
+    starts = a.starts or (None, None)
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    curves = {'rl_control SAC + HER': read(a.ours / 'progress.csv'),
-              'SB3 SAC + HER': read(a.sb3 / 'progress.csv')}
+    curves = {'rl_control SAC + HER': take_out(read(a.ours / 'progress.csv'), starts[0], pauses),
+              'SB3 SAC + HER': take_out(read(a.sb3 / 'progress.csv'), starts[1], pauses)}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for (name, rows), color in zip(curves.items(), ('tab:blue', 'tab:orange'), strict=True):
         for ax, x, k in ((axes[0], 'step', 1e-3), (axes[1], 'wall_s', 1 / 60)):
             ax.plot([r[x] * k for r in rows], [r['success_rate'] for r in rows], 'o-',
                     color=color, label=name, ms=3)
     for ax, label in zip(axes, ('env steps [thousands] (demonstration steps not counted)',
-                                'wall time [min], one core each, side by side'), strict=True):
+                                'wall time [min], one core each, side by side, pauses taken '
+                                'out'), strict=True):
         ax.axhline(a.level, color='k', ls='--', lw=1, label=f'success {a.level:g}')
         ax.set_xlabel(label)
         ax.set_ylabel('held success, 20 evaluation episodes')
@@ -54,7 +77,8 @@ def main() -> int:
         ax.grid(alpha=0.3)
         ax.legend(loc='lower right')
     fig.suptitle('rl_control/FrankaPickPlace-v1, config/franka_pick_place_sac.yaml, seed 100: '
-                 'same env, settings, demonstrations and evaluation episodes')
+                 'same env, settings, demonstrations and evaluation episodes'
+                 + (f'\n{a.note}' if a.note else ''))
     fig.tight_layout()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(a.out, dpi=80)
