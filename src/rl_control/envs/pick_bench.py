@@ -141,9 +141,7 @@ def make_env(spec: dict[str, Any] | None, randomized: bool) -> Any:
 
 def scripted_policy(env: Any) -> Any:
     """The scripted grasp-and-place on `env`'s contract (act(obs) like a bundle's actor)."""
-    from rl_control.envs.scripted_pick import ScriptedPickPlace
-
-    return ScriptedPickPlace(env.contract.obs_spec, env.contract.act_spec, env.profile)
+    return env.demo_policy()
 
 
 # -- the run -----------------------------------------------------------------------------------

@@ -64,11 +64,9 @@ class OffPolicyCollector:
         x = policy_input(self.obs)
         if self.normalizer is not None:
             self.normalizer.update(x)
-        if actions is not None:
-            pass
-        elif env_steps < self.learning_starts:
+        if actions is None and env_steps < self.learning_starts:
             actions = self.rng.uniform(-1.0, 1.0, (self.n_envs, self.act_dim)).astype(np.float32)
-        else:
+        elif actions is None:
             actions = self.agent.act(self._norm(x), deterministic=False)
         next_obs, rew, terminated, truncated, infos = self.envs.step(actions)
         trunc_store = np.logical_or(truncated, cut)
