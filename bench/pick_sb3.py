@@ -9,6 +9,8 @@ buffer's `add`, as its own `_store_transition` would), and evaluated by rl_contr
 `Evaluator` on the same episode seeds as `rl-control train` (20 deterministic episodes of the
 config's eval length every `eval.every` env steps). Demonstration steps are not counted in
 either library's env steps. Wall time counts everything (evaluations too), as ours does.
+SB3 has no behaviour-cloning term: a config's `demos.bc_weight` (train/demos.py) is not
+applied here, and the script says so; the comparison then measures that term.
 
   .venv/bin/python bench/pick_sb3.py --config config/franka_pick_place_sac.yaml --seed 100 \
       --out runs/pick_sb3_s100
@@ -188,6 +190,9 @@ def main() -> None:
             n = prefill(model, venv, cfg.demos.episodes, cfg.demos.noise,
                         a.seed + DEMO_SEED_OFFSET)
             print(f'demonstrations: {cfg.demos.episodes} episodes, {n} steps', flush=True)
+            if cfg.demos.bc_weight > 0:
+                print(f'note: demos.bc_weight {cfg.demos.bc_weight} is not applied (SB3 has no '
+                      'behaviour-cloning term)', flush=True)
         done, n_evals = 0, 0
     cb = EvalAndSave(cfg, a.out, t0, n_evals)
     model.learn(total_timesteps=steps - done, callback=cb, reset_num_timesteps=done == 0)

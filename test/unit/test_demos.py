@@ -63,10 +63,34 @@ def test_a_resumed_run_does_not_collect_them_again(tmp_path: Path):
     ({'demos': {'episodes': 0}}, 'demos.episodes: must be > 0'),
     ({'demos': {'noise': -0.1}}, 'demos.noise: must be >= 0'),
     ({'demos': {'episode': 3}}, 'demos.episode'),
+    ({'demos': {'bc_weight': -1.0}}, 'demos.bc_weight: must be >= 0'),
+    ({'demos': {'bc_batch': 0}}, 'demos.bc_batch: must be > 0'),
+    ({'algo': 'td3', 'demos': {'bc_weight': 1.0}}, 'demos.bc_weight: the behaviour-cloning'),
 ])
 def test_a_config_that_cannot_use_them_names_the_key(over, words):
     with pytest.raises(ConfigError, match=words.replace('.', r'\.')):
         config_from_dict({**pick_cfg(), **over})
+
+
+def test_behaviour_cloning_samples_the_noiseless_demonstrations_and_survives_a_resume(
+        tmp_path: Path):
+    over = {'demos': {'episodes': 2, 'noise': 0.3, 'bc_weight': 1.0, 'bc_batch': 8}}
+    keep = Keep()
+    train(config_from_dict(pick_cfg(total=40, **over)), tmp_path / 'run', progress=False,
+          callbacks=[keep])
+    demos = keep.run.collector.demos
+    assert demos.obs.shape == (2 * T, keep.run.obs_dim) and demos.act.shape == (2 * T, 4)
+    buf = keep.run.buffer.act[:2 * T, 0]
+    assert np.all(np.abs(demos.act[:, -1]) == 1.0)  # the demonstrator's own hand commands
+    assert not np.allclose(buf[:, :3], demos.act[:, :3])  # the buffer holds the noisy ones
+    assert {'bc_loss', 'bc_kept'} <= set(keep.run.last_metrics)
+    state = demos.state_dict()
+    keep = Keep()
+    train(config_from_dict(pick_cfg(total=60, **over)), tmp_path / 'run', resume=True,
+          progress=False, callbacks=[keep])
+    again = keep.run.collector.demos
+    np.testing.assert_array_equal(again.obs, state['obs'])
+    assert again.weight == 1.0 and again.batch == 8
 
 
 def test_an_env_without_a_demonstrator_is_refused_by_name(tmp_path: Path):

@@ -19,7 +19,8 @@ from rl_control.algos.types import Batch
 OBS, ACT, B = 5, 3, 32
 
 
-def reference_update(agent: SAC, batch: Batch, noise: list[torch.Tensor]) -> None:
+def reference_update(agent: SAC, batch: Batch, noise: list[torch.Tensor],
+                     demos: tuple | None = None) -> None:
     """`SAC.update` with autograd (the formulation the hand-written gradients replace)."""
     cfg = agent.cfg
     pi, logp = agent.actor(batch.obs, noise=noise[0])
@@ -39,6 +40,15 @@ def reference_update(agent: SAC, batch: Batch, noise: list[torch.Tensor]) -> Non
     critic_loss.backward()
     agent.critic_optimizer.step()
     actor_loss = (alpha * logp - agent.critic.frozen(batch.obs, pi).min(0).values).mean()
+    if demos is not None:  # Nair et al. 2018's behaviour cloning with the Q-filter
+        obs_d, act_d, weight, q_filter = demos
+        a_d = torch.tanh(agent.actor.net(obs_d)[:, :ACT])
+        with torch.no_grad():
+            kept = (agent.critic(obs_d, act_d).min(0).values
+                    > agent.critic(obs_d, a_d).min(0).values).to(a_d.dtype)
+            if not q_filter:
+                kept = torch.ones_like(kept)
+        actor_loss = actor_loss + weight * (kept[:, None] * (a_d - act_d) ** 2).sum(1).mean()
     agent.actor_optimizer.zero_grad()
     actor_loss.backward()
     agent.actor_optimizer.step()
@@ -164,3 +174,32 @@ def test_hand_written_update_on_her_batches_with_stored_info_equals_autograd(flo
                  (ours.critic_target, ref.critic_target)]:
         for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
             torch.testing.assert_close(x, y, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('q_filter', [True, False])
+def test_the_behaviour_cloning_term_equals_autograd(float64, q_filter):
+    """Nair et al.'s BC loss on demonstration steps (train/demos.py), added to the actor's:
+    every parameter agrees with autograd after several updates; the Q-filter kept some
+    demonstration steps and dropped others (without it, all are kept); the metrics say so."""
+    ours = SAC(OBS, ACT, SACConfig(hidden_sizes=(16, 16), lr=3e-3, tau=0.1), seed=4)
+    ref = copy.deepcopy(ours)
+    g = torch.Generator().manual_seed(3)
+    kept = []
+    for _ in range(4):
+        batch = _batch(g)
+        demos = (torch.randn(20, OBS, generator=g), torch.rand(20, ACT, generator=g) * 2 - 1,
+                 2.5, q_filter)
+        noise = [torch.randn(B, ACT, generator=g) for _ in range(2)]
+        drawn = list(noise)
+        ours.reparam_noise = lambda obs, q=drawn: q.pop(0)
+        metrics = ours.update(batch, demos=demos)
+        reference_update(ref, batch, noise, demos)
+        for a, b in [(ours.actor, ref.actor), (ours.critic, ref.critic)]:
+            for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+                torch.testing.assert_close(x, y, rtol=0, atol=1e-12)
+        kept.append(metrics['bc_kept'])
+        assert metrics['bc_loss'] > 0
+    if q_filter:
+        assert 0.0 < min(kept) and max(kept) < 1.0
+    else:
+        assert min(kept) == 1.0

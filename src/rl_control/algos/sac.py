@@ -10,6 +10,10 @@ each network with its own Adam optimizer:
     3. L_pi = mean (alpha log pi(a~|s) - min_i Q_i(s, a~)),
        Q the critic just updated, its weights frozen                 -> actor_optimizer
     4. every `target_update_interval` updates:  Q' <- (1 - tau) Q' + tau Q   (Polyak)
+With demonstrations to clone (`update(batch, demos=(s_D, a_D, lambda, filter))`,
+train/demos.py), step 3 adds Nair et al. 2018's behaviour-cloning loss on the deterministic
+action, with their Q-filter (eq. 3-4) when `filter` (else the bracket is 1):
+       L_BC = lambda / N_D sum_D [Q(s_D, a_D) > Q(s_D, tanh mu(s_D))] |tanh mu(s_D) - a_D|^2
 with log pi(a~|s) = sum_j [log N(u_j; mu_j, std_j) - log(1 - tanh(u_j)^2)], u = mu + std eps, the
 tanh term in the exact, stable form 2 (log 2 - u - softplus(-2u)) (Spinning Up; SB3 writes
 log(1 - tanh(u)^2 + 1e-6)). Only true terminals stop the bootstrap: a time-limit truncation is
@@ -182,11 +186,12 @@ class SAC:
         return standard_normal((obs.shape[0], self.act_dim), self.generator, obs)
 
     # -- learning -----------------------------------------------------------------------------
-    def update(self, batch: Batch) -> Metrics:
+    def update(self, batch: Batch, demos: tuple[Any, ...] | None = None) -> Metrics:
         """One update of alpha, the critics and the actor, then Polyak (module docstring).
 
         The gradients are written out (algos/sac_grads.py: the closed forms of what autograd
-        computes for these losses), so no autograd graph is built.
+        computes for these losses), so no autograd graph is built. `demos`: (normalized
+        observations, actions, lambda, Q-filter on) for the behaviour-cloning term.
         """
         cfg, n = self.cfg, self.act_dim
         act = cfg.activation
@@ -230,7 +235,11 @@ class SAC:
             dq = torch.zeros_like(q_pi).scatter_(0, head.unsqueeze(0), -inv_b)
             d_action = grads.ensemble_action_grad(cw, kept, dq, self.obs_dim, act)
             dz = grads.squash_backward(pi, std, raw, eps, d_action, alpha * inv_b, lo, hi)
-            _set_grads(self._actor_params, grads.mlp_backward(layers, inputs, dz, act))
+            actor_grads = grads.mlp_backward(layers, inputs, dz, act)
+            bc = None if demos is None else self._bc_grads(*demos)
+            if bc is not None:
+                torch._foreach_add_(actor_grads, bc[0])
+            _set_grads(self._actor_params, actor_grads)
             self.actor_optimizer.step()
 
             # 4. Target critic.
@@ -244,8 +253,34 @@ class SAC:
                           else torch.zeros((), device=self.device))
             return (0.5 * td.square().mean(1).sum(), (alpha * logp - min_q).mean(), alpha_loss,
                     alpha, q.mean(), -logp.mean())
-        return Metrics(('critic_loss', 'actor_loss', 'alpha_loss', 'alpha', 'q_mean', 'entropy'),
-                       metrics)
+        names = ('critic_loss', 'actor_loss', 'alpha_loss', 'alpha', 'q_mean', 'entropy')
+        if bc is None:
+            return Metrics(names, metrics)
+        return Metrics((*names, 'bc_loss', 'bc_kept'), lambda: (*metrics(), *bc[1:]))
+
+    @torch.no_grad()
+    def _bc_grads(self, obs: torch.Tensor, act: torch.Tensor, weight: float, q_filter: bool = True
+                  ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The actor's gradients of L_BC (module docstring), its value and the kept share.
+
+        dL/dmu = 2 lambda / N_D * kept * (tanh mu - a_D) * (1 - tanh^2 mu); none for log std.
+        """
+        cfg, n = self.cfg, self.act_dim
+        inputs: list[torch.Tensor] = []
+        z = grads.mlp_forward(self._actor_layers, obs, cfg.activation, inputs)
+        a = torch.tanh(z[:, :n])
+        kept = torch.ones_like(a[:, :1])
+        if q_filter:
+            cw, cb = self._critic_layers
+            q_demo = grads.ensemble_forward(cw, cb, obs, act, cfg.activation).min(0).values
+            q_pi = grads.ensemble_forward(cw, cb, obs, a, cfg.activation).min(0).values
+            kept = (q_demo > q_pi).to(a.dtype).unsqueeze(1)
+        diff = a - act
+        dz = torch.zeros_like(z)
+        dz[:, :n] = (2.0 * weight / obs.shape[0]) * kept * diff * (1.0 - a * a)
+        loss = weight * (kept * diff.square()).sum(1).mean()
+        return (grads.mlp_backward(self._actor_layers, inputs, dz, cfg.activation), loss,
+                kept.mean())
 
     # -- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

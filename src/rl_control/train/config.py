@@ -62,11 +62,16 @@ class DemoConfig:
     """Demonstrations in the replay buffer before the first step (train/demos.py).
 
     `episodes` whole episodes of the env's `demo_policy()`, its actions plus Gaussian noise of
-    std `noise` (clipped to the action box). Off-policy algorithms only.
+    std `noise` (clipped to the action box). Off-policy algorithms only. `bc_weight` > 0 (SAC
+    only) adds Nair et al.'s behaviour-cloning term to the actor's loss, on `bc_batch`
+    demonstration steps per update, with their Q-filter when `bc_filter`.
     """
 
     episodes: int = 100
     noise: float = 0.1
+    bc_weight: float = 0.0
+    bc_batch: int = 128
+    bc_filter: bool = True
 
 
 @dataclass
@@ -359,6 +364,13 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
                               f'buffer (sac, td3, ddpg), not {cfg.algo}')
         if not cfg.demos.noise >= 0.0:
             raise ConfigError(f'{source}: demos.noise: must be >= 0, got {cfg.demos.noise}')
+        if not cfg.demos.bc_weight >= 0.0:
+            raise ConfigError(f'{source}: demos.bc_weight: must be >= 0, got '
+                              f'{cfg.demos.bc_weight}')
+        if cfg.demos.bc_weight > 0 and cfg.algo != 'sac':
+            raise ConfigError(f'{source}: demos.bc_weight: the behaviour-cloning term is '
+                              f'written for sac, not {cfg.algo} (set it to 0)')
+        positive['demos.bc_batch'] = cfg.demos.bc_batch
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f'{source}: {key}: must be > 0, got {value}')

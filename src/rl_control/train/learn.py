@@ -96,7 +96,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     """
     cbs = [c if isinstance(c, Callback) else FnCallback(c) for c in (callbacks or [])]
     if cfg.demos is not None:  # first: the others start on the prefilled run
-        cbs.insert(0, DemoPrefill(cfg.demos.episodes, cfg.demos.noise))
+        cbs.insert(0, DemoPrefill(cfg.demos))
     control = control or TrainControl()
     with RunLock(out_dir), stop_on_signals(control):
         trainer = Trainer(cfg, Path(out_dir), progress, cbs, control,

@@ -23,6 +23,7 @@ import numpy as np
 from rl_control.algos.types import Agent
 from rl_control.envs.factory import final_observations, policy_input, step_info
 from rl_control.train import finite
+from rl_control.train.demos import DemoSet
 from rl_control.train.episodes import EpisodeStats
 
 
@@ -43,6 +44,7 @@ class OffPolicyCollector:
         self.batch_size = int(algo_cfg.batch_size)
         self.obs: Any = None
         self.iteration = 0  # vector steps taken
+        self.demos: DemoSet | None = None  # behaviour-cloning data (train/demos.py)
 
     def reset(self, seed: int) -> None:
         """Reset every env (a fresh run, or a resume whose envs could not be snapshotted)."""
@@ -102,18 +104,25 @@ class OffPolicyCollector:
                 batch.next_obs = self.normalizer.normalize_torch(batch.next_obs)
             if self.reward_scaler is not None:
                 batch.rew = self.reward_scaler.scale_torch(batch.rew)
-            metrics = self.agent.update(batch)
+            if self.demos is None:
+                metrics = self.agent.update(batch)
+            else:
+                metrics = self.agent.update(  # type: ignore[call-arg]
+                    batch, demos=self.demos.sample(self.normalizer, batch.obs.device))
         return metrics
 
     def _norm(self, x: np.ndarray) -> np.ndarray:
         return x if self.normalizer is None else self.normalizer.normalize(x)
 
     def state_dict(self) -> dict[str, Any]:
-        """The latest observations, the step counter and the warm-up RNG."""
+        """The latest observations, the step counter, the warm-up RNG and the cloned demos."""
         return {'obs': self.obs, 'iteration': self.iteration,
-                'rng': self.rng.bit_generator.state}
+                'rng': self.rng.bit_generator.state,
+                'demos': None if self.demos is None else self.demos.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of state_dict."""
         self.obs, self.iteration = state['obs'], int(state['iteration'])
         self.rng.bit_generator.state = state['rng']
+        if state.get('demos') is not None:
+            self.demos = DemoSet.from_state(state['demos'])
