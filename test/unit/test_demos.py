@@ -66,6 +66,7 @@ def test_a_resumed_run_does_not_collect_them_again(tmp_path: Path):
     ({'demos': {'bc_weight': -1.0}}, 'demos.bc_weight: must be >= 0'),
     ({'demos': {'bc_batch': 0}}, 'demos.bc_batch: must be > 0'),
     ({'algo': 'td3', 'demos': {'bc_weight': 1.0}}, 'demos.bc_weight: the behaviour-cloning'),
+    ({'demos': {'dagger': True}}, 'demos.dagger: labels states'),
 ])
 def test_a_config_that_cannot_use_them_names_the_key(over, words):
     with pytest.raises(ConfigError, match=words.replace('.', r'\.')):
@@ -91,6 +92,24 @@ def test_behaviour_cloning_samples_the_noiseless_demonstrations_and_survives_a_r
     again = keep.run.collector.demos
     np.testing.assert_array_equal(again.obs, state['obs'])
     assert again.weight == 1.0 and again.batch == 8
+
+
+def test_dagger_labels_every_agent_step_with_the_demonstrators_action(tmp_path: Path):
+    over = {'demos': {'episodes': 1, 'noise': 0.0, 'bc_weight': 1.0, 'dagger': True}}
+    keep = Keep()
+    train(config_from_dict(pick_cfg(total=40, **over)), tmp_path / 'run', progress=False,
+          callbacks=[keep])
+    demos = keep.run.collector.demos
+    assert demos.n == T + 40  # the demonstration, then each of the agent's 40 steps
+    expert = keep.run.envs.envs[0].unwrapped.demo_policy()
+    for row in (T, T + 17, T + 39):  # the agent's states, the expert's answers
+        np.testing.assert_allclose(demos.act[row], expert.act(demos.obs[row]), atol=1e-6)
+    buf = keep.run.buffer.act[T:T + 40, 0]
+    assert not np.allclose(buf, demos.act[T:T + 40])  # the agent acted itself
+    keep = Keep()
+    train(config_from_dict(pick_cfg(total=60, **over)), tmp_path / 'run', resume=True,
+          progress=False, callbacks=[keep])
+    assert keep.run.collector.demos.n == T + 60  # labelling goes on after a resume
 
 
 def test_an_env_without_a_demonstrator_is_refused_by_name(tmp_path: Path):

@@ -64,7 +64,8 @@ class DemoConfig:
     `episodes` whole episodes of the env's `demo_policy()`, its actions plus Gaussian noise of
     std `noise` (clipped to the action box). Off-policy algorithms only. `bc_weight` > 0 (SAC
     only) adds Nair et al.'s behaviour-cloning term to the actor's loss, on `bc_batch`
-    demonstration steps per update, with their Q-filter when `bc_filter`.
+    demonstration steps per update, with their Q-filter when `bc_filter`. `dagger` also clones
+    the demonstrator's action on every state the agent visits (Ross et al. 2011).
     """
 
     episodes: int = 100
@@ -72,6 +73,7 @@ class DemoConfig:
     bc_weight: float = 0.0
     bc_batch: int = 128
     bc_filter: bool = True
+    dagger: bool = False
 
 
 @dataclass
@@ -371,6 +373,9 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
             raise ConfigError(f'{source}: demos.bc_weight: the behaviour-cloning term is '
                               f'written for sac, not {cfg.algo} (set it to 0)')
         positive['demos.bc_batch'] = cfg.demos.bc_batch
+        if cfg.demos.dagger and not cfg.demos.bc_weight > 0:
+            raise ConfigError(f'{source}: demos.dagger: labels states for the behaviour-cloning '
+                              'term; set demos.bc_weight > 0')
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f'{source}: {key}: must be > 0, got {value}')

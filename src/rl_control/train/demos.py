@@ -22,7 +22,9 @@ exploration noise) and pulls the deterministic action tanh(mu) towards the demon
 (with `bc_filter`, only where the critic rates the demonstrated action higher: the Q-filter,
 which lets the agent outgrow a poor demonstrator; without it, everywhere, for a demonstrator
 known to be good, whose actions an early critic would wrongly filter out). The set is kept in
-the collector's checkpoint, so a resumed run goes on cloning the same steps.
+the collector's checkpoint, so a resumed run goes on cloning the same steps. With `dagger`, the
+agent's own observations are added to the set as it trains, each with the demonstrator's action
+for it (DAgger, Ross et al. 2011; `DemoSet.label`).
 """
 from __future__ import annotations
 
@@ -54,33 +56,33 @@ class DemoPrefill(Callback):
 
     def __init__(self, cfg: Any) -> None:
         """`cfg`: the run's `demos:` section (train/config.py `DemoConfig`)."""
-        self.episodes, self.noise = int(cfg.episodes), float(cfg.noise)
-        self.bc_weight, self.bc_batch = float(cfg.bc_weight), int(cfg.bc_batch)
-        self.bc_filter = bool(cfg.bc_filter)
+        self.cfg = cfg
         self.steps = 0
 
     def on_start(self, run: Any) -> None:
         """Collect the demonstrations (skipped on a resume: the buffer already holds them)."""
+        cfg, collector = self.cfg, getattr(run, 'collector', None)
         if run.resume_step is not None:
+            if cfg.dagger and collector.demos is not None:  # the expert is not checkpointed
+                collector.demos.expert = demo_policy(run.envs)
             return
-        collector = getattr(run, 'collector', None)
         if run.buffer is None or not hasattr(collector, 'step'):
             raise ValueError(f'demos: {run.cfg.algo} is on-policy; demonstrations go into an '
                              'off-policy replay buffer (sac, td3, ddpg)')
         stats = collector.stats.state_dict()  # the training episodes' counts stay the agent's
         seed = run.cfg.seed + DEMO_SEED_OFFSET
-        self.steps, obs, act = collect(collector, demo_policy(run.envs), self.episodes,
-                                       self.noise, np.random.default_rng(seed), seed)
+        expert = demo_policy(run.envs)
+        self.steps, obs, act = collect(collector, expert, cfg.episodes, cfg.noise,
+                                       np.random.default_rng(seed), seed)
         collector.stats.load_state_dict(stats)
-        if self.bc_weight > 0:
-            collector.demos = DemoSet(obs, act, self.bc_weight, self.bc_batch, seed,
-                                      self.bc_filter)
-        record = {'episodes': self.episodes, 'steps': self.steps, 'noise': self.noise,
-                  'bc_weight': self.bc_weight, 'bc_batch': self.bc_batch,
-                  'bc_filter': self.bc_filter,
-                  'seed': seed, 'wall_s': round(run.wall_s(), 1)}
+        if cfg.bc_weight > 0:
+            collector.demos = DemoSet(obs, act, cfg.bc_weight, cfg.bc_batch, seed,
+                                      cfg.bc_filter)
+            collector.demos.expert = expert if cfg.dagger else None
+        record = {**vars(cfg), 'steps': self.steps, 'seed': seed,
+                  'wall_s': round(run.wall_s(), 1)}
         (run.run_dir / 'demos.json').write_text(json.dumps(record, indent=1) + '\n')
-        print(f'demonstrations: {self.episodes} episodes, {self.steps} steps in the replay '
+        print(f'demonstrations: {cfg.episodes} episodes, {self.steps} steps in the replay '
               'buffer', file=sys.stderr, flush=True)
 
 
@@ -112,17 +114,35 @@ def collect(collector: Any, policy: Any, episodes: int, noise: float, rng: np.ra
 
 
 class DemoSet:
-    """The demonstrated (observation, action) pairs the behaviour-cloning term samples."""
+    """The demonstrated (observation, action) pairs the behaviour-cloning term samples.
+
+    With an `expert` (`dagger`), `label` adds the agent's own observations with the expert's
+    action for them (DAgger, Ross et al. 2011): the states a cloned policy drifts into, which
+    no demonstration visits, get the demonstrator's answer too.
+    """
 
     def __init__(self, obs: np.ndarray, act: np.ndarray, weight: float, batch: int,
                  seed: int, q_filter: bool = True) -> None:
         self.obs, self.act = np.asarray(obs, np.float32), np.asarray(act, np.float32)
+        self.n = len(self.obs)
         self.weight, self.batch, self.q_filter = float(weight), int(batch), bool(q_filter)
         self.rng = np.random.default_rng(seed)
+        self.expert: Any = None
+
+    def label(self, x: np.ndarray) -> None:
+        """Add observations `x` (n, obs_dim; raw policy inputs) with the expert's actions."""
+        x = np.atleast_2d(np.asarray(x, np.float32))
+        a = np.stack([self.expert.act(row) for row in x]).astype(np.float32)
+        if self.n + len(x) > len(self.obs):  # grow by doubling (amortized O(1) per row)
+            size = max(2 * len(self.obs), self.n + len(x))
+            self.obs = np.resize(self.obs, (size, self.obs.shape[1]))
+            self.act = np.resize(self.act, (size, self.act.shape[1]))
+        self.obs[self.n:self.n + len(x)], self.act[self.n:self.n + len(x)] = x, a
+        self.n += len(x)
 
     def sample(self, normalizer: Any, device: torch.device) -> tuple[Any, ...]:
         """(observations normalized as the replay batches are, actions, weight, filter)."""
-        idx = self.rng.integers(0, len(self.obs), self.batch)
+        idx = self.rng.integers(0, self.n, self.batch)
         obs = torch.as_tensor(self.obs[idx], device=device)
         if normalizer is not None:
             obs = normalizer.normalize_torch(obs)
@@ -130,7 +150,8 @@ class DemoSet:
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data (a checkpoint loads it with `weights_only`)."""
-        return {'obs': self.obs, 'act': self.act, 'weight': self.weight, 'batch': self.batch,
+        return {'obs': self.obs[:self.n], 'act': self.act[:self.n], 'weight': self.weight,
+                'batch': self.batch,
                 'q_filter': self.q_filter, 'rng': self.rng.bit_generator.state}
 
     @classmethod

@@ -66,6 +66,8 @@ class OffPolicyCollector:
         x = policy_input(self.obs)
         if self.normalizer is not None:
             self.normalizer.update(x)
+        if actions is None and self.demos is not None and self.demos.expert is not None:
+            self.demos.label(x)  # DAgger: the agent's own states, the expert's answer
         if actions is None and env_steps < self.learning_starts:
             actions = self.rng.uniform(-1.0, 1.0, (self.n_envs, self.act_dim)).astype(np.float32)
         elif actions is None:
