@@ -53,6 +53,10 @@ def main() -> int:
     p.add_argument('--starts', type=float, nargs=2, metavar=('OURS', 'SB3'),
                    help="epoch seconds of each run's wall-clock zero")
     p.add_argument('--note', default='', help='a second title line (what the evaluations drew)')
+    p.add_argument('--label', default='rl_control SAC + HER', help="the --ours run's legend")
+    p.add_argument('--also', action='append', default=[], metavar='LABEL=DIR',
+                   help='another rl-control train run to draw (another seed, an ablation); '
+                        'its wall clock as it is (no pause taken out)')
     a = p.parse_args()
     pauses = [tuple(float(v) for v in span.split(':')) for span in a.pause]
     starts = a.starts or (None, None)
@@ -60,10 +64,14 @@ def main() -> int:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    curves = {'rl_control SAC + HER': take_out(read(a.ours / 'progress.csv'), starts[0], pauses),
+    curves = {a.label: take_out(read(a.ours / 'progress.csv'), starts[0], pauses),
               'SB3 SAC + HER': take_out(read(a.sb3 / 'progress.csv'), starts[1], pauses)}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for (name, rows), color in zip(curves.items(), ('tab:blue', 'tab:orange'), strict=True):
+    for item in a.also:
+        label, _, folder = item.partition('=')
+        curves[label] = read(Path(folder) / 'progress.csv')
+    colors = ('tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple', 'tab:gray')
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for (name, rows), color in zip(curves.items(), colors, strict=False):
         for ax, x, k in ((axes[0], 'step', 1e-3), (axes[1], 'wall_s', 1 / 60)):
             ax.plot([r[x] * k for r in rows], [r['success_rate'] for r in rows], 'o-',
                     color=color, label=name, ms=3)
@@ -75,8 +83,8 @@ def main() -> int:
         ax.set_ylabel('held success, 20 evaluation episodes')
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(loc='lower right')
-    fig.suptitle('rl_control/FrankaPickPlace-v1, config/franka_pick_place_sac.yaml, seed 100: '
+        ax.legend(loc='lower right', fontsize=8)
+    fig.suptitle('rl_control/FrankaPickPlace-v1, config/franka_pick_place_sac.yaml: '
                  'same env, settings, demonstrations and evaluation episodes'
                  + (f'\n{a.note}' if a.note else ''))
     fig.tight_layout()

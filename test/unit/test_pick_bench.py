@@ -131,3 +131,22 @@ def test_an_episodes_file_without_goals_is_refused_naming_the_entry(tmp_path):
                                                 {'cube': [0.6, 0, 0.02, 0, 0, 0, 1]}]}))
     with pytest.raises(ValueError, match=r'eps.yaml: episode 1: needs `cube`'):
         pick_bench.load_episodes(bad)
+
+
+def test_the_shipped_bundle_picks_and_holds_the_cube_from_the_table(episodes):
+    """models/panda_pick_place_sac (issue 21; its 100-episode figures are in bench/README.md)
+    on four fixed episodes it held in that benchmark (3-6), in process, nominal: it grasps the
+    cube off the table, lifts it and holds it at the goal, with no reflex and no drop."""
+    from pathlib import Path
+
+    from rl_control.bundle import load_bundle
+
+    spec, policy = load_bundle(Path(__file__).resolve().parents[2] / 'models'
+                               / 'panda_pick_place_sac')
+    cubes, goals = episodes
+    out = pick_bench.run(spec, policy, cubes[3:7], goals[3:7])
+    s = out['summary']
+    assert s['held'] >= 0.75 and s['grasped'] >= 0.75, [
+        (e['grasped'], e['final_distance']) for e in out['episodes']]
+    assert s['reflexes'] == 0 and s['contact_reflexes'] == 0 and s['dropped'] == 0.0
+    assert s['solved_at_start'] == 0  # each was picked, none solved by doing nothing
