@@ -127,6 +127,20 @@ def test_pick_place_demo_and_bench_over_ros_play_the_benchmark_episodes(tmp_path
     assert 'rejected arm commands' in proc.stderr
 
 
+def test_the_shipped_pick_bundle_picks_and_holds_over_dds(tmp_path: Path) -> None:
+    """`demo --task pick_place` with no --bundle serves models/panda_pick_place_sac against
+    sim_robot's cell (separate processes, lockstep) on the first four benchmark episodes: the
+    hand closes on the cube, carries it and holds it at the goal in most of them (the shipped
+    bundle held 95 of 100 this way, bench/README.md), with no reflex and no rejected command."""
+    summary, log = run_demo(['--task', 'pick_place', '--episodes', '4', '--json', '--lockstep',
+                             '--out', str(tmp_path)], timeout=200)
+    assert summary['task'] == 'pick_place' and summary['episodes'] == 4
+    assert 'panda_pick_place_sac' in log
+    assert summary['held'] >= 0.5 and summary['grasped'] >= 0.5, log[-3000:]
+    assert summary['reflexes'] == 0 and summary['rejected'] == 0, log[-3000:]
+    assert summary['dropped'] == 0.0
+
+
 def test_demo_refuses_a_bundle_of_another_task(test_bundle: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, '-m', 'rl_control.ros.demo', '--task', 'pick_place',
                            '--bundle', str(test_bundle), '--out', str(tmp_path)],
