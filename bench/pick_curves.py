@@ -70,24 +70,25 @@ def main() -> int:
         label, _, folder = item.partition('=')
         curves[label] = read(Path(folder) / 'progress.csv')
     colors = ('tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple', 'tab:gray')
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     for (name, rows), color in zip(curves.items(), colors, strict=False):
         for ax, x, k in ((axes[0], 'step', 1e-3), (axes[1], 'wall_s', 1 / 60)):
             ax.plot([r[x] * k for r in rows], [r['success_rate'] for r in rows], 'o-',
                     color=color, label=name, ms=3)
     for ax, label in zip(axes, ('env steps [thousands] (demonstration steps not counted)',
-                                'wall time [min], one core each, side by side, pauses taken '
-                                'out'), strict=True):
+                                'wall time [min], one core each, side by side'
+                                + (', pauses taken out' if pauses else '')), strict=True):
         ax.axhline(a.level, color='k', ls='--', lw=1, label=f'success {a.level:g}')
         ax.set_xlabel(label)
         ax.set_ylabel('held success, 20 evaluation episodes')
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(loc='lower right', fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=8)
     fig.suptitle('rl_control/FrankaPickPlace-v1, config/franka_pick_place_sac.yaml: '
                  'same env, settings, demonstrations and evaluation episodes'
                  + (f'\n{a.note}' if a.note else ''))
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1 + 0.03 * (len(curves) // 3), 1, 1))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(a.out, dpi=80)
     table = a.out.with_suffix('.csv')
