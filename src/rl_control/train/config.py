@@ -59,14 +59,7 @@ class HerConfig:
 
 @dataclass
 class DemoConfig:
-    """Demonstrations in the replay buffer before the first step (train/demos.py).
-
-    `episodes` whole episodes of the env's `demo_policy()`, its actions plus Gaussian noise of
-    std `noise` (clipped to the action box). Off-policy algorithms only. `bc_weight` > 0 (SAC
-    only) adds Nair et al.'s behaviour-cloning term to the actor's loss, on `bc_batch`
-    demonstration steps per update, with their Q-filter when `bc_filter`. `dagger` also clones
-    the demonstrator's action on every state the agent visits (Ross et al. 2011).
-    """
+    """Demonstrations (off-policy runs): buffered, cloned (SAC), DAgger; see train/demos.py."""
 
     episodes: int = 100
     noise: float = 0.1
@@ -360,19 +353,18 @@ def _check_values(cfg: TrainConfig, source: str) -> None:
     if cfg.eval.time_limit is not None:
         positive['eval.time_limit'] = cfg.eval.time_limit
     if cfg.demos is not None:
-        positive['demos.episodes'] = cfg.demos.episodes
+        positive.update({'demos.episodes': cfg.demos.episodes,
+                         'demos.bc_batch': cfg.demos.bc_batch})
         if cfg.algo not in ('sac', 'td3', 'ddpg'):
             raise ConfigError(f'{source}: demos: demonstrations go into an off-policy replay '
                               f'buffer (sac, td3, ddpg), not {cfg.algo}')
-        if not cfg.demos.noise >= 0.0:
-            raise ConfigError(f'{source}: demos.noise: must be >= 0, got {cfg.demos.noise}')
-        if not cfg.demos.bc_weight >= 0.0:
-            raise ConfigError(f'{source}: demos.bc_weight: must be >= 0, got '
-                              f'{cfg.demos.bc_weight}')
+        for key in ('noise', 'bc_weight'):
+            if not getattr(cfg.demos, key) >= 0.0:
+                raise ConfigError(f'{source}: demos.{key}: must be >= 0, got '
+                                  f'{getattr(cfg.demos, key)}')
         if cfg.demos.bc_weight > 0 and cfg.algo != 'sac':
             raise ConfigError(f'{source}: demos.bc_weight: the behaviour-cloning term is '
                               f'written for sac, not {cfg.algo} (set it to 0)')
-        positive['demos.bc_batch'] = cfg.demos.bc_batch
         if cfg.demos.dagger and not cfg.demos.bc_weight > 0:
             raise ConfigError(f'{source}: demos.dagger: labels states for the behaviour-cloning '
                               'term; set demos.bc_weight > 0')
