@@ -151,13 +151,13 @@ class DemoSet:
     def state_dict(self) -> dict[str, Any]:
         """Plain data (a checkpoint loads it with `weights_only`)."""
         return {'obs': self.obs[:self.n], 'act': self.act[:self.n], 'weight': self.weight,
-                'batch': self.batch,
-                'q_filter': self.q_filter, 'rng': self.rng.bit_generator.state}
+                'batch': self.batch, 'q_filter': self.q_filter,
+                'rng': self.rng.bit_generator.state}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> DemoSet:
         """Inverse of state_dict."""
         out = cls(state['obs'], state['act'], state['weight'], state['batch'], 0,
-                  state.get('q_filter', True))
+                  state['q_filter'])
         out.rng.bit_generator.state = state['rng']
         return out
